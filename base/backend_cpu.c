@@ -1,0 +1,95 @@
+/* The CPU backend: host memory (64-byte aligned), OpenBLAS for GEMM, the kernels of
+ * kernels/cpu for everything else. */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/cpu/cpu_ops.h"
+#include "pnn/backend.h"
+#include "pnn/rng.h"
+#include "pnn/tensor.h"
+
+static void *cpu_alloc(void *ctx, size_t bytes) {
+    (void)ctx;
+    size_t rounded = (bytes + 63) / 64 * 64;
+    return aligned_alloc(64, rounded ? rounded : 64);
+}
+static void cpu_release(void *ctx, void *ptr) { (void)ctx; free(ptr); }
+static void cpu_copy(void *ctx, void *dst, const void *src, size_t bytes) {
+    (void)ctx;
+    if (bytes && dst != src) memmove(dst, src, bytes);
+}
+static void cpu_fill(void *ctx, float *dst, float value, int64_t n) {
+    (void)ctx;
+    for (int64_t i = 0; i < n; i++) dst[i] = value;
+}
+static void cpu_sync(void *ctx) { (void)ctx; }
+static int64_t cpu_count_nonfinite(void *ctx, int64_t n, const float *x) {
+    (void)ctx;
+    return pnn_count_nonfinite(x, n);
+}
+static void cpu_rng_normal(void *ctx, uint64_t seed, uint64_t stream, uint64_t offset, int64_t n,
+                           float *out) {
+    (void)ctx;
+    pnn_rng_normal(seed, stream, offset, n, out);
+}
+
+void pnn_cpu_gemm(void *ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                  const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                  int64_t ldc) {
+    (void)ctx;
+    if (m == 0 || n == 0) return;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta, c,
+                (blasint)ldc);
+}
+
+static const pnn_backend_i cpu_iface = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .to_host = cpu_copy,
+    .from_host = cpu_copy,
+    .copy = cpu_copy,
+    .fill = cpu_fill,
+    .sync = cpu_sync,
+    .gemm = pnn_cpu_gemm,
+    .count_nonfinite = cpu_count_nonfinite,
+    .rng_normal = cpu_rng_normal,
+    .copy2d = pnn_cpu_copy2d,
+    .axpby = pnn_cpu_axpby,
+    .scale = pnn_cpu_scale,
+    .dot = pnn_cpu_dot,
+    .add_bias = pnn_cpu_add_bias,
+    .bias_grad = pnn_cpu_bias_grad,
+    .act_forward = pnn_cpu_act_forward,
+    .act_backward = pnn_cpu_act_backward,
+    .patchify = pnn_cpu_patchify,
+    .unpatchify = pnn_cpu_unpatchify,
+    .softmax_xent = pnn_cpu_softmax_xent,
+    .mse = pnn_cpu_mse,
+    .adam_update = pnn_cpu_adam_update,
+    .sgd_update = pnn_cpu_sgd_update,
+    .osc_build_q = pnn_cpu_osc_build_q,
+    .osc_build_q_backward = pnn_cpu_osc_build_q_backward,
+    .osc_forward = pnn_cpu_osc_forward,
+    .osc_vjp = pnn_cpu_osc_vjp,
+    .osc_tape_floats = pnn_cpu_osc_tape_floats,
+    .osc_work_floats = pnn_cpu_osc_work_floats,
+};
+
+static const pnn_backend cpu_backend = {&cpu_iface, NULL};
+
+const pnn_backend *pnn_backend_cpu(void) { return &cpu_backend; }
+
+pnn_status pnn_backend_get(const char *name, const pnn_backend **be) {
+    if (!strcmp(name, "cpu") || !strcmp(name, "auto")) {
+        *be = &cpu_backend;
+        return PNN_OK;
+    }
+    if (!strcmp(name, "cuda"))
+        return PNN_ERROR(PNN_ERR_UNSUPPORTED,
+                         "backend 'cuda' is not available in this build (no CUDA backend yet); use "
+                         "--backend cpu");
+    return PNN_ERROR(PNN_ERR_INVALID, "unknown backend '%s': use cpu, cuda or auto", name);
+}

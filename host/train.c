@@ -1,0 +1,577 @@
+/* The training loop: batches, the PAT or in-silico step, evaluation on device and twin,
+ * metrics, checkpoints and exact resume. */
+#include "pnn/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pnn/device.h"
+#include "pnn/rng.h"
+#include "pnn/safetensors.h"
+
+#define CHECKPOINT_FORMAT "pnn-checkpoint/1"
+#define MAX_DEVICES 64
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static pnn_status read_options(const pnn_cfg *cfg, const char *config_dir, pnn_train_options *o) {
+    static const char *const top_keys[] = {"name", "data", "network", "method", "loss", "optimizer", "batch",
+                                           "eval_batch", "epochs", "seed", "log_every", "checkpoint_every",
+                                           "backend", NULL};
+    static const char *const data_keys[] = {"set", "path", "hflip", "limit_train", "limit_test", "test_frac", NULL};
+    static const char *const optim_keys[] = {"kind", "lr", "beta1", "beta2", "eps", "momentum", "weight_decay", NULL};
+    memset(o, 0, sizeof *o);
+    PNN_TRY(pnn_cfg_check_keys(cfg, top_keys, "the config's top level"));
+
+    const pnn_cfg *data = pnn_cfg_get(cfg, "data");
+    if (!data || pnn_cfg_type_of(data) != PNN_CFG_MAP)
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s: the config needs a 'data' map, e.g. data: {set: vowels}",
+                         pnn_cfg_source(cfg));
+    PNN_TRY(pnn_cfg_check_keys(data, data_keys, "'data'"));
+    const char *set, *path;
+    PNN_TRY(pnn_cfg_str(data, "set", 1, NULL, &set));
+    const char *default_path;
+    if (!strcmp(set, "fashion-mnist")) default_path = "/usr/share/datasets/fashion-mnist";
+    else if (!strcmp(set, "vowels")) default_path = PNN_DATA_DIR "/vowels_hillenbrand_women.csv";
+    else
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown data set '%s'; known: fashion-mnist, vowels",
+                         pnn_cfg_source(data), pnn_cfg_line(pnn_cfg_get(data, "set")), set);
+    snprintf(o->data_set, sizeof o->data_set, "%s", set);
+    PNN_TRY(pnn_cfg_str(data, "path", 0, default_path, &path));
+    if (path[0] != '/' && config_dir && config_dir[0])
+        snprintf(o->data_path, sizeof o->data_path, "%s/%s", config_dir, path);
+    else
+        snprintf(o->data_path, sizeof o->data_path, "%s", path);
+    PNN_TRY(pnn_cfg_bool(data, "hflip", 0, 0, &o->hflip));
+    PNN_TRY(pnn_cfg_int(data, "limit_train", 0, 0, 0, INT64_MAX, &o->limit_train));
+    PNN_TRY(pnn_cfg_int(data, "limit_test", 0, 0, 0, INT64_MAX, &o->limit_test));
+    PNN_TRY(pnn_cfg_float(data, "test_frac", 0, 0.2, 1e-6, 1 - 1e-6, &o->test_frac));
+
+    const char *method, *loss, *backend;
+    PNN_TRY(pnn_cfg_str(cfg, "method", 0, "pat", &method));
+    if (!strcmp(method, "pat")) o->method = PNN_METHOD_PAT;
+    else if (!strcmp(method, "insilico")) o->method = PNN_METHOD_INSILICO;
+    else
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown method '%s'; known: pat, insilico",
+                         pnn_cfg_source(cfg), pnn_cfg_line(pnn_cfg_get(cfg, "method")), method);
+    PNN_TRY(pnn_cfg_str(cfg, "loss", 0, "cross_entropy", &loss));
+    if (pnn_loss_kind_parse(loss, &o->loss) != PNN_OK)
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown loss '%s'; known: cross_entropy, mse",
+                         pnn_cfg_source(cfg), pnn_cfg_line(pnn_cfg_get(cfg, "loss")), loss);
+    PNN_TRY(pnn_cfg_str(cfg, "backend", 0, "cpu", &backend));
+    snprintf(o->backend, sizeof o->backend, "%s", backend);
+
+    const pnn_cfg *oc = pnn_cfg_get(cfg, "optimizer");
+    const char *kind = "adam";
+    if (oc) {
+        if (pnn_cfg_type_of(oc) != PNN_CFG_MAP)
+            return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: 'optimizer' must be a map, e.g. {kind: adam, lr: 0.001}",
+                             pnn_cfg_source(oc), pnn_cfg_line(oc));
+        PNN_TRY(pnn_cfg_check_keys(oc, optim_keys, "'optimizer'"));
+        PNN_TRY(pnn_cfg_str(oc, "kind", 0, "adam", &kind));
+    }
+    if (pnn_optim_defaults(kind, &o->optim) != PNN_OK)
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown optimizer '%s'; known: adam, sgd", pnn_cfg_source(oc),
+                         pnn_cfg_line(oc), kind);
+    if (oc) {
+        double v;
+        PNN_TRY(pnn_cfg_float(oc, "lr", 0, o->optim.lr, 0, 1e3, &v)); o->optim.lr = (float)v;
+        PNN_TRY(pnn_cfg_float(oc, "beta1", 0, o->optim.beta1, 0, 1 - 1e-9, &v)); o->optim.beta1 = (float)v;
+        PNN_TRY(pnn_cfg_float(oc, "beta2", 0, o->optim.beta2, 0, 1 - 1e-9, &v)); o->optim.beta2 = (float)v;
+        PNN_TRY(pnn_cfg_float(oc, "eps", 0, o->optim.eps, 0, 1, &v)); o->optim.eps = (float)v;
+        PNN_TRY(pnn_cfg_float(oc, "momentum", 0, o->optim.momentum, 0, 1, &v)); o->optim.momentum = (float)v;
+        PNN_TRY(pnn_cfg_float(oc, "weight_decay", 0, o->optim.weight_decay, 0, 1e3, &v));
+        o->optim.weight_decay = (float)v;
+    }
+    int64_t seed;
+    PNN_TRY(pnn_cfg_int(cfg, "batch", 0, 32, 1, 1 << 20, &o->batch));
+    PNN_TRY(pnn_cfg_int(cfg, "eval_batch", 0, o->batch * 8, 1, 1 << 22, &o->eval_batch));
+    PNN_TRY(pnn_cfg_int(cfg, "epochs", 0, 1, 0, 1 << 20, &o->epochs));
+    PNN_TRY(pnn_cfg_int(cfg, "seed", 0, 1, 0, INT64_MAX, &seed));
+    PNN_TRY(pnn_cfg_int(cfg, "log_every", 0, 50, 1, INT64_MAX, &o->log_every));
+    PNN_TRY(pnn_cfg_int(cfg, "checkpoint_every", 0, 0, 0, INT64_MAX, &o->checkpoint_every));
+    o->seed = (uint64_t)seed;
+    /* per-batch accuracies are computed over training-size batches inside each eval chunk */
+    o->eval_batch = (o->eval_batch + o->batch - 1) / o->batch * o->batch;
+    return PNN_OK;
+}
+
+static pnn_status load_data(pnn_trainer *tr) {
+    pnn_train_options *o = &tr->opt;
+    if (!strcmp(o->data_set, "fashion-mnist")) {
+        PNN_TRY(pnn_fmnist_load(o->data_path, "train", o->limit_train, &tr->train));
+        PNN_TRY(pnn_fmnist_load(o->data_path, "test", o->limit_test, &tr->test));
+    } else {
+        PNN_TRY(pnn_vowels_load(o->data_path, o->seed, o->test_frac, &tr->train, &tr->test));
+        if (o->limit_train > 0 && o->limit_train < tr->train.n) tr->train.n = o->limit_train;
+        if (o->limit_test > 0 && o->limit_test < tr->test.n) tr->test.n = o->limit_test;
+    }
+    if (o->hflip && !tr->train.image_w)
+        return PNN_ERROR(PNN_ERR_CONFIG, "data.hflip: the data set '%s' has no images to flip", o->data_set);
+    return PNN_OK;
+}
+
+void pnn_trainer_free(pnn_trainer *tr) {
+    if (!tr) return;
+    if (tr->metrics) fclose(tr->metrics);
+    pnn_optimizer_free(tr->optim);
+    pnn_network_free(tr->net);
+    pnn_dataset_free(&tr->train);
+    pnn_dataset_free(&tr->test);
+    pnn_tensor_free(&tr->xb);
+    pnn_tensor_free(&tr->yb);
+    pnn_tensor_free(&tr->dy);
+    pnn_tensor_free(&tr->scratch);
+    free(tr->xb_host);
+    free(tr->yb_host);
+    free(tr->perm);
+    pnn_cfg_free(tr->cfg);
+    free(tr);
+}
+
+pnn_status pnn_trainer_create(pnn_cfg *cfg, const char *config_dir, pnn_trainer **out) {
+    pnn_status st = PNN_OK;
+    *out = NULL;
+    pnn_trainer *tr = calloc(1, sizeof *tr);
+    if (!tr) {
+        pnn_cfg_free(cfg);
+        return PNN_ERROR(PNN_ERR_NOMEM, "out of memory creating a trainer");
+    }
+    tr->cfg = cfg;
+    PNN_GOTO(read_options(cfg, config_dir, &tr->opt));
+    /* the config as run names the resolved data path, so resume and eval find the data */
+    char set_path[1100];
+    snprintf(set_path, sizeof set_path, "data.path=%s", tr->opt.data_path);
+    PNN_GOTO(pnn_cfg_set(cfg, set_path));
+    PNN_GOTO(pnn_backend_get(tr->opt.backend, &tr->be));
+    PNN_GOTO(load_data(tr));
+    PNN_GOTO(pnn_network_build(pnn_cfg_get(cfg, "network"), tr->be, tr->train.dim, tr->opt.seed, &tr->net));
+    if (tr->opt.loss == PNN_LOSS_XENT && tr->net->out_dim != tr->train.n_classes) {
+        st = PNN_ERROR(PNN_ERR_CONFIG,
+                       "%s: the network gives %lld outputs per sample but '%s' has %d classes; make the "
+                       "last layer give %d (e.g. outputs: last:%d on the last physical layer)",
+                       pnn_cfg_source(cfg), (long long)tr->net->out_dim, tr->opt.data_set, tr->train.n_classes,
+                       tr->train.n_classes, tr->train.n_classes);
+        goto fail;
+    }
+    PNN_GOTO(pnn_optimizer_create(&tr->opt.optim, tr->net->params, tr->net->n_params, &tr->optim));
+    int64_t rows = tr->opt.eval_batch > tr->opt.batch ? tr->opt.eval_batch : tr->opt.batch;
+    PNN_GOTO(pnn_tensor_init2(&tr->xb, tr->be, rows, tr->train.dim));
+    PNN_GOTO(pnn_tensor_init2(&tr->yb, tr->be, rows, 1));
+    PNN_GOTO(pnn_tensor_init2(&tr->dy, tr->be, tr->opt.batch, tr->net->out_dim));
+    PNN_GOTO(pnn_tensor_init2(&tr->scratch, tr->be, rows, 2));
+    tr->xb_host = malloc((size_t)(rows * tr->train.dim) * sizeof(float));
+    tr->yb_host = malloc((size_t)rows * sizeof(float));
+    tr->perm = malloc((size_t)(tr->train.n > 0 ? tr->train.n : 1) * sizeof(int64_t));
+    if (!tr->xb_host || !tr->yb_host || !tr->perm) {
+        st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory for batch buffers");
+        goto fail;
+    }
+    *out = tr;
+    return PNN_OK;
+fail:
+    pnn_trainer_free(tr);
+    return st;
+}
+
+/* Gathers samples idx[0..b) of d into xb/yb, mirroring training images where the flip stream
+ * says so (each sample's flip is a function of (seed, epoch, position in the epoch)). */
+static pnn_status load_batch(pnn_trainer *tr, const pnn_dataset *d, const int64_t *idx, int64_t first,
+                             int64_t b, int augment) {
+    int64_t dim = d->dim;
+    float flip_u[1];
+    for (int64_t i = 0; i < b; i++) {
+        int64_t s = idx ? idx[i] : first + i;
+        const float *src = d->x + s * dim;
+        float *dst = tr->xb_host + i * dim;
+        int flip = 0;
+        if (augment && tr->opt.hflip) {
+            pnn_rng_uniform(tr->opt.seed, pnn_rng_stream("train.hflip", (uint64_t)tr->epoch),
+                            (uint64_t)(tr->step_in_epoch * tr->opt.batch + i), 1, flip_u);
+            flip = flip_u[0] < 0.5f;
+        }
+        if (flip) pnn_image_hflip(src, d->image_h, d->image_w, dst);
+        else memcpy(dst, src, (size_t)dim * sizeof(float));
+        tr->yb_host[i] = d->y[s];
+    }
+    PNN_TRY(pnn_tensor_reshape2(&tr->xb, b, dim));
+    PNN_TRY(pnn_tensor_reshape2(&tr->yb, b, 1));
+    PNN_TRY(pnn_tensor_from_host(&tr->xb, tr->xb_host, b * dim));
+    PNN_TRY(pnn_tensor_from_host(&tr->yb, tr->yb_host, b));
+    return PNN_OK;
+}
+
+pnn_status pnn_trainer_step(pnn_trainer *tr, const int64_t *idx, int64_t b, double *loss, double *acc) {
+    const pnn_tensor *y;
+    double loss_sum, correct;
+    PNN_TRY(load_batch(tr, &tr->train, idx, 0, b, 1));
+    pnn_network_zero_grad(tr->net);
+    pnn_pass pass = tr->opt.method == PNN_METHOD_PAT ? PNN_PASS_TRAIN_PAT : PNN_PASS_TRAIN_TWIN;
+    PNN_TRY(pnn_network_forward(tr->net, &tr->xb, pass, &y));
+    PNN_TRY(pnn_tensor_reshape2(&tr->dy, b, tr->net->out_dim));
+    pnn_status st = pnn_loss_compute(tr->opt.loss, y, &tr->yb, &tr->dy, &tr->scratch, &loss_sum, &correct);
+    if (st != PNN_OK)
+        return pnn_error_prefix(st, "training step %lld (epoch %lld): ", (long long)tr->global_step + 1,
+                                (long long)tr->epoch + 1);
+    PNN_TRY(pnn_network_backward(tr->net, &tr->dy));
+    PNN_TRY(pnn_optimizer_step(tr->optim));
+    if (loss) *loss = loss_sum / (double)b;
+    if (acc) *acc = correct / (double)b;
+    return PNN_OK;
+}
+
+pnn_status pnn_trainer_evaluate(pnn_trainer *tr, pnn_pass pass, pnn_eval_result *res) {
+    const pnn_dataset *d = &tr->test;
+    int64_t bs = tr->opt.batch, chunk = tr->opt.eval_batch;
+    double loss_total = 0, correct_total = 0, batch_acc_sum = 0;
+    int64_t n_batches = 0;
+    memset(res, 0, sizeof *res);
+    for (int64_t first = 0; first < d->n; first += chunk) {
+        int64_t b = d->n - first < chunk ? d->n - first : chunk;
+        const pnn_tensor *y;
+        PNN_TRY(load_batch(tr, d, NULL, first, b, 0));
+        PNN_TRY(pnn_network_forward(tr->net, &tr->xb, pass, &y));
+        for (int64_t r = 0; r < b; r += bs) {
+            int64_t rb = b - r < bs ? b - r : bs;
+            pnn_tensor yv, tv;
+            int64_t yshape[2] = {rb, tr->net->out_dim}, tshape[2] = {rb, 1};
+            double ls, c;
+            PNN_TRY(pnn_tensor_view(&yv, tr->be, y->data + r * tr->net->out_dim, 2, yshape));
+            PNN_TRY(pnn_tensor_view(&tv, tr->be, tr->yb.data + r, 2, tshape));
+            pnn_status st = pnn_loss_compute(tr->opt.loss, &yv, &tv, NULL, &tr->scratch, &ls, &c);
+            if (st != PNN_OK) return pnn_error_prefix(st, "evaluating on the test set: ");
+            loss_total += ls;
+            correct_total += c;
+            batch_acc_sum += c / (double)rb;
+            n_batches++;
+        }
+    }
+    res->n = d->n;
+    res->loss = d->n ? loss_total / (double)d->n : 0;
+    res->acc = d->n ? correct_total / (double)d->n : 0;
+    res->acc_batchmean = n_batches ? batch_acc_sum / (double)n_batches : 0;
+    return PNN_OK;
+}
+
+/* Writes text to path through a temporary file and a rename, so readers never see half of it. */
+static pnn_status write_file_atomic(const char *path, const char *text) {
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return PNN_ERROR(PNN_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    size_t len = strlen(text);
+    int ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int err = errno;
+        unlink(tmp);
+        return PNN_ERROR(PNN_ERR_IO, "cannot write %s: %s", path, strerror(err));
+    }
+    return PNN_OK;
+}
+
+static const char metrics_header[] = "step,epoch,kind,loss,acc,acc_batchmean,ms_per_step,elapsed_s\n";
+
+static pnn_status mkdir_p(const char *dir) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return PNN_ERROR(PNN_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return PNN_ERROR(PNN_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
+    return PNN_OK;
+}
+
+pnn_status pnn_trainer_open_run(pnn_trainer *tr, const char *run_dir) {
+    char path[1100];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/config.yaml", run_dir);
+    if (stat(path, &sb) == 0)
+        return PNN_ERROR(PNN_ERR_INVALID,
+                         "run directory %s already holds a run; continue it with --resume %s or choose "
+                         "another --out",
+                         run_dir, run_dir);
+    PNN_TRY(mkdir_p(run_dir));
+    snprintf(tr->run_dir, sizeof tr->run_dir, "%s", run_dir);
+    char *yaml = pnn_cfg_to_yaml(tr->cfg);
+    if (!yaml) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory writing the config");
+    pnn_status st = write_file_atomic(path, yaml);
+    free(yaml);
+    PNN_TRY(st);
+    snprintf(path, sizeof path, "%s/metrics.csv", run_dir);
+    PNN_TRY(write_file_atomic(path, metrics_header));
+    tr->metrics = fopen(path, "a");
+    if (!tr->metrics) return PNN_ERROR(PNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    return PNN_OK;
+}
+
+static void metrics_row(pnn_trainer *tr, const char *kind, double loss, double acc, double acc_bm, double ms,
+                        double elapsed) {
+    if (!tr->metrics) return;
+    fprintf(tr->metrics, "%lld,%lld,%s,%.6g,%.6g,", (long long)tr->global_step, (long long)tr->epoch, kind,
+            loss, acc);
+    if (acc_bm >= 0) fprintf(tr->metrics, "%.6g", acc_bm);
+    fputc(',', tr->metrics);
+    if (ms >= 0) fprintf(tr->metrics, "%.4g", ms);
+    fprintf(tr->metrics, ",%.3f\n", elapsed);
+    fflush(tr->metrics);
+}
+
+/* Keeps the metrics rows up to the checkpoint's step, so a resumed run's file reads as one run. */
+static pnn_status truncate_metrics(pnn_trainer *tr) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/metrics.csv", tr->run_dir);
+    FILE *f = fopen(path, "r");
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap), line[4096];
+    if (!out) {
+        if (f) fclose(f);
+        return PNN_ERROR(PNN_ERR_NOMEM, "out of memory reading %s", path);
+    }
+    out[0] = '\0';
+    int first = 1;
+    while (f && fgets(line, sizeof line, f)) {
+        long long step = 0;
+        if (!first && (sscanf(line, "%lld,", &step) != 1 || step > tr->global_step)) continue;
+        first = 0;
+        size_t l = strlen(line);
+        if (len + l + 1 > cap) {
+            char *grown = realloc(out, cap * 2 + l);
+            if (!grown) {
+                free(out);
+                fclose(f);
+                return PNN_ERROR(PNN_ERR_NOMEM, "out of memory reading %s", path);
+            }
+            out = grown;
+            cap = cap * 2 + l;
+        }
+        memcpy(out + len, line, l + 1);
+        len += l;
+    }
+    if (f) fclose(f);
+    pnn_status st = write_file_atomic(path, len ? out : metrics_header);
+    free(out);
+    PNN_TRY(st);
+    tr->metrics = fopen(path, "a");
+    if (!tr->metrics) return PNN_ERROR(PNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    return PNN_OK;
+}
+
+pnn_status pnn_trainer_save_checkpoint(pnn_trainer *tr, const char *path) {
+    pnn_status st = PNN_OK;
+    int n_opt = pnn_optimizer_state_count(tr->optim), n = tr->net->n_params + n_opt;
+    pnn_st_entry *entries = calloc((size_t)n, sizeof *entries);
+    float **host = calloc((size_t)n, sizeof *host);
+    char *yaml = pnn_cfg_to_yaml(tr->cfg);
+    if (!entries || !host || !yaml) {
+        st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory writing checkpoint %s", path);
+        goto fail;
+    }
+    for (int i = 0; i < n; i++) {
+        const pnn_tensor *t;
+        const char *name;
+        if (i < tr->net->n_params) {
+            t = &tr->net->params[i]->value;
+            name = tr->net->params[i]->name;
+        } else {
+            t = pnn_optimizer_state(tr->optim, i - tr->net->n_params, &name);
+        }
+        host[i] = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
+        if (!host[i]) {
+            st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory writing checkpoint %s", path);
+            goto fail;
+        }
+        PNN_GOTO(pnn_tensor_to_host(t, host[i], t->numel));
+        entries[i].name = name;
+        entries[i].ndim = t->ndim;
+        memcpy(entries[i].shape, t->shape, sizeof entries[i].shape);
+        entries[i].data = host[i];
+    }
+    pnn_device *devs[MAX_DEVICES];
+    int nd = pnn_network_devices(tr->net, devs, MAX_DEVICES);
+    char calls[MAX_DEVICES * 21 + 1] = "", num[8][32];
+    for (int i = 0; i < nd; i++) {
+        size_t l = strlen(calls);
+        snprintf(calls + l, sizeof calls - l, "%s%llu", i ? "," : "", (unsigned long long)devs[i]->calls);
+    }
+    snprintf(num[0], sizeof num[0], "%lld", (long long)tr->epoch);
+    snprintf(num[1], sizeof num[1], "%lld", (long long)tr->step_in_epoch);
+    snprintf(num[2], sizeof num[2], "%lld", (long long)tr->global_step);
+    snprintf(num[3], sizeof num[3], "%lld", (long long)pnn_optimizer_step_count(tr->optim));
+    snprintf(num[4], sizeof num[4], "%.17g", tr->train_s);
+    snprintf(num[5], sizeof num[5], "%.6f", tr->last_device.acc);
+    snprintf(num[6], sizeof num[6], "%.6f", tr->last_twin.acc);
+    pnn_st_meta meta[] = {{"format", CHECKPOINT_FORMAT}, {"config", yaml},        {"epoch", num[0]},
+                          {"step_in_epoch", num[1]},     {"global_step", num[2]}, {"optimizer_steps", num[3]},
+                          {"train_s", num[4]},           {"device_calls", calls}, {"test_acc_device", num[5]},
+                          {"test_acc_twin", num[6]}};
+    PNN_GOTO(pnn_safetensors_write(path, entries, n, meta, (int)(sizeof meta / sizeof meta[0])));
+fail:
+    if (host)
+        for (int i = 0; i < n; i++) free(host[i]);
+    free(host);
+    free(entries);
+    free(yaml);
+    return st;
+}
+
+static pnn_status meta_int(const pnn_safetensors *st, const char *path, const char *key, long long *out) {
+    const char *v = pnn_safetensors_meta(st, key);
+    char *end;
+    if (!v || (*out = strtoll(v, &end, 10), *end) || *out < 0)
+        return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: metadata '%s' missing or not a count", path, key);
+    return PNN_OK;
+}
+
+/* Copies a checkpoint tensor into t, checking that it exists and has t's shape. */
+static pnn_status load_tensor(const pnn_safetensors *st, const char *path, const char *name, pnn_tensor *t) {
+    const pnn_st_entry *e = pnn_safetensors_find(st, name);
+    if (!e)
+        return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s has no tensor '%s': it was written for another network",
+                         path, name);
+    int64_t numel = 1;
+    for (int d = 0; d < e->ndim; d++) numel *= e->shape[d];
+    if (e->ndim != t->ndim || numel != t->numel || memcmp(e->shape, t->shape, (size_t)t->ndim * sizeof(int64_t)))
+        return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: tensor '%s' has another shape than the network's", path,
+                         name);
+    return pnn_tensor_from_host(t, e->data, numel);
+}
+
+pnn_status pnn_trainer_load_checkpoint(pnn_trainer *tr, const char *path, int full) {
+    pnn_safetensors *st;
+    pnn_status s = PNN_OK;
+    PNN_TRY(pnn_safetensors_read(path, &st));
+    const char *fmt = pnn_safetensors_meta(st, "format");
+    if (!fmt || strcmp(fmt, CHECKPOINT_FORMAT)) {
+        s = PNN_ERROR(PNN_ERR_FORMAT, "%s is not a pnn checkpoint (format '%s', expected '%s')", path,
+                      fmt ? fmt : "none", CHECKPOINT_FORMAT);
+        goto done;
+    }
+    for (int i = 0; i < tr->net->n_params && s == PNN_OK; i++)
+        s = load_tensor(st, path, tr->net->params[i]->name, &tr->net->params[i]->value);
+    if (s != PNN_OK || !full) goto done;
+    for (int i = 0; i < pnn_optimizer_state_count(tr->optim) && s == PNN_OK; i++) {
+        const char *name;
+        pnn_tensor *t = pnn_optimizer_state(tr->optim, i, &name);
+        s = load_tensor(st, path, name, t);
+    }
+    long long epoch = 0, step = 0, gstep = 0, osteps = 0;
+    if (s == PNN_OK) s = meta_int(st, path, "epoch", &epoch);
+    if (s == PNN_OK) s = meta_int(st, path, "step_in_epoch", &step);
+    if (s == PNN_OK) s = meta_int(st, path, "global_step", &gstep);
+    if (s == PNN_OK) s = meta_int(st, path, "optimizer_steps", &osteps);
+    if (s != PNN_OK) goto done;
+    tr->epoch = epoch;
+    tr->step_in_epoch = step;
+    tr->global_step = gstep;
+    pnn_optimizer_set_step_count(tr->optim, osteps);
+    const char *ts = pnn_safetensors_meta(st, "train_s");
+    tr->train_s = ts ? strtod(ts, NULL) : 0;
+    pnn_device *devs[MAX_DEVICES];
+    int nd = pnn_network_devices(tr->net, devs, MAX_DEVICES);
+    const char *calls = pnn_safetensors_meta(st, "device_calls");
+    for (int i = 0; i < nd; i++) {
+        char *end;
+        unsigned long long c = calls ? strtoull(calls, &end, 10) : 0;
+        if (!calls || end == calls) {
+            s = PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: metadata 'device_calls' lacks device %d", path, i);
+            goto done;
+        }
+        devs[i]->calls = c;
+        calls = *end == ',' ? end + 1 : end;
+    }
+done:
+    pnn_safetensors_free(st);
+    return s;
+}
+
+pnn_status pnn_checkpoint_config(const char *path, pnn_cfg **cfg) {
+    pnn_safetensors *st;
+    PNN_TRY(pnn_safetensors_read(path, &st));
+    const char *yaml = pnn_safetensors_meta(st, "config");
+    pnn_status s = yaml ? pnn_cfg_parse(yaml, strlen(yaml), path, cfg)
+                        : PNN_ERROR(PNN_ERR_FORMAT, "%s has no 'config' metadata: not a pnn checkpoint", path);
+    pnn_safetensors_free(st);
+    return s;
+}
+
+pnn_status pnn_trainer_resume(pnn_trainer *tr, const char *run_dir) {
+    char path[1100];
+    snprintf(tr->run_dir, sizeof tr->run_dir, "%s", run_dir);
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", run_dir);
+    PNN_TRY(pnn_trainer_load_checkpoint(tr, path, 1));
+    return truncate_metrics(tr);
+}
+
+static void report(pnn_trainer *tr, const char *phase, int64_t steps, double loss, double acc, double t0) {
+    if (!tr->progress) return;
+    pnn_progress p = {.epoch = tr->epoch, .epochs = tr->opt.epochs, .step_in_epoch = tr->step_in_epoch,
+                      .steps_per_epoch = steps, .global_step = tr->global_step, .loss = loss, .acc = acc,
+                      .elapsed_s = now_s() - t0, .phase = phase};
+    tr->progress(tr->progress_user, &p);
+}
+
+static pnn_status checkpoint(pnn_trainer *tr) {
+    if (!tr->run_dir[0]) return PNN_OK;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", tr->run_dir);
+    return pnn_trainer_save_checkpoint(tr, path);
+}
+
+pnn_status pnn_trainer_run(pnn_trainer *tr) {
+    const pnn_train_options *o = &tr->opt;
+    int64_t n = tr->train.n, steps = (n + o->batch - 1) / o->batch;
+    double t_start = now_s();
+    while (tr->epoch < o->epochs) {
+        pnn_rng_permutation(o->seed, pnn_rng_stream("train.shuffle", (uint64_t)tr->epoch), n, tr->perm);
+        double ep_loss = 0, ep_acc = 0, win_loss = 0, win_acc = 0, win_s = 0;
+        int64_t ep_steps = 0, win_steps = 0;
+        while (tr->step_in_epoch < steps) {
+            int64_t first = tr->step_in_epoch * o->batch, b = n - first < o->batch ? n - first : o->batch;
+            double loss, acc, t0 = now_s();
+            PNN_TRY(pnn_trainer_step(tr, tr->perm + first, b, &loss, &acc));
+            double dt = now_s() - t0;
+            tr->train_s += dt;
+            tr->step_in_epoch++;
+            tr->global_step++;
+            ep_loss += loss, ep_acc += acc, ep_steps++;
+            win_loss += loss, win_acc += acc, win_s += dt, win_steps++;
+            if (tr->global_step % o->log_every == 0 || tr->step_in_epoch == steps) {
+                metrics_row(tr, "train", win_loss / win_steps, win_acc / win_steps, -1, 1e3 * win_s / win_steps,
+                            tr->train_s);
+                win_loss = win_acc = win_s = 0;
+                win_steps = 0;
+            }
+            report(tr, "train", steps, ep_loss / ep_steps, ep_acc / ep_steps, t_start);
+            if (o->checkpoint_every && tr->global_step % o->checkpoint_every == 0) PNN_TRY(checkpoint(tr));
+        }
+        tr->epoch++;
+        tr->step_in_epoch = 0;
+        report(tr, "eval", steps, ep_steps ? ep_loss / ep_steps : 0, ep_steps ? ep_acc / ep_steps : 0, t_start);
+        PNN_TRY(pnn_trainer_evaluate(tr, PNN_PASS_EVAL_DEVICE, &tr->last_device));
+        PNN_TRY(pnn_trainer_evaluate(tr, PNN_PASS_EVAL_TWIN, &tr->last_twin));
+        tr->evaluated = 1;
+        metrics_row(tr, "test_device", tr->last_device.loss, tr->last_device.acc, tr->last_device.acc_batchmean, -1,
+                    tr->train_s);
+        metrics_row(tr, "test_twin", tr->last_twin.loss, tr->last_twin.acc, tr->last_twin.acc_batchmean, -1,
+                    tr->train_s);
+        PNN_TRY(checkpoint(tr));
+        report(tr, "epoch_done", steps, ep_steps ? ep_loss / ep_steps : 0, ep_steps ? ep_acc / ep_steps : 0,
+               t_start);
+    }
+    return PNN_OK;
+}

@@ -1,0 +1,149 @@
+/* sim:oscillator — the simulated physical system of coupled nonlinear oscillators
+ * (PHYSICS.md): the ideal model plus what a lab instrument adds, which the twin never sees:
+ * input noise drawn fresh on every call, a nonlinearity sin((1+eta) q) instead of sin q, and a
+ * fixed hidden coupling Q_n = J2Q(qn * G) with G ~ N(0,1) drawn once from the device seed.
+ * `mismatch` scales both hidden differences (0 = the ideal model). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pnn/device.h"
+#include "pnn/rng.h"
+
+typedef struct osc_sim {
+    pnn_osc_params p;
+    uint64_t seed;
+    float noise;
+    float *q_noise;   /* hidden Q_n [n, n] (NULL when mismatch is 0) */
+    float *q_mat;     /* Q + Q_n for the current call */
+    float *x_noisy;   /* [max rows, n] */
+    float *work;
+    int64_t rows_cap;
+} osc_sim;
+
+static const char *const osc_keys = "n, nt, dt, eta, qn, mismatch, noise, seed, max_batch";
+
+static void osc_release(const pnn_backend *be, osc_sim *s) {
+    void *ctx = be->ctx;
+    if (s->q_noise) be->iface->release(ctx, s->q_noise);
+    if (s->q_mat) be->iface->release(ctx, s->q_mat);
+    if (s->x_noisy) be->iface->release(ctx, s->x_noisy);
+    if (s->work) be->iface->release(ctx, s->work);
+    s->x_noisy = s->work = NULL;
+}
+
+static void osc_close(pnn_device *dev) {
+    osc_sim *s = dev->impl;
+    osc_release(dev->be, s);
+    free(s);
+    free(dev);
+}
+
+/* Grows the per-call buffers to hold `rows` rows. */
+static pnn_status osc_reserve(pnn_device *dev, int64_t rows) {
+    osc_sim *s = dev->impl;
+    if (rows <= s->rows_cap) return PNN_OK;
+    const pnn_backend_i *be = dev->be->iface;
+    if (s->x_noisy) be->release(dev->be->ctx, s->x_noisy);
+    if (s->work) be->release(dev->be->ctx, s->work);
+    pnn_osc_params p = s->p;
+    p.batch = rows;
+    s->x_noisy = be->alloc(dev->be->ctx, (size_t)(rows * p.n) * sizeof(float));
+    s->work = be->alloc(dev->be->ctx, be->osc_work_floats(&p) * sizeof(float) + 64);
+    if (!s->x_noisy || !s->work) {
+        s->rows_cap = 0;
+        return PNN_ERROR(PNN_ERR_NOMEM, "sim:oscillator: out of memory for a batch of %lld", (long long)rows);
+    }
+    s->rows_cap = rows;
+    return PNN_OK;
+}
+
+static pnn_status osc_forward(pnn_device *dev, const pnn_tensor *x, const float *theta, pnn_tensor *y) {
+    osc_sim *s = dev->impl;
+    const pnn_backend_i *be = dev->be->iface;
+    void *ctx = dev->be->ctx;
+    int64_t rows = pnn_tensor_rows(x), n = s->p.n;
+    PNN_TRY(osc_reserve(dev, rows));
+    /* theta = [C (n*n), e (n)]; the instrument applies C as Q = J2Q(C), plus its hidden Q_n */
+    be->osc_build_q(ctx, n, theta, s->q_mat);
+    if (s->q_noise) be->axpby(ctx, n * n, 1.0f, s->q_noise, 1.0f, s->q_mat);
+    const float *q0 = x->data;
+    if (s->noise > 0) {
+        be->rng_normal(ctx, s->seed, pnn_rng_stream("sim.oscillator.noise", dev->calls), 0, rows * n,
+                       s->x_noisy);
+        be->axpby(ctx, rows * n, 1.0f, x->data, s->noise, s->x_noisy);
+        q0 = s->x_noisy;
+    }
+    pnn_osc_params p = s->p;
+    p.batch = rows;
+    be->osc_forward(ctx, &p, q0, s->q_mat, theta + n * n, y->data, NULL, s->work);
+    return PNN_OK;
+}
+
+static const pnn_device_i osc_iface = {.forward = osc_forward, .close = osc_close};
+
+pnn_status pnn_sim_oscillator_open(pnn_uri *u, const char *uri, const pnn_backend *be, pnn_device **out) {
+    int64_t n, nt, seed, max_batch;
+    double dt, eta, qn, mismatch, noise;
+    PNN_TRY(pnn_uri_int(u, "n", 100, 1, 65536, &n));
+    PNN_TRY(pnn_uri_int(u, "nt", 5, 1, 100000, &nt));
+    PNN_TRY(pnn_uri_double(u, "dt", 0.1, 1e-6, 10, &dt));
+    PNN_TRY(pnn_uri_double(u, "eta", 0.1, -0.99, 10, &eta));
+    PNN_TRY(pnn_uri_double(u, "qn", 0.2, 0, 100, &qn));
+    PNN_TRY(pnn_uri_double(u, "mismatch", 1.0, 0, 100, &mismatch));
+    PNN_TRY(pnn_uri_double(u, "noise", 0.02, 0, 100, &noise));
+    PNN_TRY(pnn_uri_int(u, "seed", 0, 0, INT64_MAX, &seed));
+    PNN_TRY(pnn_uri_int(u, "max_batch", 1 << 20, 1, INT64_MAX, &max_batch));
+    PNN_TRY(pnn_uri_check_all_used(u, osc_keys));
+
+    pnn_device *dev = calloc(1, sizeof *dev);
+    osc_sim *s = calloc(1, sizeof *s);
+    if (!dev || !s) {
+        free(dev);
+        free(s);
+        return PNN_ERROR(PNN_ERR_NOMEM, "out of memory opening %s", uri);
+    }
+    dev->iface = &osc_iface;
+    dev->be = be;
+    dev->impl = s;
+    s->p = (pnn_osc_params){.batch = 0, .n = n, .nt = (int)nt, .dt = (float)dt, .eta = (float)(eta * mismatch)};
+    s->seed = (uint64_t)seed;
+    s->noise = (float)noise;
+
+    pnn_device_info *info = &dev->info;
+    snprintf(info->system, sizeof info->system, "oscillator");
+    snprintf(info->uri, sizeof info->uri, "%s", uri);
+    info->x_dim = info->y_dim = n;
+    info->theta_dim = n * n + n;
+    info->max_batch = max_batch;
+    info->x_range[0] = info->theta_range[0] = -1e30f;
+    info->x_range[1] = info->theta_range[1] = 1e30f;
+    info->n_theta_parts = 2;
+    info->theta_parts[0] = (pnn_theta_part){"C", 2, {n, n}};
+    info->theta_parts[1] = (pnn_theta_part){"e", 1, {n, 0}};
+
+    const pnn_backend_i *bi = be->iface;
+    s->q_mat = bi->alloc(be->ctx, (size_t)(n * n) * sizeof(float));
+    if (!s->q_mat) goto nomem;
+    if (qn * mismatch > 0) {
+        float *g = malloc((size_t)(n * n) * sizeof(float));
+        float *g_dev = bi->alloc(be->ctx, (size_t)(n * n) * sizeof(float));
+        s->q_noise = bi->alloc(be->ctx, (size_t)(n * n) * sizeof(float));
+        if (!g || !g_dev || !s->q_noise) {
+            free(g);
+            if (g_dev) bi->release(be->ctx, g_dev);
+            goto nomem;
+        }
+        pnn_rng_normal(s->seed, pnn_rng_stream("sim.oscillator.qn", 0), 0, n * n, g);
+        for (int64_t i = 0; i < n * n; i++) g[i] *= (float)(qn * mismatch);
+        bi->from_host(be->ctx, g_dev, g, (size_t)(n * n) * sizeof(float));
+        bi->osc_build_q(be->ctx, n, g_dev, s->q_noise);
+        bi->release(be->ctx, g_dev);
+        free(g);
+    }
+    *out = dev;
+    return PNN_OK;
+nomem:
+    osc_close(dev);
+    return PNN_ERROR(PNN_ERR_NOMEM, "out of memory opening %s (n = %lld)", uri, (long long)n);
+}

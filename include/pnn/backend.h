@@ -1,0 +1,125 @@
+/* Backends: where tensors live and ops run. A backend is a table of function pointers and a
+ * context, chosen once; layers, twins, devices and trainers call ops through the table and
+ * never branch on CPU versus GPU. All pointers passed to ops are backend memory. Ops do not
+ * validate: their callers check shapes once, above. */
+#ifndef PNN_BACKEND_H
+#define PNN_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pnn/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pnn_backend pnn_backend;
+
+typedef enum { PNN_ACT_IDENTITY, PNN_ACT_RELU, PNN_ACT_TANH, PNN_ACT_SIGMOID } pnn_act;
+
+/* Parameters of one coupled-oscillator integration (see PHYSICS.md, "oscillator"). */
+typedef struct pnn_osc_params {
+    int64_t batch;  /* B: rows integrated together */
+    int64_t n;      /* N: oscillators */
+    int nt;         /* RK4 steps */
+    float dt;       /* step size */
+    float eta;      /* nonlinearity s = sin((1+eta) q); 0 in the ideal model */
+} pnn_osc_params;
+
+typedef struct pnn_backend_i {
+    const char *name;
+    /* memory: alloc returns NULL on failure; sizes in bytes */
+    void *(*alloc)(void *ctx, size_t bytes);
+    void (*release)(void *ctx, void *ptr);
+    void (*to_host)(void *ctx, void *host, const void *src, size_t bytes);
+    void (*from_host)(void *ctx, void *dst, const void *host, size_t bytes);
+    void (*copy)(void *ctx, void *dst, const void *src, size_t bytes);
+    void (*fill)(void *ctx, float *dst, float value, int64_t n);
+    /* waits until every op issued so far has finished */
+    void (*sync)(void *ctx);
+
+    /* C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, row-major, leading dimensions given */
+    void (*gemm)(void *ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                 int64_t ldc);
+    /* number of NaN and Inf values among x[0..n) (synchronous: the result is on the host) */
+    int64_t (*count_nonfinite)(void *ctx, int64_t n, const float *x);
+    /* out[i] = standard normal number (offset + i) of (seed, stream), as pnn_rng_normal */
+    void (*rng_normal)(void *ctx, uint64_t seed, uint64_t stream, uint64_t offset, int64_t n, float *out);
+    /* dst[r, c] = src[r, c] for a height x width block with row pitches in floats */
+    void (*copy2d)(void *ctx, float *dst, int64_t dst_pitch, const float *src, int64_t src_pitch,
+                   int64_t width, int64_t height);
+    /* y = alpha * x + beta * y */
+    void (*axpby)(void *ctx, int64_t n, float alpha, const float *x, float beta, float *y);
+    /* y = alpha * x */
+    void (*scale)(void *ctx, int64_t n, float alpha, const float *x, float *y);
+    /* *out (backend memory, one float) = sum x[i] * y[i], accumulated in double */
+    void (*dot)(void *ctx, int64_t n, const float *x, const float *y, float *out);
+    /* y[r, :] += bias for each of rows; dbias += column sums of dy */
+    void (*add_bias)(void *ctx, int64_t rows, int64_t cols, const float *bias, float *y);
+    void (*bias_grad)(void *ctx, int64_t rows, int64_t cols, const float *dy, float *dbias);
+
+    void (*act_forward)(void *ctx, pnn_act act, int64_t n, const float *x, float *y);
+    /* dx = dy * f'(x), given x and y = f(x) */
+    void (*act_backward)(void *ctx, pnn_act act, int64_t n, const float *x, const float *y,
+                         const float *dy, float *dx);
+
+    /* images [b, h*w] -> patches [b * (h/ph) * (w/pw), ph*pw], patch-major, row-major inside a
+     * patch; h % ph == 0 and w % pw == 0. unpatchify is its exact inverse (for gradients). */
+    void (*patchify)(void *ctx, int64_t b, int64_t h, int64_t w, int64_t ph, int64_t pw,
+                     const float *images, float *patches);
+    void (*unpatchify)(void *ctx, int64_t b, int64_t h, int64_t w, int64_t ph, int64_t pw,
+                       const float *patches, float *images);
+
+    /* Softmax cross-entropy over rows x classes; labels hold class indices as floats.
+     * loss_rows[r] = -log softmax(logits[r])[label]; dlogits = (softmax - onehot) * grad_scale
+     * (dlogits may be NULL); correct_rows[r] = 1 when argmax equals the label, else 0. */
+    void (*softmax_xent)(void *ctx, int64_t rows, int64_t classes, const float *logits,
+                         const float *labels, float *loss_rows, float *correct_rows,
+                         float *dlogits, float grad_scale);
+    /* MSE: loss_rows[r] = mean_c (y - t)^2; dy = 2 (y - t) / cols * grad_scale (may be NULL) */
+    void (*mse)(void *ctx, int64_t rows, int64_t cols, const float *y, const float *target,
+                float *loss_rows, float *dy, float grad_scale);
+
+    /* Optimizer updates over n parameters, in place. step counts from 1 (Adam bias correction). */
+    void (*adam_update)(void *ctx, int64_t n, float *param, const float *grad, float *m, float *v,
+                        float lr, float beta1, float beta2, float eps, float weight_decay,
+                        int64_t step);
+    void (*sgd_update)(void *ctx, int64_t n, float *param, const float *grad, float *velocity,
+                       float lr, float momentum, float weight_decay);
+
+    /* Oscillators. Q from C: S = (C + C^T)/2, Q = S off the diagonal, Q_ii = -sum_k S_ki. */
+    void (*osc_build_q)(void *ctx, int64_t n, const float *c, float *q);
+    /* dC += the gradient through osc_build_q given dQ */
+    void (*osc_build_q_backward)(void *ctx, int64_t n, const float *dq, float *dc);
+    /* RK4 from q(0) = q0, p(0) = 0 over nt steps of dq/dt = p, dp/dt = -s + s Q + e with
+     * s = sin((1+eta) q), rows of the batch independent. qT gets q(T). tape (may be NULL) gets
+     * what osc_vjp needs, osc_tape_floats(p) floats; work is scratch of osc_work_floats(p). */
+    void (*osc_forward)(void *ctx, const pnn_osc_params *p, const float *q0, const float *q_mat,
+                        const float *e, float *qT, float *tape, float *work);
+    /* The exact vector-Jacobian product of the discrete map above at the taped point:
+     * dq0 = (dq(T)/dq0)^T dqT (overwritten; may be NULL), dQ += ..., de += ... */
+    void (*osc_vjp)(void *ctx, const pnn_osc_params *p, const float *tape, const float *q_mat,
+                    const float *dqT, float *dq0, float *dq_mat, float *de, float *work);
+    size_t (*osc_tape_floats)(const pnn_osc_params *p);
+    size_t (*osc_work_floats)(const pnn_osc_params *p);
+} pnn_backend_i;
+
+struct pnn_backend {
+    const pnn_backend_i *iface;
+    void *ctx;
+};
+
+/* The CPU backend (OpenBLAS + OpenMP); always available. */
+const pnn_backend *pnn_backend_cpu(void);
+/* "cpu", "cuda" or "auto"; fails with PNN_ERR_UNSUPPORTED for a backend this build lacks. */
+pnn_status pnn_backend_get(const char *name, const pnn_backend **be);
+
+#define PNN_BE(t) ((t)->backend->iface)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,103 @@
+/* Layers: the pieces a network is made of. Every layer maps a matrix of rows (samples) by
+ * columns (features) to another; some change the number of rows (patchify turns each image
+ * into P patch rows, reshape groups rows back). A layer's forward saves what its backward
+ * needs inside the layer; backward accumulates into its parameters' gradients. */
+#ifndef PNN_LAYER_H
+#define PNN_LAYER_H
+
+#include "pnn/backend.h"
+#include "pnn/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How a forward pass runs: physical layers use the device or the twin accordingly; digital
+ * layers only care whether a backward will follow (train) or not (eval). */
+typedef enum {
+    PNN_PASS_TRAIN_PAT,    /* device forward, twin tape for the backward */
+    PNN_PASS_TRAIN_TWIN,   /* in-silico: twin forward with tape */
+    PNN_PASS_EVAL_DEVICE,  /* device only */
+    PNN_PASS_EVAL_TWIN     /* twin only */
+} pnn_pass;
+
+static inline int pnn_pass_is_train(pnn_pass p) {
+    return p == PNN_PASS_TRAIN_PAT || p == PNN_PASS_TRAIN_TWIN;
+}
+
+typedef struct pnn_param {
+    char name[96];      /* "<layer name>.<param>", the checkpoint key */
+    pnn_tensor value;
+    pnn_tensor grad;    /* same shape; zeroed by the trainer before each step */
+} pnn_param;
+
+typedef struct pnn_layer pnn_layer;
+
+typedef struct pnn_layer_i {
+    const char *kind;
+    /* Output shape for an input of rows x cols; fails (naming the layer) if the input does not
+     * fit, e.g. a linear layer of in=12 given 13 columns. */
+    pnn_status (*out_shape)(const pnn_layer *l, int64_t rows, int64_t cols, int64_t *out_rows,
+                            int64_t *out_cols);
+    /* y is allocated by the caller with the shape out_shape gave. */
+    pnn_status (*forward)(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass);
+    /* dx may be NULL (first layer); x, y are the tensors of the last forward. */
+    pnn_status (*backward)(pnn_layer *l, const pnn_tensor *x, const pnn_tensor *y,
+                           const pnn_tensor *dy, pnn_tensor *dx);
+    /* May be NULL: called after an optimizer step changed parameters (cached derived values). */
+    void (*params_changed)(pnn_layer *l);
+    void (*destroy)(pnn_layer *l);  /* frees impl; the params are freed by pnn_layer_free */
+} pnn_layer_i;
+
+struct pnn_layer {
+    const pnn_layer_i *iface;
+    char name[64];
+    const pnn_backend *be;
+    pnn_param *params;
+    int n_params;
+    void *impl;
+};
+
+/* Adds a parameter of the given shape to l (value and grad zeroed). */
+pnn_status pnn_layer_add_param(pnn_layer *l, const char *pname, int ndim, const int64_t *shape,
+                               pnn_param **out);
+void pnn_layer_free(pnn_layer *l);
+
+/* Digital layers (host/layers_digital.c). `name` becomes the checkpoint prefix. Weights are
+ * initialised like PyTorch's nn.Linear, U(+-1/sqrt(in)), from (seed, name). */
+pnn_status pnn_layer_linear(pnn_layer **out, const pnn_backend *be, const char *name, int64_t in,
+                            int64_t out_dim, int bias, uint64_t seed);
+pnn_status pnn_layer_activation(pnn_layer **out, const pnn_backend *be, const char *name, pnn_act act);
+/* y = a * x with one trainable scalar a (initial value given) */
+pnn_status pnn_layer_scale(pnn_layer **out, const pnn_backend *be, const char *name, float init);
+/* [b, h*w] -> [b*(h/ph)*(w/pw), ph*pw] */
+pnn_status pnn_layer_patchify(pnn_layer **out, const pnn_backend *be, const char *name, int64_t h,
+                              int64_t w, int64_t ph, int64_t pw);
+/* [r, c] -> [r/group, c*group]: concatenates the outputs of `group` consecutive rows (the P
+ * patches of one image) into one row */
+pnn_status pnn_layer_concat_rows(pnn_layer **out, const pnn_backend *be, const char *name,
+                                 int64_t group);
+/* [r, c] -> [r, c + before + after] with constant `value` in the new columns */
+pnn_status pnn_layer_pad(pnn_layer **out, const pnn_backend *be, const char *name, int64_t before,
+                         int64_t after, float value);
+/* [r, c] -> [r, count], columns start..start+count-1 */
+pnn_status pnn_layer_slice(pnn_layer **out, const pnn_backend *be, const char *name, int64_t start,
+                           int64_t count);
+
+/* A physical layer (host/layer_physical.c): the device opened from device_uri, its twin of kind
+ * twin_kind, the controls theta (one parameter per theta part of the device, e.g. "C" and "e"),
+ * and the encoding: an input of c <= x_dim columns fills the first c inputs of the device (the
+ * rest are 0); the layer's output is `outputs` of the device's y: "all", "last:K" or "first:K".
+ * A batch of rows (e.g. B images x P patches) goes through the device in one call, with theta
+ * shared. theta is initialised by the twin from (seed, name). */
+typedef struct pnn_device pnn_device;
+pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char *name,
+                              const char *device_uri, const char *twin_kind, const char *outputs,
+                              uint64_t seed);
+/* The device of a physical layer; NULL for any other layer. */
+pnn_device *pnn_layer_physical_device(const pnn_layer *l);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,99 @@
+/* Training runs: the data, the network, the method (pat or insilico), the optimizer, and the
+ * loop over epochs with evaluation on the device and on the twin, metrics and checkpoints. */
+#ifndef PNN_TRAIN_H
+#define PNN_TRAIN_H
+
+#include <stdio.h>
+
+#include "pnn/config.h"
+#include "pnn/data.h"
+#include "pnn/loss.h"
+#include "pnn/network.h"
+#include "pnn/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { PNN_METHOD_PAT, PNN_METHOD_INSILICO } pnn_method;
+
+typedef struct pnn_train_options {
+    char data_set[32];      /* "fashion-mnist" or "vowels" */
+    char data_path[1024];   /* directory (fashion-mnist) or CSV (vowels), resolved */
+    int hflip;              /* random horizontal flips of training images */
+    int64_t limit_train, limit_test;
+    double test_frac;
+    pnn_method method;
+    pnn_loss_kind loss;
+    pnn_optim_config optim;
+    int64_t batch, eval_batch, epochs, log_every, checkpoint_every;
+    uint64_t seed;
+    char backend[16];
+} pnn_train_options;
+
+typedef struct pnn_eval_result {
+    double loss;           /* mean over samples */
+    double acc;            /* plain accuracy over samples */
+    double acc_batchmean;  /* mean of per-batch accuracies (batches of the training batch size) */
+    int64_t n;
+} pnn_eval_result;
+
+/* What a progress display needs, after every training step. */
+typedef struct pnn_progress {
+    int64_t epoch, epochs, step_in_epoch, steps_per_epoch, global_step;
+    double loss, acc;       /* running means over the epoch so far */
+    double elapsed_s;
+    const char *phase;      /* "train"; "eval" while evaluating; "epoch_done" after (results in
+                             * the trainer's last_device and last_twin) */
+} pnn_progress;
+typedef void (*pnn_progress_fn)(void *user, const pnn_progress *p);
+
+typedef struct pnn_trainer {
+    pnn_cfg *cfg;              /* owned: the config as run */
+    pnn_train_options opt;
+    const pnn_backend *be;
+    pnn_dataset train, test;
+    pnn_network *net;
+    pnn_optimizer *optim;
+    int64_t epoch, step_in_epoch, global_step;
+    double train_s;            /* training wall time so far (excluding evaluation) */
+    char run_dir[1024];        /* "" when the run keeps no files */
+    FILE *metrics;
+    pnn_progress_fn progress;
+    void *progress_user;
+    pnn_tensor xb, yb, dy, scratch;
+    float *xb_host, *yb_host;
+    int64_t *perm;
+    pnn_eval_result last_device, last_twin;
+    int evaluated;
+} pnn_trainer;
+
+/* Reads options from cfg, loads the data and builds the network and optimizer. Takes
+ * ownership of cfg (also on failure). config_dir resolves relative data paths. */
+pnn_status pnn_trainer_create(pnn_cfg *cfg, const char *config_dir, pnn_trainer **out);
+void pnn_trainer_free(pnn_trainer *tr);
+
+/* Starts a run directory: writes config.yaml, opens metrics.csv (atomically created). */
+pnn_status pnn_trainer_open_run(pnn_trainer *tr, const char *run_dir);
+/* Continues a run directory from its checkpoint: parameters, optimizer state, position in the
+ * data and device call counters; metrics after the checkpoint are dropped. */
+pnn_status pnn_trainer_resume(pnn_trainer *tr, const char *run_dir);
+/* Trains until opt.epochs are done, evaluating on the test set after each epoch and writing
+ * checkpoints. */
+pnn_status pnn_trainer_run(pnn_trainer *tr);
+/* One training step on the samples idx[0..b) of the training set. loss/acc may be NULL. */
+pnn_status pnn_trainer_step(pnn_trainer *tr, const int64_t *idx, int64_t b, double *loss, double *acc);
+/* Test-set evaluation with the device (PNN_PASS_EVAL_DEVICE) or the twin (EVAL_TWIN). */
+pnn_status pnn_trainer_evaluate(pnn_trainer *tr, pnn_pass pass, pnn_eval_result *res);
+/* Writes the checkpoint (parameters, optimizer state, counters, config) atomically. */
+pnn_status pnn_trainer_save_checkpoint(pnn_trainer *tr, const char *path);
+/* Loads parameters (and, when full, optimizer state and counters) from a checkpoint. */
+pnn_status pnn_trainer_load_checkpoint(pnn_trainer *tr, const char *path, int full);
+
+/* Loads a checkpoint's config from its metadata (for `pnn eval`). */
+pnn_status pnn_checkpoint_config(const char *path, pnn_cfg **cfg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,45 @@
+/* Twins: differentiable models f_m(x, theta) of physical systems. forward can save a tape;
+ * vjp takes the gradient of the output and returns the gradients of x and theta at the taped
+ * point. In physics-aware training the forward runs at the same (x, theta) as the device, and
+ * only the tape is used: the measured output is what goes on. */
+#ifndef PNN_TWIN_H
+#define PNN_TWIN_H
+
+#include "pnn/device.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pnn_twin pnn_twin;
+
+typedef struct pnn_twin_i {
+    /* y [b, y_dim] = f_m(x [b, x_dim], theta); save_tape keeps what vjp needs (one tape). */
+    pnn_status (*forward)(pnn_twin *tw, const pnn_tensor *x, const float *theta, pnn_tensor *y,
+                          int save_tape);
+    /* dx [b, x_dim] = J_x^T dy (may be NULL); dtheta [theta_dim] += J_theta^T dy */
+    pnn_status (*vjp)(pnn_twin *tw, const float *theta, const pnn_tensor *dy, pnn_tensor *dx,
+                      float *dtheta);
+    /* Initial theta (theta_dim floats, backend memory), drawn from (seed, stream). */
+    pnn_status (*init_theta)(pnn_twin *tw, uint64_t seed, uint64_t stream, float *theta);
+    void (*free)(pnn_twin *tw);
+} pnn_twin_i;
+
+struct pnn_twin {
+    const pnn_twin_i *iface;
+    pnn_device_info info;  /* the dims of the system it models */
+    const pnn_backend *be;
+    void *impl;
+};
+
+/* The twin of a device: kind "analytic" is the ideal physics of the device's system, with the
+ * integration settings of the device URI (n, nt, dt) but none of its hidden differences. */
+pnn_status pnn_twin_create(const char *kind, const pnn_device *dev, pnn_twin **out);
+void pnn_twin_free(pnn_twin *tw);
+
+pnn_status pnn_twin_oscillator_create(const pnn_device *dev, pnn_twin **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Bad input gets a clear message and the DESIGN.md exit code, and leaves nothing half-written.
+set -uo pipefail
+pnn=$1 src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cfg=$src/examples/vowels-oscillator.yaml
+passed=0 failed=0
+
+# expect CODE PATTERN -- command...: runs it, checks the exit code and that stderr matches
+expect() {
+  local code=$1 pattern=$2; shift 3
+  "$@" > "$tmp/out" 2> "$tmp/err"
+  local rc=$?
+  if [ "$rc" -eq "$code" ] && grep -qE -- "$pattern" "$tmp/err"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $* -> exit $rc (want $code), stderr: $(cat "$tmp/err") (want /$pattern/)"
+  fi
+}
+
+expect 64 "unknown command" -- "$pnn" frobnicate
+expect 64 "unknown option" -- "$pnn" train "$cfg" --epochs 3
+expect 66 "no-such.yaml" -- "$pnn" train "$tmp/no-such.yaml" --out "$tmp/r1"
+printf 'data: {set: vowels}\nnetwork:\n  - {kind: linear, out: 7\n' > "$tmp/broken.yaml"
+expect 78 "broken.yaml:[34]" -- "$pnn" train "$tmp/broken.yaml" --out "$tmp/r2"
+sed 's/^epochs:/epohcs:/' "$cfg" > "$tmp/typo.yaml"
+expect 78 "epohcs.*did you mean 'epochs'" -- "$pnn" train "$tmp/typo.yaml" --out "$tmp/r3"
+printf 'data: {set: vowels}\nnetwork:\n  - {kind: linear, out: 12}\n  - {kind: transformer}\n' > "$tmp/kind.yaml"
+expect 78 "kind.yaml:4.*transformer" -- "$pnn" train "$tmp/kind.yaml" --out "$tmp/r4"
+printf 'data: {set: vowels}\nnetwork:\n  - {kind: linear, out: 50}\n  - {kind: physical, name: p, device: "sim:oscillator?n=20", outputs: "last:7"}\n' > "$tmp/dims.yaml"
+expect 78 "dims.yaml:4.*'p'.*50" -- "$pnn" train "$tmp/dims.yaml" --out "$tmp/r5"
+expect 78 "10 outputs.*7 classes" -- "$pnn" train "$cfg" --set 'network.1.outputs=last:10' --out "$tmp/r6"
+expect 78 "unknown method 'magic'" -- "$pnn" train "$cfg" --set method=magic --out "$tmp/r7"
+expect 64 "colour" -- "$pnn" train "$cfg" --set 'network.1.device=sim:oscillator?n=40&colour=red' --out "$tmp/r8"
+
+# data files: missing, NaN, truncated
+expect 66 "nowhere.csv" -- "$pnn" train "$cfg" --set data.path="$tmp/nowhere.csv" --out "$tmp/r9"
+sed '5s/,678,/,nan,/;5s/,624,/,nan,/' "$src/data/vowels_hillenbrand_women.csv" > "$tmp/nan.csv"
+expect 65 "nan.csv.*line 5" -- "$pnn" train "$cfg" --set data.path="$tmp/nan.csv" --out "$tmp/r10"
+mkdir -p "$tmp/fm"
+head -c 5000 /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz > "$tmp/fm/train-images-idx3-ubyte.gz"
+cp /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz "$tmp/fm/"
+expect 65 "train-images" -- "$pnn" train "$src/examples/fmnist-oscillator.yaml" --set data.path="$tmp/fm" --out "$tmp/r11"
+for r in r1 r2 r3 r4 r5 r6 r7 r8 r9 r10 r11; do
+  [ -e "$tmp/$r" ] && { failed=$((failed + 1)); echo "FAIL: a failed start left $r behind"; }
+done
+
+# checkpoints and runs
+"$pnn" train "$cfg" --set epochs=1 --out "$tmp/run" > /dev/null 2>&1 || { echo "FAIL: reference run"; exit 1; }
+expect 64 "already holds a run" -- "$pnn" train "$cfg" --out "$tmp/run"
+head -c 3000 "$tmp/run/checkpoint.safetensors" > "$tmp/cut.safetensors"
+expect 65 "cut.safetensors" -- "$pnn" eval "$tmp/cut.safetensors"
+printf 'this is not a checkpoint at all' > "$tmp/junk.safetensors"
+expect 65 "junk.safetensors" -- "$pnn" eval "$tmp/junk.safetensors"
+expect 66 "missing.safetensors" -- "$pnn" eval "$tmp/missing.safetensors"
+expect 66 "does not exist" -- "$pnn" train --resume "$tmp/no-run"
+cp "$tmp/run/checkpoint.safetensors" "$tmp/good.safetensors"
+python3 - "$tmp/run/checkpoint.safetensors" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[-8:] = b"\x00\x00\xc0\x7f" * 2      # two NaNs at the end of the data
+open(p, "wb").write(b)
+PY
+expect 65 "NaN" -- "$pnn" train --resume "$tmp/run"
+expect 64 "no physical layer called 'nope'" -- "$pnn" eval "$tmp/good.safetensors" --device 'nope=sim:oscillator?n=40'
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,221 @@
+/* The simulated oscillator device and its twin: URIs, determinism, the hidden mismatch, and
+ * the physical layer's PAT semantics (device values forward, twin gradients backward). */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pnn/pnn.h"
+#include "tests/testutil.h"
+
+static const pnn_backend *be;
+
+static void setup(void) { be = pnn_backend_cpu(); }
+
+static pnn_tensor matrix(int64_t r, int64_t c, const float *host) {
+    pnn_tensor t;
+    ck_assert_int_eq(pnn_tensor_init2(&t, be, r, c), PNN_OK);
+    if (host) pnn_tensor_from_host(&t, host, r * c);
+    return t;
+}
+
+/* Runs a device forward on x (host) and returns y on the host (malloc'd). */
+static float *device_run(pnn_device *dev, const float *x, int64_t rows, const float *theta) {
+    int64_t n = dev->info.x_dim;
+    pnn_tensor tx = matrix(rows, n, x), ty = matrix(rows, dev->info.y_dim, NULL);
+    ck_assert_msg(pnn_device_forward(dev, &tx, theta, &ty) == PNN_OK, "%s", pnn_last_error());
+    float *y = malloc((size_t)(rows * dev->info.y_dim) * sizeof(float));
+    pnn_tensor_to_host(&ty, y, rows * dev->info.y_dim);
+    pnn_tensor_free(&tx);
+    pnn_tensor_free(&ty);
+    return y;
+}
+
+static float *random_theta(int64_t n, uint64_t seed) {
+    float *t = malloc((size_t)(n * n + n) * sizeof(float));
+    pnn_test_uniform(t, n * n + n, -1.0f / sqrtf((float)n), 1.0f / sqrtf((float)n), seed, 1);
+    return t;
+}
+
+START_TEST(uri_errors_name_the_problem) {
+    pnn_device *dev;
+    ck_assert_int_eq(pnn_device_open("oscillator", be, &dev), PNN_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(pnn_last_error(), "no scheme"));
+    ck_assert_int_eq(pnn_device_open("sim:pendulum", be, &dev), PNN_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(pnn_last_error(), "pendulum"));
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?n=10&colour=red", be, &dev), PNN_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(pnn_last_error(), "colour"));
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?n=-3", be, &dev), PNN_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(pnn_last_error(), "n=-3"));
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?n=10&n=11", be, &dev), PNN_ERR_INVALID);
+    ck_assert_int_eq(pnn_device_open("remote:tcp://127.0.0.1:5555", be, &dev), PNN_ERR_UNSUPPORTED);
+}
+END_TEST
+
+START_TEST(device_is_deterministic_per_seed_and_call) {
+    int64_t n = 12, rows = 5;
+    float x[60], *theta = random_theta(n, 3);
+    pnn_test_uniform(x, rows * n, -1, 1, 9, 2);
+    pnn_device *a, *b, *c;
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?n=12&seed=4", be, &a), PNN_OK);
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?n=12&seed=4", be, &b), PNN_OK);
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?n=12&seed=5", be, &c), PNN_OK);
+    float *ya1 = device_run(a, x, rows, theta), *yb1 = device_run(b, x, rows, theta);
+    float *ya2 = device_run(a, x, rows, theta), *yc1 = device_run(c, x, rows, theta);
+    ck_assert_int_eq(memcmp(ya1, yb1, sizeof(float) * (size_t)(rows * n)), 0);  /* same seed, call */
+    ck_assert_int_ne(memcmp(ya1, ya2, sizeof(float) * (size_t)(rows * n)), 0);  /* fresh noise */
+    ck_assert_int_ne(memcmp(ya1, yc1, sizeof(float) * (size_t)(rows * n)), 0);  /* other hardware */
+    /* restoring the call counter replays the noise (what resume relies on) */
+    a->calls = 0;
+    float *ya3 = device_run(a, x, rows, theta);
+    ck_assert_int_eq(memcmp(ya1, ya3, sizeof(float) * (size_t)(rows * n)), 0);
+    free(ya1), free(yb1), free(ya2), free(yc1), free(ya3), free(theta);
+    pnn_device_close(a), pnn_device_close(b), pnn_device_close(c);
+}
+END_TEST
+
+/* With mismatch and noise off, the device is the ideal model: bit-equal to its twin. */
+START_TEST(ideal_device_equals_twin) {
+    int64_t n = 20, rows = 7;
+    float x[140], *theta = random_theta(n, 11);
+    pnn_test_uniform(x, rows * n, -1, 1, 5, 2);
+    pnn_device *dev;
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?n=20&mismatch=0&noise=0", be, &dev), PNN_OK);
+    pnn_twin *tw;
+    ck_assert_int_eq(pnn_twin_create("analytic", dev, &tw), PNN_OK);
+    float *yd = device_run(dev, x, rows, theta);
+    pnn_tensor tx = matrix(rows, n, x), ty = matrix(rows, n, NULL), th = matrix(1, n * n + n, theta);
+    ck_assert_int_eq(tw->iface->forward(tw, &tx, th.data, &ty, 1), PNN_OK);
+    float yt[140];
+    pnn_tensor_to_host(&ty, yt, rows * n);
+    ck_assert_int_eq(memcmp(yd, yt, sizeof yt), 0);
+    /* and the default device differs from the twin by more than its noise */
+    pnn_device *real;
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?n=20&noise=0", be, &real), PNN_OK);
+    float *yr = device_run(real, x, rows, theta);
+    double diff = 0;
+    for (int i = 0; i < rows * n; i++) diff = fmax(diff, fabs(yr[i] - yt[i]));
+    ck_assert_msg(diff > 1e-2, "mismatched device too close to the twin: %g", diff);
+    free(yd), free(yr), free(theta);
+    pnn_tensor_free(&tx), pnn_tensor_free(&ty), pnn_tensor_free(&th);
+    pnn_twin_free(tw);
+    pnn_device_close(dev), pnn_device_close(real);
+}
+END_TEST
+
+/* The input noise has the documented size: std of (noisy - clean) outputs at t ~ 0. */
+START_TEST(input_noise_has_its_size) {
+    int64_t n = 50, rows = 200;
+    float *x = calloc((size_t)(rows * n), sizeof(float)), *theta = calloc((size_t)(n * n + n), sizeof(float));
+    pnn_device *dev;
+    /* one tiny step: q(T) ~ q(0), so y - x is the input noise */
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?n=50&mismatch=0&noise=0.05&nt=1&dt=1e-4", be, &dev), PNN_OK);
+    float *y = device_run(dev, x, rows, theta);
+    double s = 0, s2 = 0;
+    for (int64_t i = 0; i < rows * n; i++) s += y[i], s2 += (double)y[i] * y[i];
+    double mean = s / (rows * n), sd = sqrt(s2 / (rows * n) - mean * mean);
+    ck_assert_msg(fabs(mean) < 0.005 && fabs(sd - 0.05) < 0.003, "noise mean %g sd %g", mean, sd);
+    free(x), free(theta), free(y);
+    pnn_device_close(dev);
+}
+END_TEST
+
+START_TEST(device_rejects_wrong_shapes_and_nan) {
+    pnn_device *dev;
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?n=8&max_batch=4", be, &dev), PNN_OK);
+    float theta[72] = {0};
+    pnn_tensor x = matrix(5, 8, NULL), y = matrix(5, 8, NULL);
+    ck_assert_int_eq(pnn_device_forward(dev, &x, theta, &y), PNN_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(pnn_last_error(), "max_batch"));
+    pnn_tensor x2 = matrix(2, 7, NULL), y2 = matrix(2, 8, NULL);
+    ck_assert_int_eq(pnn_device_forward(dev, &x2, theta, &y2), PNN_ERR_INVALID);
+    /* a diverging system gives NaN/Inf: reported as a device fault, never passed on */
+    pnn_tensor x3 = matrix(2, 8, NULL), y3 = matrix(2, 8, NULL);
+    theta[64] = INFINITY;
+    ck_assert_int_eq(pnn_device_forward(dev, &x3, theta, &y3), PNN_ERR_DEVICE);
+    ck_assert_ptr_nonnull(strstr(pnn_device_last_error(dev), "NaN"));
+    pnn_tensor_free(&x), pnn_tensor_free(&y), pnn_tensor_free(&x2), pnn_tensor_free(&y2);
+    pnn_tensor_free(&x3), pnn_tensor_free(&y3);
+    pnn_device_close(dev);
+}
+END_TEST
+
+/* PAT: the physical layer's output is the device's, its gradient the twin's VJP at the same
+ * inputs; in-silico: both from the twin. */
+START_TEST(physical_layer_pat_semantics) {
+    int64_t rows = 6, in = 5, n = 9;
+    pnn_layer *l;
+    ck_assert_int_eq(pnn_layer_physical(&l, be, "p", "sim:oscillator?n=9&seed=2", "analytic", "last:3", 7), PNN_OK);
+    ck_assert_int_eq(l->n_params, 2);
+    ck_assert_str_eq(l->params[0].name, "p.C");
+    ck_assert_str_eq(l->params[1].name, "p.e");
+    int64_t orows, ocols;
+    ck_assert_int_eq(l->iface->out_shape(l, rows, in, &orows, &ocols), PNN_OK);
+    ck_assert_int_eq(ocols, 3);
+    ck_assert_int_eq(l->iface->out_shape(l, rows, 10, &orows, &ocols), PNN_ERR_INVALID);
+    float xh[30];
+    pnn_test_uniform(xh, rows * in, -1, 1, 4, 4);
+    pnn_tensor x = matrix(rows, in, xh), y_pat = matrix(rows, 3, NULL), y_twin = matrix(rows, 3, NULL);
+    pnn_tensor dy = matrix(rows, 3, NULL), dx_pat = matrix(rows, in, NULL), dx_twin = matrix(rows, in, NULL);
+    float dyh[18];
+    pnn_test_uniform(dyh, 18, -1, 1, 4, 5);
+    pnn_tensor_from_host(&dy, dyh, 18);
+
+    pnn_device *dev = pnn_layer_physical_device(l);
+    ck_assert_ptr_nonnull(dev);
+    ck_assert_int_eq(l->iface->forward(l, &x, &y_pat, PNN_PASS_TRAIN_PAT), PNN_OK);
+    ck_assert_int_eq(l->iface->backward(l, &x, &y_pat, &dy, &dx_pat), PNN_OK);
+    float g_pat[90];
+    pnn_tensor_to_host(&l->params[0].grad, g_pat, 81);
+
+    /* the same device call again (rewind its counter) reproduces the PAT output */
+    dev->calls = 0;
+    pnn_tensor y_eval = matrix(rows, 3, NULL);
+    ck_assert_int_eq(l->iface->forward(l, &x, &y_eval, PNN_PASS_EVAL_DEVICE), PNN_OK);
+    float a[18], b[18];
+    pnn_tensor_to_host(&y_pat, a, 18);
+    pnn_tensor_to_host(&y_eval, b, 18);
+    ck_assert_int_eq(memcmp(a, b, sizeof a), 0);
+
+    pnn_tensor_zero(&l->params[0].grad);
+    pnn_tensor_zero(&l->params[1].grad);
+    ck_assert_int_eq(l->iface->forward(l, &x, &y_twin, PNN_PASS_TRAIN_TWIN), PNN_OK);
+    ck_assert_int_eq(l->iface->backward(l, &x, &y_twin, &dy, &dx_twin), PNN_OK);
+    float g_twin[90], dxa[30], dxb[30];
+    pnn_tensor_to_host(&l->params[0].grad, g_twin, 81);
+    /* same twin point (x, theta): identical gradients, whatever the device measured */
+    ck_assert_int_eq(memcmp(g_pat, g_twin, 81 * sizeof(float)), 0);
+    pnn_tensor_to_host(&dx_pat, dxa, 30);
+    pnn_tensor_to_host(&dx_twin, dxb, 30);
+    ck_assert_int_eq(memcmp(dxa, dxb, sizeof dxa), 0);
+    /* but the outputs differ: PAT passes on the device's measurement */
+    pnn_tensor_to_host(&y_twin, b, 18);
+    ck_assert_int_ne(memcmp(a, b, sizeof a), 0);
+    pnn_tensor *ts[] = {&x, &y_pat, &y_twin, &dy, &dx_pat, &dx_twin, &y_eval};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) pnn_tensor_free(ts[i]);
+    (void)n;
+    pnn_layer_free(l);
+}
+END_TEST
+
+Suite *device_suite(void) {
+    Suite *s = suite_create("device");
+    TCase *tc = tcase_create("oscillator");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, uri_errors_name_the_problem);
+    tcase_add_test(tc, device_is_deterministic_per_seed_and_call);
+    tcase_add_test(tc, ideal_device_equals_twin);
+    tcase_add_test(tc, input_noise_has_its_size);
+    tcase_add_test(tc, device_rejects_wrong_shapes_and_nan);
+    tcase_add_test(tc, physical_layer_pat_semantics);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(device_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

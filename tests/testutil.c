@@ -1,0 +1,38 @@
+/* Shared test helpers (see testutil.h). */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+
+#include "pnn/rng.h"
+
+int pnn_test_allclose(const char *what, const float *got, const double *want, int64_t n, double atol,
+                      double rtol) {
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= atol + rtol * fabs(want[i]))) {
+            if (bad < 5)
+                fprintf(stderr, "%s[%lld]: got %.9g want %.9g (diff %.3g)\n", what, (long long)i,
+                        got[i], want[i], d);
+            bad++;
+        }
+    }
+    if (bad) fprintf(stderr, "%s: %lld of %lld values out of tolerance\n", what, (long long)bad, (long long)n);
+    return bad == 0;
+}
+
+void pnn_test_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream) {
+    pnn_rng_uniform(seed, stream, 0, n, x);
+    for (int64_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * x[i];
+}
+
+double pnn_test_norm_err(const float *a, const double *b, int64_t n) {
+    double num = 0, den = 1e-12;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > num) num = d;
+        if (fabs(b[i]) > den) den = fabs(b[i]);
+    }
+    return num / den;
+}

@@ -1,0 +1,17 @@
+/* Helpers shared by the Check suites: tolerance comparison that prints the first mismatches,
+ * random tensors from the project RNG, and finite-difference gradient checks. */
+#ifndef PNN_TESTUTIL_H
+#define PNN_TESTUTIL_H
+
+#include <stdint.h>
+
+/* 1 when |got - want| <= atol + rtol * |want| everywhere; otherwise prints the first few
+ * mismatches (with `what`) and returns 0. */
+int pnn_test_allclose(const char *what, const float *got, const double *want, int64_t n, double atol,
+                      double rtol);
+/* Fills x with U(lo, hi) from (seed, stream). */
+void pnn_test_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream);
+/* max |a - b| / max(1e-12, max |b|): the normalized error used to compare backends. */
+double pnn_test_norm_err(const float *a, const double *b, int64_t n);
+
+#endif

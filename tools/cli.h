@@ -1,0 +1,27 @@
+/* What the subcommands of the `pnn` program share: exit codes, error printing, --set lists. */
+#ifndef PNN_TOOLS_CLI_H
+#define PNN_TOOLS_CLI_H
+
+#include "pnn/pnn.h"
+
+/* sysexits.h codes, as DESIGN.md asks */
+enum { EX_OK_ = 0, EX_USAGE_ = 64, EX_DATAERR_ = 65, EX_NOINPUT_ = 66, EX_UNAVAILABLE_ = 69,
+       EX_SOFTWARE_ = 70, EX_IOERR_ = 74, EX_CONFIG_ = 78 };
+
+/* Prints "pnn CMD: error: <message>" (and the trail with PNN_VERBOSE=1); returns the exit code. */
+int cli_fail(const char *cmd, pnn_status st);
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Loads a config file and applies the --set assignments in order. */
+pnn_status cli_load_config(const char *path, char **sets, int n_sets, pnn_cfg **cfg);
+/* The directory part of path ("." when none), into buf. */
+void cli_dirname(const char *path, char *buf, size_t size);
+/* Progress on stderr: a bar with rate and ETA on a terminal, plain lines otherwise. */
+void cli_progress(void *user, const pnn_progress *p);
+/* Prints the final machine-readable line of a run. */
+void cli_print_final(const pnn_eval_result *dev, const pnn_eval_result *twin, double train_s);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

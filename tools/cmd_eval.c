@@ -1,0 +1,102 @@
+/* `pnn eval`: test a trained network, on the device it was trained with or another one. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char help[] =
+    "usage: pnn eval CHECKPOINT [--device URI | --device LAYER=URI]... [--set key=value]...\n"
+    "\n"
+    "Evaluates the network stored in CHECKPOINT (a run's checkpoint.safetensors) on its test set,\n"
+    "on the device and on the twin, and prints the final line:\n"
+    "  final: test_acc_device=... test_acc_twin=... test_loss_device=... train_s=...\n"
+    "\n"
+    "  --device URI        run the network's physical layer on another device (e.g. a second copy of\n"
+    "                      the hardware: sim:oscillator?n=100&seed=8); with several physical layers,\n"
+    "                      name the layer: --device osc2=sim:oscillator?n=1610&seed=8\n"
+    "  --set key=value     override a config key (e.g. data.limit_test=1000)\n";
+
+/* Points the physical layer called `name` (or the only one, when name is NULL) at uri. */
+static pnn_status set_device(pnn_cfg *cfg, const char *name, const char *uri) {
+    const pnn_cfg *net = pnn_cfg_get(cfg, "network");
+    int found = -1, count = 0;
+    for (int i = 0; net && i < pnn_cfg_len(net); i++) {
+        const pnn_cfg *l = pnn_cfg_at(net, i);
+        const char *kind = pnn_cfg_scalar(pnn_cfg_get(l, "kind"));
+        const char *lname = pnn_cfg_scalar(pnn_cfg_get(l, "name"));
+        if (!kind || strcmp(kind, "physical")) continue;
+        count++;
+        if (!name || (lname && !strcmp(lname, name))) found = i;
+    }
+    if (name && found < 0)
+        return PNN_ERROR(PNN_ERR_INVALID, "--device %s=...: the network has no physical layer called '%s'",
+                         name, name);
+    if (!name && count != 1)
+        return PNN_ERROR(PNN_ERR_INVALID,
+                         "--device: the network has %d physical layers; name one as --device LAYER=URI", count);
+    char assignment[1200];
+    snprintf(assignment, sizeof assignment, "network.%d.device=%s", found, uri);
+    return pnn_cfg_set(cfg, assignment);
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *ckpt = NULL;
+    char **sets = calloc((size_t)argc, sizeof *sets), **devices = calloc((size_t)argc, sizeof *devices);
+    int n_sets = 0, n_devices = 0, rc = 0;
+    if (!sets || !devices) return EX_SOFTWARE_;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(help, stdout);
+            goto done;
+        }
+        if ((!strcmp(a, "--set") || !strcmp(a, "--device")) && i + 1 >= argc) {
+            rc = cli_usage_error("eval", "%s needs a value", a);
+            goto done;
+        }
+        if (!strcmp(a, "--set")) sets[n_sets++] = argv[++i];
+        else if (!strcmp(a, "--device")) devices[n_devices++] = argv[++i];
+        else if (a[0] == '-' || ckpt) {
+            rc = cli_usage_error("eval", "unexpected argument '%s'", a);
+            goto done;
+        } else ckpt = a;
+    }
+    if (!ckpt) {
+        rc = cli_usage_error("eval", "give the CHECKPOINT to evaluate");
+        goto done;
+    }
+    pnn_cfg *cfg;
+    pnn_status st = pnn_checkpoint_config(ckpt, &cfg);
+    for (int i = 0; st == PNN_OK && i < n_sets; i++) st = pnn_cfg_set(cfg, sets[i]);
+    for (int i = 0; st == PNN_OK && i < n_devices; i++) {
+        char name[64];
+        const char *d = devices[i], *eq = strchr(d, '='), *colon = strchr(d, ':');
+        /* LAYER=URI when '=' comes before the scheme's ':' */
+        if (eq && (!colon || eq < colon) && (size_t)(eq - d) < sizeof name) {
+            snprintf(name, sizeof name, "%.*s", (int)(eq - d), d);
+            st = set_device(cfg, name, eq + 1);
+        } else {
+            st = set_device(cfg, NULL, d);
+        }
+    }
+    if (st != PNN_OK) {
+        if (cfg) pnn_cfg_free(cfg);
+        rc = cli_fail("eval", st);
+        goto done;
+    }
+    pnn_trainer *tr;
+    st = pnn_trainer_create(cfg, ".", &tr);
+    if (st == PNN_OK) {
+        st = pnn_trainer_load_checkpoint(tr, ckpt, 0);
+        if (st == PNN_OK) st = pnn_trainer_evaluate(tr, PNN_PASS_EVAL_DEVICE, &tr->last_device);
+        if (st == PNN_OK) st = pnn_trainer_evaluate(tr, PNN_PASS_EVAL_TWIN, &tr->last_twin);
+        if (st == PNN_OK) cli_print_final(&tr->last_device, &tr->last_twin, 0.0);
+        pnn_trainer_free(tr);
+    }
+    if (st != PNN_OK) rc = cli_fail("eval", st);
+done:
+    free(sets);
+    free(devices);
+    return rc;
+}
