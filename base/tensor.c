@@ -48,6 +48,7 @@ pnn_status pnn_tensor_reshape2(pnn_tensor *t, int64_t rows, int64_t cols) {
         return PNN_ERROR(PNN_ERR_INVALID, "bad matrix shape %lld x %lld", (long long)rows,
                          (long long)cols);
     int64_t n = rows * cols;
+    if (!t->backend) return PNN_ERROR(PNN_ERR_INVALID, "reshaping a tensor that has no backend");
     if (n > t->capacity) {
         if (t->is_view)
             return PNN_ERROR(PNN_ERR_INVALID, "cannot grow a view tensor to %lld floats", (long long)n);

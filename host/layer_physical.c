@@ -175,6 +175,8 @@ pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char
     l->be = be;
     l->impl = p;
     snprintf(l->name, sizeof l->name, "%s", name);
+    pnn_tensor *bufs[] = {&p->x_full, &p->y_dev, &p->y_twin, &p->dy_full, &p->dx_full};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) bufs[i]->backend = be;
     st = pnn_device_open(device_uri, be, &p->dev);
     if (st != PNN_OK) {
         pnn_error_prefix(st, "layer '%s': ", name);

@@ -33,7 +33,7 @@ printf 'data: {set: vowels}\nnetwork:\n  - {kind: linear, out: 50}\n  - {kind: p
 expect 78 "dims.yaml:4.*'p'.*50" -- "$pnn" train "$tmp/dims.yaml" --out "$tmp/r5"
 expect 78 "10 outputs.*7 classes" -- "$pnn" train "$cfg" --set 'network.1.outputs=last:10' --out "$tmp/r6"
 expect 78 "unknown method 'magic'" -- "$pnn" train "$cfg" --set method=magic --out "$tmp/r7"
-expect 64 "colour" -- "$pnn" train "$cfg" --set 'network.1.device=sim:oscillator?n=40&colour=red' --out "$tmp/r8"
+expect 78 "colour" -- "$pnn" train "$cfg" --set 'network.1.device=sim:oscillator?n=40&colour=red' --out "$tmp/r8"
 
 # data files: missing, NaN, truncated
 expect 66 "nowhere.csv" -- "$pnn" train "$cfg" --set data.path="$tmp/nowhere.csv" --out "$tmp/r9"
