@@ -122,6 +122,10 @@ pnn_device *pnn_layer_physical_device(const pnn_layer *l) {
     return l->iface == &phys_iface ? ((const phys_layer *)l->impl)->dev : NULL;
 }
 
+pnn_twin *pnn_layer_physical_twin(const pnn_layer *l) {
+    return l->iface == &phys_iface ? ((const phys_layer *)l->impl)->twin : NULL;
+}
+
 /* "all", "last:K" or "first:K" of y_dim outputs -> [start, start + count) */
 static pnn_status parse_outputs(const char *name, const char *spec, int64_t y_dim, int64_t *start,
                                 int64_t *count) {
@@ -160,8 +164,8 @@ static pnn_status add_theta_param(pnn_layer *l, const pnn_theta_part *part, int6
 }
 
 pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char *name,
-                              const char *device_uri, const char *twin_kind, const char *outputs,
-                              uint64_t seed) {
+                              const char *device_uri, const char *twin_kind, double twin_noise,
+                              const char *outputs, uint64_t seed) {
     pnn_status st = PNN_OK;
     *out = NULL;
     pnn_layer *l = calloc(1, sizeof *l);
@@ -182,7 +186,7 @@ pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char
         pnn_error_prefix(st, "layer '%s': ", name);
         goto fail;
     }
-    PNN_GOTO(pnn_twin_create(twin_kind ? twin_kind : "analytic", p->dev, &p->twin));
+    PNN_GOTO(pnn_twin_create(twin_kind ? twin_kind : "analytic", p->dev, twin_noise, &p->twin));
     const pnn_device_info *info = &p->dev->info;
     PNN_GOTO(parse_outputs(name, outputs, info->y_dim, &p->out_start, &p->out_count));
     size_t bytes = (size_t)info->theta_dim * sizeof(float);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "pnn/device.h"
+#include "pnn/twin.h"
 
 static const char *const layer_kinds =
     "linear, relu, tanh, sigmoid, scale, patchify, concat_rows, pad, slice, physical";
@@ -93,13 +94,15 @@ static pnn_status build_layer(const pnn_cfg *m, int index, const pnn_backend *be
         return pnn_layer_slice(out, be, name, start, count);
     }
     if (!strcmp(kind, "physical")) {
-        static const char *const keys[] = {"kind", "name", "device", "twin", "outputs", NULL};
+        static const char *const keys[] = {"kind", "name", "device", "twin", "twin_noise", "outputs", NULL};
         const char *device, *twin, *outputs;
+        double twin_noise;
         PNN_TRY(pnn_cfg_check_keys(m, keys, where));
+        PNN_TRY(pnn_cfg_float(m, "twin_noise", 0, -1.0, -1.0, 100.0, &twin_noise));
         PNN_TRY(pnn_cfg_str(m, "device", 1, NULL, &device));
         PNN_TRY(pnn_cfg_str(m, "twin", 0, "analytic", &twin));
         PNN_TRY(pnn_cfg_str(m, "outputs", 0, "all", &outputs));
-        return pnn_layer_physical(out, be, name, device, twin, outputs, seed);
+        return pnn_layer_physical(out, be, name, device, twin, twin_noise, outputs, seed);
     }
     return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown layer kind '%s'; known kinds: %s", pnn_cfg_source(m),
                      pnn_cfg_line(pnn_cfg_get(m, "kind")), kind, layer_kinds);
@@ -237,6 +240,19 @@ int pnn_network_devices(const pnn_network *net, pnn_device **devs, int max) {
     for (int i = 0; i < net->n_layers; i++) {
         pnn_device *d = pnn_layer_physical_device(net->layers[i]);
         if (d && k < max) devs[k++] = d;
+    }
+    return k;
+}
+
+int pnn_network_counters(const pnn_network *net, uint64_t **counters, int max) {
+    int k = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        pnn_device *d = pnn_layer_physical_device(net->layers[i]);
+        pnn_twin *t = pnn_layer_physical_twin(net->layers[i]);
+        if (d && k + 2 <= max) {
+            counters[k++] = &d->calls;
+            counters[k++] = &t->calls;
+        }
     }
     return k;
 }

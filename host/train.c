@@ -401,12 +401,12 @@ pnn_status pnn_trainer_save_checkpoint(pnn_trainer *tr, const char *path) {
         memcpy(entries[i].shape, t->shape, sizeof entries[i].shape);
         entries[i].data = host[i];
     }
-    pnn_device *devs[MAX_DEVICES];
-    int nd = pnn_network_devices(tr->net, devs, MAX_DEVICES);
+    uint64_t *counters[MAX_DEVICES];
+    int nc = pnn_network_counters(tr->net, counters, MAX_DEVICES);
     char calls[MAX_DEVICES * 21 + 1] = "", num[8][32];
-    for (int i = 0; i < nd; i++) {
+    for (int i = 0; i < nc; i++) {
         size_t l = strlen(calls);
-        snprintf(calls + l, sizeof calls - l, "%s%llu", i ? "," : "", (unsigned long long)devs[i]->calls);
+        snprintf(calls + l, sizeof calls - l, "%s%llu", i ? "," : "", (unsigned long long)*counters[i]);
     }
     snprintf(num[0], sizeof num[0], "%lld", (long long)tr->epoch);
     snprintf(num[1], sizeof num[1], "%lld", (long long)tr->step_in_epoch);
@@ -417,7 +417,7 @@ pnn_status pnn_trainer_save_checkpoint(pnn_trainer *tr, const char *path) {
     snprintf(num[6], sizeof num[6], "%.6f", tr->last_twin.acc);
     pnn_st_meta meta[] = {{"format", CHECKPOINT_FORMAT}, {"config", yaml},        {"epoch", num[0]},
                           {"step_in_epoch", num[1]},     {"global_step", num[2]}, {"optimizer_steps", num[3]},
-                          {"train_s", num[4]},           {"device_calls", calls}, {"test_acc_device", num[5]},
+                          {"train_s", num[4]},           {"counters", calls}, {"test_acc_device", num[5]},
                           {"test_acc_twin", num[6]}};
     PNN_GOTO(pnn_safetensors_write(path, entries, n, meta, (int)(sizeof meta / sizeof meta[0])));
 fail:
@@ -481,17 +481,17 @@ pnn_status pnn_trainer_load_checkpoint(pnn_trainer *tr, const char *path, int fu
     pnn_optimizer_set_step_count(tr->optim, osteps);
     const char *ts = pnn_safetensors_meta(st, "train_s");
     tr->train_s = ts ? strtod(ts, NULL) : 0;
-    pnn_device *devs[MAX_DEVICES];
-    int nd = pnn_network_devices(tr->net, devs, MAX_DEVICES);
-    const char *calls = pnn_safetensors_meta(st, "device_calls");
-    for (int i = 0; i < nd; i++) {
+    uint64_t *counters[MAX_DEVICES];
+    int nc = pnn_network_counters(tr->net, counters, MAX_DEVICES);
+    const char *calls = pnn_safetensors_meta(st, "counters");
+    for (int i = 0; i < nc; i++) {
         char *end;
         unsigned long long c = calls ? strtoull(calls, &end, 10) : 0;
         if (!calls || end == calls) {
-            s = PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: metadata 'device_calls' lacks device %d", path, i);
+            s = PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: metadata 'counters' lacks counter %d", path, i);
             goto done;
         }
-        devs[i]->calls = c;
+        *counters[i] = c;
         calls = *end == ',' ? end + 1 : end;
     }
 done:

@@ -9,6 +9,9 @@
 
 typedef struct osc_twin {
     pnn_osc_params p;
+    float noise;    /* input noise of taped forwards */
+    uint64_t seed;
+    float *x_noisy; /* [rows_cap, n] */
     float *q_mat;   /* Q = J2Q(C) of the last forward */
     float *dq_mat;  /* gradient of Q, n x n */
     float *tape;
@@ -20,7 +23,7 @@ typedef struct osc_twin {
 static void twin_free(pnn_twin *tw) {
     osc_twin *t = tw->impl;
     const pnn_backend *be = tw->be;
-    float *bufs[] = {t->q_mat, t->dq_mat, t->tape, t->work};
+    float *bufs[] = {t->q_mat, t->dq_mat, t->tape, t->work, t->x_noisy};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be->iface->release(be->ctx, bufs[i]);
     free(t);
@@ -31,13 +34,15 @@ static pnn_status twin_reserve(pnn_twin *tw, int64_t rows) {
     osc_twin *t = tw->impl;
     if (rows <= t->rows_cap) return PNN_OK;
     const pnn_backend *be = tw->be;
-    if (t->tape) be->iface->release(be->ctx, t->tape);
-    if (t->work) be->iface->release(be->ctx, t->work);
+    float **bufs[] = {&t->tape, &t->work, &t->x_noisy};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (*bufs[i]) be->iface->release(be->ctx, *bufs[i]);
     pnn_osc_params p = t->p;
     p.batch = rows;
     t->tape = be->iface->alloc(be->ctx, be->iface->osc_tape_floats(&p) * sizeof(float) + 64);
     t->work = be->iface->alloc(be->ctx, be->iface->osc_work_floats(&p) * sizeof(float) + 64);
-    t->rows_cap = t->tape && t->work ? rows : 0;
+    t->x_noisy = be->iface->alloc(be->ctx, (size_t)(rows * p.n) * sizeof(float) + 64);
+    t->rows_cap = t->tape && t->work && t->x_noisy ? rows : 0;
     if (!t->rows_cap)
         return PNN_ERROR(PNN_ERR_NOMEM, "oscillator twin: out of memory for a tape of %lld rows",
                          (long long)rows);
@@ -55,8 +60,16 @@ static pnn_status twin_forward(pnn_twin *tw, const pnn_tensor *x, const float *t
     pnn_osc_params p = t->p;
     p.batch = rows;
     be->iface->osc_build_q(be->ctx, n, theta, t->q_mat);
-    be->iface->osc_forward(be->ctx, &p, x->data, t->q_mat, theta + n * n, y->data,
-                           save_tape ? t->tape : NULL, t->work);
+    const float *q0 = x->data;
+    if (save_tape && t->noise > 0) {
+        be->iface->rng_normal(be->ctx, t->seed, pnn_rng_stream("twin.oscillator.noise", tw->calls), 0, rows * n,
+                              t->x_noisy);
+        be->iface->axpby(be->ctx, rows * n, 1.0f, x->data, t->noise, t->x_noisy);
+        q0 = t->x_noisy;
+    }
+    if (save_tape) tw->calls++;
+    be->iface->osc_forward(be->ctx, &p, q0, t->q_mat, theta + n * n, y->data, save_tape ? t->tape : NULL,
+                           t->work);
     t->tape_rows = save_tape ? rows : 0;
     return PNN_OK;
 }
@@ -98,13 +111,15 @@ static pnn_status twin_init_theta(pnn_twin *tw, uint64_t seed, uint64_t stream, 
 static const pnn_twin_i osc_twin_iface = {
     .forward = twin_forward, .vjp = twin_vjp, .init_theta = twin_init_theta, .free = twin_free};
 
-pnn_status pnn_twin_oscillator_create(const pnn_device *dev, pnn_twin **out) {
+pnn_status pnn_twin_oscillator_create(const pnn_device *dev, double noise, pnn_twin **out) {
     pnn_uri u;
-    int64_t nt;
-    double dt;
+    int64_t nt, seed;
+    double dt, nominal_noise;
     PNN_TRY(pnn_uri_parse(dev->info.uri, &u));
     PNN_TRY(pnn_uri_int(&u, "nt", 5, 1, 100000, &nt));
     PNN_TRY(pnn_uri_double(&u, "dt", 0.1, 1e-6, 10, &dt));
+    PNN_TRY(pnn_uri_double(&u, "noise", 0.02, 0, 100, &nominal_noise));
+    PNN_TRY(pnn_uri_int(&u, "seed", 0, 0, INT64_MAX, &seed));
     pnn_twin *tw = calloc(1, sizeof *tw);
     osc_twin *t = calloc(1, sizeof *t);
     if (!tw || !t) {
@@ -118,6 +133,8 @@ pnn_status pnn_twin_oscillator_create(const pnn_device *dev, pnn_twin **out) {
     tw->impl = t;
     int64_t n = dev->info.x_dim;
     t->p = (pnn_osc_params){.batch = 0, .n = n, .nt = (int)nt, .dt = (float)dt, .eta = 0.0f};
+    t->noise = (float)(noise < 0 ? nominal_noise : noise);
+    t->seed = (uint64_t)seed ^ 0x7477696eull; /* the twin's own draws, never the device's */
     t->q_mat = dev->be->iface->alloc(dev->be->ctx, (size_t)(n * n) * sizeof(float));
     t->dq_mat = dev->be->iface->alloc(dev->be->ctx, (size_t)(n * n) * sizeof(float));
     if (!t->q_mat || !t->dq_mat) {

@@ -82,7 +82,7 @@ START_TEST(ideal_device_equals_twin) {
     pnn_device *dev;
     ck_assert_int_eq(pnn_device_open("sim:oscillator?n=20&mismatch=0&noise=0", be, &dev), PNN_OK);
     pnn_twin *tw;
-    ck_assert_int_eq(pnn_twin_create("analytic", dev, &tw), PNN_OK);
+    ck_assert_int_eq(pnn_twin_create("analytic", dev, -1, &tw), PNN_OK);
     float *yd = device_run(dev, x, rows, theta);
     pnn_tensor tx = matrix(rows, n, x), ty = matrix(rows, n, NULL), th = matrix(1, n * n + n, theta);
     ck_assert_int_eq(tw->iface->forward(tw, &tx, th.data, &ty, 1), PNN_OK);
@@ -120,6 +120,38 @@ START_TEST(input_noise_has_its_size) {
 }
 END_TEST
 
+/* The twin models the device's nominal input noise in taped (training) forwards only, with its
+ * own draws; an explicit twin noise overrides the nominal one. */
+START_TEST(twin_models_nominal_noise_in_training_only) {
+    int64_t n = 30, rows = 100;
+    float *x = calloc((size_t)(rows * n), sizeof(float)), *theta = calloc((size_t)(n * n + n), sizeof(float));
+    pnn_device *dev;
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?n=30&mismatch=0&noise=0.05&nt=1&dt=1e-4", be, &dev), PNN_OK);
+    double want[3] = {0.05, 0.01, 0.0};
+    double noise_arg[3] = {-1, 0.01, 0};
+    for (int k = 0; k < 3; k++) {
+        pnn_twin *tw;
+        ck_assert_int_eq(pnn_twin_create("analytic", dev, noise_arg[k], &tw), PNN_OK);
+        pnn_tensor tx = matrix(rows, n, x), ty = matrix(rows, n, NULL), th = matrix(1, n * n + n, theta);
+        float *y = malloc((size_t)(rows * n) * sizeof(float));
+        ck_assert_int_eq(tw->iface->forward(tw, &tx, th.data, &ty, 1), PNN_OK);
+        pnn_tensor_to_host(&ty, y, rows * n);
+        double s2 = 0;
+        for (int64_t i = 0; i < rows * n; i++) s2 += (double)y[i] * y[i];
+        ck_assert_msg(fabs(sqrt(s2 / (rows * n)) - want[k]) < 0.1 * want[k] + 1e-6, "twin noise %g, want %g",
+                      sqrt(s2 / (rows * n)), want[k]);
+        ck_assert_int_eq(tw->iface->forward(tw, &tx, th.data, &ty, 0), PNN_OK);
+        pnn_tensor_to_host(&ty, y, rows * n);
+        for (int64_t i = 0; i < rows * n; i++) ck_assert(y[i] == 0.0f);  /* evaluation is noise-free */
+        free(y);
+        pnn_tensor_free(&tx), pnn_tensor_free(&ty), pnn_tensor_free(&th);
+        pnn_twin_free(tw);
+    }
+    free(x), free(theta);
+    pnn_device_close(dev);
+}
+END_TEST
+
 START_TEST(device_rejects_wrong_shapes_and_nan) {
     pnn_device *dev;
     ck_assert_int_eq(pnn_device_open("sim:oscillator?n=8&max_batch=4", be, &dev), PNN_OK);
@@ -145,7 +177,7 @@ END_TEST
 START_TEST(physical_layer_pat_semantics) {
     int64_t rows = 6, in = 5, n = 9;
     pnn_layer *l;
-    ck_assert_int_eq(pnn_layer_physical(&l, be, "p", "sim:oscillator?n=9&seed=2", "analytic", "last:3", 7), PNN_OK);
+    ck_assert_int_eq(pnn_layer_physical(&l, be, "p", "sim:oscillator?n=9&seed=2&noise=0", "analytic", -1, "last:3", 7), PNN_OK);
     ck_assert_int_eq(l->n_params, 2);
     ck_assert_str_eq(l->params[0].name, "p.C");
     ck_assert_str_eq(l->params[1].name, "p.e");
@@ -206,6 +238,7 @@ Suite *device_suite(void) {
     tcase_add_test(tc, device_is_deterministic_per_seed_and_call);
     tcase_add_test(tc, ideal_device_equals_twin);
     tcase_add_test(tc, input_noise_has_its_size);
+    tcase_add_test(tc, twin_models_nominal_noise_in_training_only);
     tcase_add_test(tc, device_rejects_wrong_shapes_and_nan);
     tcase_add_test(tc, physical_layer_pat_semantics);
     suite_add_tcase(s, tc);

@@ -87,10 +87,10 @@ START_TEST(hybrid_network_gradient_matches_finite_differences) {
                           "  - {kind: linear, name: fc, out: 16}\n"
                           "  - {kind: tanh}\n"
                           "  - {kind: patchify, image: [4, 4], patch: [2, 2]}\n"
-                          "  - {kind: physical, name: o1, device: 'sim:oscillator?n=6&nt=3'}\n"
+                          "  - {kind: physical, name: o1, device: 'sim:oscillator?n=6&nt=3&noise=0'}\n"
                           "  - {kind: concat_rows, group: 4}\n"
                           "  - {kind: pad, after: 2}\n"
-                          "  - {kind: physical, name: o2, device: 'sim:oscillator?n=26&nt=4', outputs: 'last:3'}\n"
+                          "  - {kind: physical, name: o2, device: 'sim:oscillator?n=26&nt=4&noise=0', outputs: 'last:3'}\n"
                           "  - {kind: scale, name: s, init: 2.0}\n",
                           5, &net);
     ck_assert_msg(st == PNN_OK, "%s", pnn_last_error());

@@ -89,13 +89,16 @@ pnn_status pnn_layer_slice(pnn_layer **out, const pnn_backend *be, const char *n
  * and the encoding: an input of c <= x_dim columns fills the first c inputs of the device (the
  * rest are 0); the layer's output is `outputs` of the device's y: "all", "last:K" or "first:K".
  * A batch of rows (e.g. B images x P patches) goes through the device in one call, with theta
- * shared. theta is initialised by the twin from (seed, name). */
+ * shared. theta is initialised by the twin from (seed, name). twin_noise is the input noise the
+ * twin models in training (< 0: the device's nominal noise; see pnn_twin_create). */
 typedef struct pnn_device pnn_device;
+typedef struct pnn_twin pnn_twin;
 pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char *name,
-                              const char *device_uri, const char *twin_kind, const char *outputs,
-                              uint64_t seed);
-/* The device of a physical layer; NULL for any other layer. */
+                              const char *device_uri, const char *twin_kind, double twin_noise,
+                              const char *outputs, uint64_t seed);
+/* The device and the twin of a physical layer; NULL for any other layer. */
 pnn_device *pnn_layer_physical_device(const pnn_layer *l);
+pnn_twin *pnn_layer_physical_twin(const pnn_layer *l);
 
 #ifdef __cplusplus
 }

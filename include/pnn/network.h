@@ -37,6 +37,9 @@ void pnn_network_zero_grad(pnn_network *net);
 int64_t pnn_network_param_count(const pnn_network *net);
 /* The devices of the physical layers, in order (n of them, up to max). */
 int pnn_network_devices(const pnn_network *net, pnn_device **devs, int max);
+/* Pointers to the random-stream counters of every physical layer (its device's and its twin's
+ * call counts), in order: what a checkpoint must restore for an exact resume. */
+int pnn_network_counters(const pnn_network *net, uint64_t **counters, int max);
 /* The parameter called name, or NULL. */
 pnn_param *pnn_network_param(const pnn_network *net, const char *name);
 

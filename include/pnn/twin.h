@@ -29,15 +29,22 @@ struct pnn_twin {
     const pnn_twin_i *iface;
     pnn_device_info info;  /* the dims of the system it models */
     const pnn_backend *be;
+    /* taped forwards so far: a twin that models the device's known input noise draws it from
+     * (seed, call index), so resume restores this counter like the device's */
+    uint64_t calls;
     void *impl;
 };
 
 /* The twin of a device: kind "analytic" is the ideal physics of the device's system, with the
- * integration settings of the device URI (n, nt, dt) but none of its hidden differences. */
-pnn_status pnn_twin_create(const char *kind, const pnn_device *dev, pnn_twin **out);
+ * integration settings of the device URI (n, nt, dt) but none of its hidden differences.
+ * noise < 0 takes the device's nominal input noise (its URI's `noise`, which a lab measures);
+ * taped (training) forwards add input noise of that size from the twin's own random stream
+ * (the device's actual draws stay unseen), so gradients account for the noise the device has;
+ * untaped (evaluation) forwards are noise-free. */
+pnn_status pnn_twin_create(const char *kind, const pnn_device *dev, double noise, pnn_twin **out);
 void pnn_twin_free(pnn_twin *tw);
 
-pnn_status pnn_twin_oscillator_create(const pnn_device *dev, pnn_twin **out);
+pnn_status pnn_twin_oscillator_create(const pnn_device *dev, double noise, pnn_twin **out);
 
 #ifdef __cplusplus
 }
