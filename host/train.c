@@ -558,6 +558,10 @@ pnn_status pnn_trainer_run(pnn_trainer *tr) {
             }
             report(tr, "train", steps, ep_loss / ep_steps, ep_acc / ep_steps, t_start);
             if (o->checkpoint_every && tr->global_step % o->checkpoint_every == 0) PNN_TRY(checkpoint(tr));
+            if (tr->stop && *tr->stop) {
+                tr->interrupted = 1;
+                return checkpoint(tr);
+            }
         }
         tr->epoch++;
         tr->step_in_epoch = 0;

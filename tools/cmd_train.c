@@ -1,4 +1,5 @@
 /* `pnn train`: train a network from a config, or continue a run. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,16 @@ static const char help[] =
     "  --resume RUN_DIR continue the run in RUN_DIR from its checkpoint; the result is the same as\n"
     "                   a run that never stopped. --set epochs=N extends it.\n"
     "\n"
+    "Ctrl-C stops after the current step and saves the state for --resume (exit 130).\n"
     "Progress goes to stderr; the last line on stdout is machine-readable:\n"
     "  final: test_acc_device=... test_acc_twin=... test_loss_device=... train_s=...\n";
+
+static volatile int stop_requested;
+
+static void on_interrupt(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
 
 int cmd_train(int argc, char **argv) {
     const char *config = NULL, *out = NULL, *resume = NULL;
@@ -101,7 +110,19 @@ int cmd_train(int argc, char **argv) {
             run_dir);
     tr->progress = cli_progress;
     tr->progress_user = tr;
+    tr->stop = &stop_requested;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_interrupt;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     st = pnn_trainer_run(tr);
+    if (st == PNN_OK && tr->interrupted) {
+        fprintf(stderr, "\npnn train: interrupted after step %lld; the state is saved in %s; continue with "
+                        "pnn train --resume %s\n",
+                (long long)tr->global_step, run_dir, run_dir);
+        pnn_trainer_free(tr);
+        return 130;
+    }
     if (st != PNN_OK) {
         /* keep what was learned up to the last completed step */
         pnn_status first = st;

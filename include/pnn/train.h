@@ -66,6 +66,10 @@ typedef struct pnn_trainer {
     int64_t *perm;
     pnn_eval_result last_device, last_twin;
     int evaluated;
+    /* When set (e.g. by a SIGINT handler), the run stops after the current step, writes its
+     * checkpoint and returns with `interrupted` set. May be NULL. */
+    volatile int *stop;
+    int interrupted;
 } pnn_trainer;
 
 /* Reads options from cfg, loads the data and builds the network and optimizer. Takes

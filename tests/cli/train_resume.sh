@@ -37,6 +37,28 @@ assert full == part, "metrics of the resumed run differ from the uninterrupted r
 print("resume exact:", len(a), "tensors equal")
 PY
 
+# Ctrl-C mid-run: exit 130 with the state saved; the resumed run ends where an uninterrupted one does
+"$pnn" train "$cfg" --set epochs=300 --out "$tmp/long" > /dev/null 2>&1 || fail "long run"
+"$pnn" train "$cfg" --set epochs=300 --out "$tmp/int" > /dev/null 2> "$tmp/int.err" &
+pid=$!
+sleep 0.4
+kill -INT $pid
+set +e; wait $pid; rc=$?; set -e
+if [ "$rc" -eq 130 ]; then
+  grep -q "interrupted after step" "$tmp/int.err" || fail "no interruption message"
+  "$pnn" train --resume "$tmp/int" > /dev/null 2>&1 || fail "resume after interrupt"
+else
+  [ "$rc" -eq 0 ] || fail "interrupted run exited $rc"   # it finished before the signal came
+fi
+python3 - "$tmp/long/checkpoint.safetensors" "$tmp/int/checkpoint.safetensors" <<'PY'
+import sys
+import numpy as np
+from safetensors.numpy import load_file
+a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
+for k in a:
+    assert np.array_equal(a[k], b[k]), f"interrupted+resumed run differs in {k}"
+PY
+
 # eval on the training device reproduces the last test accuracy; on another copy it changes
 acc=$(sed -n 's/^final: test_acc_device=\([0-9.]*\).*/\1/p' "$tmp/full.out")
 "$pnn" eval "$tmp/full/checkpoint.safetensors" > "$tmp/eval.out" 2>&1 || { cat "$tmp/eval.out"; fail "eval"; }
