@@ -98,7 +98,9 @@ static pnn_status build_layer(const pnn_cfg *m, int index, const pnn_backend *be
         const char *device, *twin, *outputs;
         double twin_noise;
         PNN_TRY(pnn_cfg_check_keys(m, keys, where));
-        PNN_TRY(pnn_cfg_float(m, "twin_noise", 0, -1.0, -1.0, 100.0, &twin_noise));
+        const char *tn = pnn_cfg_scalar(pnn_cfg_get(m, "twin_noise"));
+        if (tn && !strcmp(tn, "oracle")) twin_noise = PNN_TWIN_NOISE_ORACLE;
+        else PNN_TRY(pnn_cfg_float(m, "twin_noise", 0, -1.0, -1.0, 100.0, &twin_noise));
         PNN_TRY(pnn_cfg_str(m, "device", 1, NULL, &device));
         PNN_TRY(pnn_cfg_str(m, "twin", 0, "analytic", &twin));
         PNN_TRY(pnn_cfg_str(m, "outputs", 0, "all", &outputs));

@@ -3,7 +3,7 @@
 
 #include "pnn/twin.h"
 
-pnn_status pnn_twin_create(const char *kind, const pnn_device *dev, double noise, pnn_twin **out) {
+pnn_status pnn_twin_create(const char *kind, pnn_device *dev, double noise, pnn_twin **out) {
     *out = NULL;
     if (strcmp(kind, "analytic"))
         return PNN_ERROR(PNN_ERR_UNSUPPORTED, "unknown twin kind '%s'; known: analytic", kind);

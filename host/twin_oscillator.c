@@ -10,6 +10,7 @@
 typedef struct osc_twin {
     pnn_osc_params p;
     float noise;    /* input noise of taped forwards */
+    pnn_device *oracle;  /* non-NULL: replay this simulator's last input noise instead */
     uint64_t seed;
     float *x_noisy; /* [rows_cap, n] */
     float *q_mat;   /* Q = J2Q(C) of the last forward */
@@ -61,7 +62,11 @@ static pnn_status twin_forward(pnn_twin *tw, const pnn_tensor *x, const float *t
     p.batch = rows;
     be->iface->osc_build_q(be->ctx, n, theta, t->q_mat);
     const float *q0 = x->data;
-    if (save_tape && t->noise > 0) {
+    if (save_tape && t->oracle && t->oracle->calls > 0) {
+        PNN_TRY(t->oracle->iface->last_input_noise(t->oracle, rows * n, t->x_noisy));
+        be->iface->axpby(be->ctx, rows * n, 1.0f, x->data, 1.0f, t->x_noisy);
+        q0 = t->x_noisy;
+    } else if (save_tape && t->noise > 0) {
         be->iface->rng_normal(be->ctx, t->seed, pnn_rng_stream("twin.oscillator.noise", tw->calls), 0, rows * n,
                               t->x_noisy);
         be->iface->axpby(be->ctx, rows * n, 1.0f, x->data, t->noise, t->x_noisy);
@@ -111,7 +116,7 @@ static pnn_status twin_init_theta(pnn_twin *tw, uint64_t seed, uint64_t stream, 
 static const pnn_twin_i osc_twin_iface = {
     .forward = twin_forward, .vjp = twin_vjp, .init_theta = twin_init_theta, .free = twin_free};
 
-pnn_status pnn_twin_oscillator_create(const pnn_device *dev, double noise, pnn_twin **out) {
+pnn_status pnn_twin_oscillator_create(pnn_device *dev, double noise, pnn_twin **out) {
     pnn_uri u;
     int64_t nt, seed;
     double dt, nominal_noise;
@@ -134,6 +139,14 @@ pnn_status pnn_twin_oscillator_create(const pnn_device *dev, double noise, pnn_t
     int64_t n = dev->info.x_dim;
     t->p = (pnn_osc_params){.batch = 0, .n = n, .nt = (int)nt, .dt = (float)dt, .eta = 0.0f};
     t->noise = (float)(noise < 0 ? nominal_noise : noise);
+    if (noise == PNN_TWIN_NOISE_ORACLE) {
+        if (!dev->iface->last_input_noise) {
+            twin_free(tw);
+            return PNN_ERROR(PNN_ERR_UNSUPPORTED, "twin_noise: oracle needs a simulated device; %s cannot replay "
+                             "its noise", dev->info.uri);
+        }
+        t->oracle = dev;
+    }
     t->seed = (uint64_t)seed ^ 0x7477696eull; /* the twin's own draws, never the device's */
     t->q_mat = dev->be->iface->alloc(dev->be->ctx, (size_t)(n * n) * sizeof(float));
     t->dq_mat = dev->be->iface->alloc(dev->be->ctx, (size_t)(n * n) * sizeof(float));

@@ -152,6 +152,29 @@ START_TEST(twin_models_nominal_noise_in_training_only) {
 }
 END_TEST
 
+/* The oracle replays the simulator's own noise: on an otherwise ideal device, the twin's taped
+ * forward then equals the device's output bit for bit. */
+START_TEST(oracle_twin_replays_device_noise) {
+    int64_t n = 16, rows = 9;
+    float x[144], *theta = random_theta(n, 21);
+    pnn_test_uniform(x, rows * n, -1, 1, 8, 2);
+    pnn_device *dev;
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?n=16&mismatch=0&noise=0.05", be, &dev), PNN_OK);
+    pnn_twin *tw;
+    ck_assert_int_eq(pnn_twin_create("analytic", dev, PNN_TWIN_NOISE_ORACLE, &tw), PNN_OK);
+    float *yd = device_run(dev, x, rows, theta);
+    pnn_tensor tx = matrix(rows, n, x), ty = matrix(rows, n, NULL), th = matrix(1, n * n + n, theta);
+    ck_assert_int_eq(tw->iface->forward(tw, &tx, th.data, &ty, 1), PNN_OK);
+    float yt[144];
+    pnn_tensor_to_host(&ty, yt, rows * n);
+    ck_assert_int_eq(memcmp(yd, yt, sizeof yt), 0);
+    free(yd), free(theta);
+    pnn_tensor_free(&tx), pnn_tensor_free(&ty), pnn_tensor_free(&th);
+    pnn_twin_free(tw);
+    pnn_device_close(dev);
+}
+END_TEST
+
 START_TEST(device_rejects_wrong_shapes_and_nan) {
     pnn_device *dev;
     ck_assert_int_eq(pnn_device_open("sim:oscillator?n=8&max_batch=4", be, &dev), PNN_OK);
@@ -239,6 +262,7 @@ Suite *device_suite(void) {
     tcase_add_test(tc, ideal_device_equals_twin);
     tcase_add_test(tc, input_noise_has_its_size);
     tcase_add_test(tc, twin_models_nominal_noise_in_training_only);
+    tcase_add_test(tc, oracle_twin_replays_device_noise);
     tcase_add_test(tc, device_rejects_wrong_shapes_and_nan);
     tcase_add_test(tc, physical_layer_pat_semantics);
     suite_add_tcase(s, tc);

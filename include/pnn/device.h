@@ -40,6 +40,9 @@ typedef struct pnn_device_i {
     /* y [b, y_dim] = f_p(x [b, x_dim], theta [theta_dim]); all backend memory */
     pnn_status (*forward)(pnn_device *dev, const pnn_tensor *x, const float *theta, pnn_tensor *y);
     void (*close)(pnn_device *dev);
+    /* May be NULL (hardware cannot offer it): a simulator's input perturbation of its last
+     * call, n floats of backend memory — for oracle comparisons only (twin_noise: oracle). */
+    pnn_status (*last_input_noise)(pnn_device *dev, int64_t n, float *out);
 } pnn_device_i;
 
 struct pnn_device {

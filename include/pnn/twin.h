@@ -40,11 +40,14 @@ struct pnn_twin {
  * noise < 0 takes the device's nominal input noise (its URI's `noise`, which a lab measures);
  * taped (training) forwards add input noise of that size from the twin's own random stream
  * (the device's actual draws stay unseen), so gradients account for the noise the device has;
- * untaped (evaluation) forwards are noise-free. */
-pnn_status pnn_twin_create(const char *kind, const pnn_device *dev, double noise, pnn_twin **out);
+ * untaped (evaluation) forwards are noise-free. noise == PNN_TWIN_NOISE_ORACLE instead replays the
+ * simulator's own draw of its last call (a simulation-only oracle, to compare with reference code
+ * that feeds the same noise to both; no instrument allows it). */
+#define PNN_TWIN_NOISE_ORACLE (-2.0)
+pnn_status pnn_twin_create(const char *kind, pnn_device *dev, double noise, pnn_twin **out);
 void pnn_twin_free(pnn_twin *tw);
 
-pnn_status pnn_twin_oscillator_create(const pnn_device *dev, double noise, pnn_twin **out);
+pnn_status pnn_twin_oscillator_create(pnn_device *dev, double noise, pnn_twin **out);
 
 #ifdef __cplusplus
 }
