@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The reference experiment's accuracy figures: trains examples/fmnist-oscillator.yaml with PAT and
-# in-silico for EPOCHS epochs on each seed, and collects each run's final line into
+# The reference experiment's accuracy figures: trains examples/fmnist-oscillator.yaml for EPOCHS
+# epochs on each seed with each method, and collects each run's final line into
 # benchmarks/results/fmnist-<epochs>ep-<date>.json. Runs are kept under runs/bench-fmnist/.
-# Usage: bash benchmarks/fmnist_accuracy.sh [EPOCHS=1] [SEEDS="1 2 3"] [METHODS="pat insilico"]
+# Methods: pat (the twin models the device's input noise with its own draws, as in a lab),
+# pat-oracle (the twin replays the simulator's own noise draws, as the PAT authors' code does),
+# insilico (trained on the twin alone, evaluated on the device).
+# Usage: bash benchmarks/fmnist_accuracy.sh [EPOCHS=1] [SEEDS="1 2 3"] [METHODS="pat pat-oracle insilico"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-1}
 seeds=${2:-1 2 3}
-methods=${3:-pat insilico}
+methods=${3:-pat pat-oracle insilico}
 out=benchmarks/results/fmnist-${epochs}ep-$(date -u +%Y-%m-%d).json
 mkdir -p runs/bench-fmnist
 rows=()
@@ -15,7 +18,9 @@ for seed in $seeds; do
   for m in $methods; do
     dir=runs/bench-fmnist/$m-seed$seed-${epochs}ep
     rm -rf "$dir"
-    line=$(build/pnn train examples/fmnist-oscillator.yaml --set method=$m --set seed=$seed --set epochs=$epochs \
+    extra=(--set method=${m%-oracle})
+    [ "$m" = pat-oracle ] && extra+=(--set network.1.twin_noise=oracle --set network.4.twin_noise=oracle)
+    line=$(build/pnn train examples/fmnist-oscillator.yaml "${extra[@]}" --set seed=$seed --set epochs=$epochs \
            --out "$dir" 2> "$dir.log" | grep '^final:')
     echo "$m seed $seed: $line"
     kv=$(echo "${line#final: }" | sed -E 's/([a-z_]+)=([0-9.]+)/"\1": \2,/g; s/,$//')
