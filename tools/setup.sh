@@ -19,10 +19,12 @@ if ((${#missing[@]})); then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Python's safetensors package reads pnn's checkpoints in a test (PyTorch/NumPy interop).
-if ! python3 -c "import safetensors.numpy" 2>/dev/null; then
-  echo "setup: installing the safetensors Python package"
-  python3 -m pip install -q safetensors 2>/dev/null || python3 -m pip install -q --break-system-packages safetensors
+# Python's safetensors and NumPy read pnn's checkpoints in a test (PyTorch/NumPy interop). The
+# python3 on PATH may not be Debian's (pyenv, venv), so check it and use pip when needed.
+if ! python3 -c "import numpy, safetensors.numpy" 2>/dev/null; then
+  echo "setup: installing the safetensors and numpy Python packages"
+  python3 -m pip install -q safetensors numpy 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages safetensors numpy
 fi
 
 [ "${1:-}" = "--no-build" ] && exit 0
