@@ -3,27 +3,48 @@
 
 #include "../kernels/math/philox.h"
 
+static void uniform_block(uint64_t seed, uint64_t stream, uint64_t block, float *v) {
+    uint32_t r[4];
+    pnn_philox_block(seed, stream, block, r);
+    for (int j = 0; j < 4; j++) v[j] = pnn_u32_to_unit(r[j]);
+}
+
+static void normal_block(uint64_t seed, uint64_t stream, uint64_t block, float *v) {
+    uint32_t r[4];
+    pnn_philox_block(seed, stream, block, r);
+    pnn_box_muller(r[0], r[1], &v[0], &v[1]);
+    pnn_box_muller(r[2], r[3], &v[2], &v[3]);
+}
+
+typedef void (*block_fn)(uint64_t seed, uint64_t stream, uint64_t block, float *v);
+
+/* One number of the stream through a whole block (for the partial blocks at both ends). */
+static float single(block_fn fn, uint64_t seed, uint64_t stream, uint64_t idx) {
+    float v[4];
+    fn(seed, stream, idx / 4, v);
+    return v[idx % 4];
+}
+
+/* out[i] = number (offset + i) of the stream, four per Philox block: the partial blocks at both
+ * ends one by one, the full blocks between in parallel (device noise draws ~10^5 numbers per
+ * call, worth two threads). */
+static void fill(block_fn fn, uint64_t seed, uint64_t stream, uint64_t offset, int64_t n, float *out) {
+    int64_t head = (int64_t)((4 - offset % 4) % 4);
+    if (head > n) head = n;
+    int64_t full = (n - head) / 4;
+    uint64_t first_block = (offset + (uint64_t)head) / 4;
+    for (int64_t i = 0; i < head; i++) out[i] = single(fn, seed, stream, offset + (uint64_t)i);
+#pragma omp parallel for if (full > 4096)
+    for (int64_t b = 0; b < full; b++) fn(seed, stream, first_block + (uint64_t)b, out + head + 4 * b);
+    for (int64_t i = head + 4 * full; i < n; i++) out[i] = single(fn, seed, stream, offset + (uint64_t)i);
+}
+
 void pnn_rng_uniform(uint64_t seed, uint64_t stream, uint64_t offset, int64_t n, float *out) {
-    int64_t i = 0;
-    while (i < n) {
-        uint64_t idx = offset + (uint64_t)i;
-        uint32_t r[4];
-        pnn_philox_block(seed, stream, idx / 4, r);
-        for (unsigned j = (unsigned)(idx % 4); j < 4 && i < n; j++, i++) out[i] = pnn_u32_to_unit(r[j]);
-    }
+    fill(uniform_block, seed, stream, offset, n, out);
 }
 
 void pnn_rng_normal(uint64_t seed, uint64_t stream, uint64_t offset, int64_t n, float *out) {
-    int64_t i = 0;
-    while (i < n) {
-        uint64_t idx = offset + (uint64_t)i;
-        uint32_t r[4];
-        float z[4];
-        pnn_philox_block(seed, stream, idx / 4, r);
-        pnn_box_muller(r[0], r[1], &z[0], &z[1]);
-        pnn_box_muller(r[2], r[3], &z[2], &z[3]);
-        for (unsigned j = (unsigned)(idx % 4); j < 4 && i < n; j++, i++) out[i] = z[j];
-    }
+    fill(normal_block, seed, stream, offset, n, out);
 }
 
 uint64_t pnn_rng_stream(const char *name, uint64_t index) {
