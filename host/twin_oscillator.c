@@ -79,6 +79,7 @@ static pnn_status twin_forward(pnn_twin *tw, const pnn_tensor *x, const float *t
     return PNN_OK;
 }
 
+/* Q and the tape come from the forward, so theta itself is not needed here. */
 static pnn_status twin_vjp(pnn_twin *tw, const float *theta, const pnn_tensor *dy, pnn_tensor *dx,
                            float *dtheta) {
     osc_twin *t = tw->impl;
@@ -92,7 +93,6 @@ static pnn_status twin_vjp(pnn_twin *tw, const float *theta, const pnn_tensor *d
     if (dx) PNN_TRY(pnn_tensor_check2(dx, rows, n, "oscillator twin input gradient"));
     pnn_osc_params p = t->p;
     p.batch = rows;
-    (void)theta;
     be->iface->fill(be->ctx, t->dq_mat, 0.0f, n * n);
     be->iface->osc_vjp(be->ctx, &p, t->tape, t->q_mat, dy->data, dx ? dx->data : NULL, t->dq_mat,
                        dtheta + n * n, t->work);

@@ -198,7 +198,7 @@ END_TEST
 /* PAT: the physical layer's output is the device's, its gradient the twin's VJP at the same
  * inputs; in-silico: both from the twin. */
 START_TEST(physical_layer_pat_semantics) {
-    int64_t rows = 6, in = 5, n = 9;
+    int64_t rows = 6, in = 5;
     pnn_layer *l;
     ck_assert_int_eq(pnn_layer_physical(&l, be, "p", "sim:oscillator?n=9&seed=2&noise=0", "analytic", -1, "last:3", 7), PNN_OK);
     ck_assert_int_eq(l->n_params, 2);
@@ -248,7 +248,6 @@ START_TEST(physical_layer_pat_semantics) {
     ck_assert_int_ne(memcmp(a, b, sizeof a), 0);
     pnn_tensor *ts[] = {&x, &y_pat, &y_twin, &dy, &dx_pat, &dx_twin, &y_eval};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) pnn_tensor_free(ts[i]);
-    (void)n;
     pnn_layer_free(l);
 }
 END_TEST
