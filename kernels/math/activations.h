@@ -7,13 +7,7 @@
 
 #include "pnn/backend.h"
 
-#ifndef PNN_HD
-#ifdef __CUDACC__
-#define PNN_HD static inline __host__ __device__
-#else
-#define PNN_HD static inline
-#endif
-#endif
+#include "hd.h"
 
 /* 1 / (1 + e^-x) without overflow for large |x|: exp only ever sees a non-positive argument. */
 PNN_HD float pnn_sigmoid(float x) {

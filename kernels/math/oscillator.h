@@ -20,13 +20,7 @@
 #include <math.h>
 #include <stdbool.h>
 
-#ifndef PNN_HD
-#ifdef __CUDACC__
-#define PNN_HD static inline __host__ __device__
-#else
-#define PNN_HD static inline
-#endif
-#endif
+#include "hd.h"
 
 /* sin and cos of x together, within a few ulp for |x| < 1e5, as plain arithmetic: it
  * vectorises under any flags (GCC 12 does not vectorise sinf/cosf to libmvec with

@@ -6,11 +6,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#ifdef __CUDACC__
-#define PNN_HD static inline __host__ __device__
-#else
-#define PNN_HD static inline
-#endif
+#include "hd.h"
 
 #define PNN_PHILOX_M0 0xD2511F53u
 #define PNN_PHILOX_M1 0xCD9E8D57u
