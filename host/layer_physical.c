@@ -8,13 +8,23 @@
 #include "pnn/rng.h"
 #include "pnn/twin.h"
 
+/* A micro-batch between its forward_begin and its backward. */
+typedef struct phys_slot {
+    pnn_tensor x_full;   /* input padded to x_dim (when the input is narrower); read by the device */
+    pnn_tensor y_dev;    /* full device output */
+    pnn_ticket ticket;
+    int in_flight;       /* a device request is out */
+    int twin_done;       /* the twin's taped forward ran in forward_begin */
+} phys_slot;
+
 typedef struct phys_layer {
     pnn_device *dev;
     pnn_twin *twin;
+    int oracle;               /* twin_noise: oracle (the twin is fed the simulator's own draws) */
     float *theta, *dtheta;    /* theta_dim floats each; the parameters are views into them */
     int64_t out_start, out_count;
-    pnn_tensor x_full;        /* input padded to x_dim (when the input is narrower) */
-    pnn_tensor y_dev, y_twin; /* full device and twin outputs */
+    phys_slot slots[PNN_LAYER_MAX_SLOTS];
+    pnn_tensor y_twin, noise; /* scratch: full twin output; the device's input noise (oracle) */
     pnn_tensor dy_full, dx_full;
 } phys_layer;
 
@@ -33,45 +43,123 @@ static pnn_status phys_out_shape(const pnn_layer *l, int64_t rows, int64_t cols,
     return PNN_OK;
 }
 
-/* Returns the device-width input: x itself when it already has x_dim columns. */
-static pnn_status phys_full_input(pnn_layer *l, const pnn_tensor *x, const pnn_tensor **full) {
+/* Returns the device-width input: x itself when it already has x_dim columns, else the
+ * slot's padded copy. */
+static pnn_status phys_full_input(pnn_layer *l, const pnn_tensor *x, int slot, const pnn_tensor **full) {
     phys_layer *p = l->impl;
     int64_t rows = pnn_tensor_rows(x), cols = pnn_tensor_cols(x), xd = p->dev->info.x_dim;
     if (cols == xd) {
         *full = x;
         return PNN_OK;
     }
-    PNN_TRY(pnn_tensor_reshape2(&p->x_full, rows, xd));
-    pnn_tensor_zero(&p->x_full);
-    l->be->iface->copy2d(l->be->ctx, p->x_full.data, xd, x->data, cols, cols, rows);
-    *full = &p->x_full;
+    pnn_tensor *xf = &p->slots[slot].x_full;
+    PNN_TRY(pnn_tensor_reshape2(xf, rows, xd));
+    pnn_tensor_zero(xf);
+    l->be->iface->copy2d(l->be->ctx, xf->data, xd, x->data, cols, cols, rows);
+    *full = xf;
     return PNN_OK;
 }
 
-static pnn_status phys_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass) {
+static pnn_status check_slot(const pnn_layer *l, int slot) {
+    if (slot >= 0 && slot < PNN_LAYER_MAX_SLOTS) return PNN_OK;
+    return PNN_ERROR(PNN_ERR_INVALID, "layer '%s': slot %d out of range [0, %d)", l->name, slot,
+                     PNN_LAYER_MAX_SLOTS);
+}
+
+static int uses_device(pnn_pass pass) { return pass == PNN_PASS_TRAIN_PAT || pass == PNN_PASS_EVAL_DEVICE; }
+
+/* The twin's forward at the slot's input; taped in training. In the oracle setting the input
+ * noise is the one the simulator drew in the calls that served this slot. */
+static pnn_status twin_forward(pnn_layer *l, const pnn_tensor *xf, pnn_pass pass, int slot, uint64_t first_call) {
     phys_layer *p = l->impl;
+    int64_t rows = pnn_tensor_rows(xf), yd = p->dev->info.y_dim, xd = p->dev->info.x_dim;
+    PNN_TRY(pnn_tensor_reshape2(&p->y_twin, rows, yd));
+    const float *noise = NULL;
+    if (p->oracle && pass == PNN_PASS_TRAIN_PAT) {
+        PNN_TRY(pnn_tensor_reshape2(&p->noise, rows, xd));
+        int64_t mb = p->dev->info.max_batch;
+        for (int64_t r0 = 0, call = (int64_t)first_call; r0 < rows; r0 += mb, call++)
+            PNN_TRY(p->dev->iface->input_noise(p->dev, (uint64_t)call, (rows - r0 < mb ? rows - r0 : mb) * xd,
+                                               p->noise.data + r0 * xd));
+        noise = p->noise.data;
+    }
+    return p->twin->iface->forward(p->twin, xf, p->theta, &p->y_twin, pnn_pass_is_train(pass) ? slot : -1, noise);
+}
+
+static pnn_status phys_forward_begin(pnn_layer *l, const pnn_tensor *x, pnn_pass pass, int slot) {
+    phys_layer *p = l->impl;
+    PNN_TRY(check_slot(l, slot));
+    phys_slot *s = &p->slots[slot];
+    if (s->in_flight)
+        return PNN_ERROR(PNN_ERR_INVALID, "layer '%s': slot %d already has a forward in flight", l->name, slot);
+    s->twin_done = 0;
+    if (!uses_device(pass)) return PNN_OK; /* the twin runs in forward_end */
     const pnn_tensor *xf;
-    int64_t rows = pnn_tensor_rows(x), yd = p->dev->info.y_dim;
-    PNN_TRY(phys_full_input(l, x, &xf));
-    const pnn_tensor *source = NULL;
-    if (pass == PNN_PASS_TRAIN_PAT || pass == PNN_PASS_EVAL_DEVICE) {
-        PNN_TRY(pnn_tensor_reshape2(&p->y_dev, rows, yd));
-        pnn_status st = pnn_device_forward(p->dev, xf, p->theta, &p->y_dev);
-        if (st != PNN_OK) return pnn_error_prefix(st, "layer '%s': ", l->name);
-        source = &p->y_dev;
+    PNN_TRY(phys_full_input(l, x, slot, &xf));
+    PNN_TRY(pnn_tensor_reshape2(&s->y_dev, pnn_tensor_rows(x), p->dev->info.y_dim));
+    pnn_request req = {xf, p->theta, &s->y_dev};
+    pnn_status st = pnn_device_submit(p->dev, &req, &s->ticket);
+    if (st != PNN_OK) return pnn_error_prefix(st, "layer '%s': ", l->name);
+    s->in_flight = 1;
+    if (pass == PNN_PASS_TRAIN_PAT && !p->oracle) {
+        /* meanwhile, the twin's taped forward at the same input and controls */
+        PNN_TRY(twin_forward(l, xf, pass, slot, 0));
+        s->twin_done = 1;
     }
-    if (pass != PNN_PASS_EVAL_DEVICE) {
-        PNN_TRY(pnn_tensor_reshape2(&p->y_twin, rows, yd));
-        PNN_TRY(p->twin->iface->forward(p->twin, xf, p->theta, &p->y_twin, pnn_pass_is_train(pass)));
-        if (pass != PNN_PASS_TRAIN_PAT) source = &p->y_twin;
-    }
-    l->be->iface->copy2d(l->be->ctx, y->data, p->out_count, source->data + p->out_start, yd,
-                         p->out_count, rows);
     return PNN_OK;
+}
+
+static int phys_forward_ready(pnn_layer *l, int slot) {
+    phys_layer *p = l->impl;
+    phys_slot *s = &p->slots[slot];
+    return !s->in_flight || pnn_device_ready(p->dev, s->ticket);
+}
+
+static pnn_status phys_forward_end(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot) {
+    phys_layer *p = l->impl;
+    PNN_TRY(check_slot(l, slot));
+    phys_slot *s = &p->slots[slot];
+    int64_t rows = pnn_tensor_rows(x), yd = p->dev->info.y_dim;
+    const pnn_tensor *source = &p->y_twin;
+    if (uses_device(pass)) {
+        if (!s->in_flight)
+            return PNN_ERROR(PNN_ERR_INVALID, "layer '%s': forward_end of slot %d without a forward_begin",
+                             l->name, slot);
+        uint64_t first_call = 0;
+        pnn_status st = pnn_device_wait(p->dev, s->ticket, -1, &first_call);
+        s->in_flight = 0;
+        if (st != PNN_OK) return pnn_error_prefix(st, "layer '%s': ", l->name);
+        source = &s->y_dev;
+        if (pass == PNN_PASS_TRAIN_PAT && !s->twin_done) {
+            const pnn_tensor *xf;
+            PNN_TRY(phys_full_input(l, x, slot, &xf));
+            PNN_TRY(twin_forward(l, xf, pass, slot, first_call));
+        }
+    } else {
+        const pnn_tensor *xf;
+        PNN_TRY(phys_full_input(l, x, slot, &xf));
+        PNN_TRY(twin_forward(l, xf, pass, slot, 0));
+    }
+    l->be->iface->copy2d(l->be->ctx, y->data, p->out_count, source->data + p->out_start, yd, p->out_count, rows);
+    return PNN_OK;
+}
+
+static pnn_status phys_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot) {
+    PNN_TRY(phys_forward_begin(l, x, pass, slot));
+    return phys_forward_end(l, x, y, pass, slot);
+}
+
+static void phys_forward_abandon(pnn_layer *l) {
+    phys_layer *p = l->impl;
+    for (int i = 0; i < PNN_LAYER_MAX_SLOTS; i++)
+        if (p->slots[i].in_flight) {
+            pnn_device_wait(p->dev, p->slots[i].ticket, -1, NULL);
+            p->slots[i].in_flight = 0;
+        }
 }
 
 static pnn_status phys_backward(pnn_layer *l, const pnn_tensor *x, const pnn_tensor *y,
-                                const pnn_tensor *dy, pnn_tensor *dx) {
+                                const pnn_tensor *dy, pnn_tensor *dx, int slot) {
     phys_layer *p = l->impl;
     int64_t rows = pnn_tensor_rows(dy), yd = p->dev->info.y_dim, xd = p->dev->info.x_dim;
     const pnn_tensor *dy_full = dy;
@@ -91,7 +179,7 @@ static pnn_status phys_backward(pnn_layer *l, const pnn_tensor *x, const pnn_ten
             dx_full = &p->dx_full;
         }
     }
-    PNN_TRY(p->twin->iface->vjp(p->twin, p->theta, dy_full, dx_full, p->dtheta));
+    PNN_TRY(p->twin->iface->vjp(p->twin, p->theta, dy_full, dx_full, p->dtheta, slot));
     if (dx && dx_full != dx)
         l->be->iface->copy2d(l->be->ctx, dx->data, pnn_tensor_cols(dx), dx_full->data, xd,
                              pnn_tensor_cols(dx), rows);
@@ -101,12 +189,17 @@ static pnn_status phys_backward(pnn_layer *l, const pnn_tensor *x, const pnn_ten
 static void phys_destroy(pnn_layer *l) {
     phys_layer *p = l->impl;
     if (!p) return;
+    if (p->dev) phys_forward_abandon(l);
     pnn_twin_free(p->twin);
     pnn_device_close(p->dev);
     if (p->theta) l->be->iface->release(l->be->ctx, p->theta);
     if (p->dtheta) l->be->iface->release(l->be->ctx, p->dtheta);
-    pnn_tensor *bufs[] = {&p->x_full, &p->y_dev, &p->y_twin, &p->dy_full, &p->dx_full};
+    pnn_tensor *bufs[] = {&p->y_twin, &p->noise, &p->dy_full, &p->dx_full};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) pnn_tensor_free(bufs[i]);
+    for (int i = 0; i < PNN_LAYER_MAX_SLOTS; i++) {
+        pnn_tensor_free(&p->slots[i].x_full);
+        pnn_tensor_free(&p->slots[i].y_dev);
+    }
     free(p);
 }
 
@@ -115,6 +208,10 @@ static const pnn_layer_i phys_iface = {
     .out_shape = phys_out_shape,
     .forward = phys_forward,
     .backward = phys_backward,
+    .forward_begin = phys_forward_begin,
+    .forward_ready = phys_forward_ready,
+    .forward_end = phys_forward_end,
+    .forward_abandon = phys_forward_abandon,
     .destroy = phys_destroy,
 };
 
@@ -179,14 +276,24 @@ pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char
     l->be = be;
     l->impl = p;
     snprintf(l->name, sizeof l->name, "%s", name);
-    pnn_tensor *bufs[] = {&p->x_full, &p->y_dev, &p->y_twin, &p->dy_full, &p->dx_full};
+    pnn_tensor *bufs[] = {&p->y_twin, &p->noise, &p->dy_full, &p->dx_full};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) bufs[i]->backend = be;
+    for (int i = 0; i < PNN_LAYER_MAX_SLOTS; i++) {
+        p->slots[i].x_full.backend = be;
+        p->slots[i].y_dev.backend = be;
+    }
     st = pnn_device_open(device_uri, be, &p->dev);
     if (st != PNN_OK) {
         pnn_error_prefix(st, "layer '%s': ", name);
         goto fail;
     }
     PNN_GOTO(pnn_twin_create(twin_kind ? twin_kind : "analytic", p->dev, twin_noise, &p->twin));
+    p->oracle = twin_noise == PNN_TWIN_NOISE_ORACLE;
+    if (p->oracle && !p->dev->iface->input_noise) {
+        st = PNN_ERROR(PNN_ERR_CONFIG, "layer '%s': twin_noise: oracle needs a simulated device; %s cannot "
+                       "replay its noise", name, device_uri);
+        goto fail;
+    }
     const pnn_device_info *info = &p->dev->info;
     PNN_GOTO(parse_outputs(name, outputs, info->y_dim, &p->out_start, &p->out_count));
     size_t bytes = (size_t)info->theta_dim * sizeof(float);

@@ -92,7 +92,7 @@ static pnn_status linear_out_shape(const pnn_layer *l, int64_t rows, int64_t col
     return PNN_OK;
 }
 
-static pnn_status linear_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass) {
+static pnn_status linear_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot) {
     const linear_impl *p = l->impl;
     const pnn_backend_i *be = l->be->iface;
     PNN_TRY(check_io(l, x, y, NULL, NULL));
@@ -104,7 +104,7 @@ static pnn_status linear_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *
 }
 
 static pnn_status linear_backward(pnn_layer *l, const pnn_tensor *x, const pnn_tensor *y,
-                                  const pnn_tensor *dy, pnn_tensor *dx) {
+                                  const pnn_tensor *dy, pnn_tensor *dx, int slot) {
     const linear_impl *p = l->impl;
     const pnn_backend_i *be = l->be->iface;
     PNN_TRY(check_io(l, x, y, dy, dx));
@@ -172,7 +172,7 @@ typedef struct {
     pnn_act act;
 } activation_impl;
 
-static pnn_status activation_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass) {
+static pnn_status activation_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot) {
     const activation_impl *p = l->impl;
     PNN_TRY(check_io(l, x, y, NULL, NULL));
     l->be->iface->act_forward(l->be->ctx, p->act, x->numel, x->data, y->data);
@@ -180,7 +180,7 @@ static pnn_status activation_forward(pnn_layer *l, const pnn_tensor *x, pnn_tens
 }
 
 static pnn_status activation_backward(pnn_layer *l, const pnn_tensor *x, const pnn_tensor *y,
-                                      const pnn_tensor *dy, pnn_tensor *dx) {
+                                      const pnn_tensor *dy, pnn_tensor *dx, int slot) {
     const activation_impl *p = l->impl;
     PNN_TRY(check_io(l, x, y, dy, dx));
     if (dx) l->be->iface->act_backward(l->be->ctx, p->act, x->numel, x->data, y->data, dy->data, dx->data);
@@ -224,14 +224,14 @@ static void scale_by_param(pnn_layer *l, int64_t n, const float *src, float *dst
                        dst, 1);
 }
 
-static pnn_status scale_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass) {
+static pnn_status scale_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot) {
     PNN_TRY(check_io(l, x, y, NULL, NULL));
     scale_by_param(l, x->numel, x->data, y->data);
     return PNN_OK;
 }
 
 static pnn_status scale_backward(pnn_layer *l, const pnn_tensor *x, const pnn_tensor *y,
-                                 const pnn_tensor *dy, pnn_tensor *dx) {
+                                 const pnn_tensor *dy, pnn_tensor *dx, int slot) {
     scale_impl *p = l->impl;
     const pnn_backend_i *be = l->be->iface;
     PNN_TRY(check_io(l, x, y, dy, dx));
@@ -292,7 +292,7 @@ static pnn_status patchify_out_shape(const pnn_layer *l, int64_t rows, int64_t c
     return PNN_OK;
 }
 
-static pnn_status patchify_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass) {
+static pnn_status patchify_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot) {
     const patchify_impl *p = l->impl;
     PNN_TRY(check_io(l, x, y, NULL, NULL));
     l->be->iface->patchify(l->be->ctx, pnn_tensor_rows(x), p->h, p->w, p->ph, p->pw, x->data, y->data);
@@ -300,7 +300,7 @@ static pnn_status patchify_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor
 }
 
 static pnn_status patchify_backward(pnn_layer *l, const pnn_tensor *x, const pnn_tensor *y,
-                                    const pnn_tensor *dy, pnn_tensor *dx) {
+                                    const pnn_tensor *dy, pnn_tensor *dx, int slot) {
     const patchify_impl *p = l->impl;
     PNN_TRY(check_io(l, x, y, dy, dx));
     if (dx)
@@ -351,14 +351,14 @@ static void copy_floats(const pnn_layer *l, float *dst, const float *src, int64_
     l->be->iface->copy(l->be->ctx, dst, src, (size_t)n * sizeof(float));
 }
 
-static pnn_status concat_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass) {
+static pnn_status concat_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot) {
     PNN_TRY(check_io(l, x, y, NULL, NULL));
     copy_floats(l, y->data, x->data, x->numel);
     return PNN_OK;
 }
 
 static pnn_status concat_backward(pnn_layer *l, const pnn_tensor *x, const pnn_tensor *y,
-                                  const pnn_tensor *dy, pnn_tensor *dx) {
+                                  const pnn_tensor *dy, pnn_tensor *dx, int slot) {
     PNN_TRY(check_io(l, x, y, dy, dx));
     if (dx) copy_floats(l, dx->data, dy->data, dy->numel);
     return PNN_OK;
@@ -398,7 +398,7 @@ static pnn_status pad_out_shape(const pnn_layer *l, int64_t rows, int64_t cols, 
     return PNN_OK;
 }
 
-static pnn_status pad_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass) {
+static pnn_status pad_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot) {
     const pad_impl *p = l->impl;
     const pnn_backend_i *be = l->be->iface;
     PNN_TRY(check_io(l, x, y, NULL, NULL));
@@ -409,7 +409,7 @@ static pnn_status pad_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, 
 }
 
 static pnn_status pad_backward(pnn_layer *l, const pnn_tensor *x, const pnn_tensor *y,
-                               const pnn_tensor *dy, pnn_tensor *dx) {
+                               const pnn_tensor *dy, pnn_tensor *dx, int slot) {
     const pad_impl *p = l->impl;
     PNN_TRY(check_io(l, x, y, dy, dx));
     if (dx) {
@@ -460,7 +460,7 @@ static pnn_status slice_out_shape(const pnn_layer *l, int64_t rows, int64_t cols
     return PNN_OK;
 }
 
-static pnn_status slice_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass) {
+static pnn_status slice_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot) {
     const slice_impl *p = l->impl;
     PNN_TRY(check_io(l, x, y, NULL, NULL));
     l->be->iface->copy2d(l->be->ctx, y->data, p->count, x->data + p->start, pnn_tensor_cols(x), p->count,
@@ -469,7 +469,7 @@ static pnn_status slice_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y
 }
 
 static pnn_status slice_backward(pnn_layer *l, const pnn_tensor *x, const pnn_tensor *y,
-                                 const pnn_tensor *dy, pnn_tensor *dx) {
+                                 const pnn_tensor *dy, pnn_tensor *dx, int slot) {
     const slice_impl *p = l->impl;
     const pnn_backend_i *be = l->be->iface;
     PNN_TRY(check_io(l, x, y, dy, dx));

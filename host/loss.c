@@ -59,9 +59,15 @@ static double sum_floats(const pnn_backend *be, const float *src, int64_t n) {
     return sum;
 }
 
-/* scratch becomes 2 x rows: row 0 the per-row losses, row 1 the per-row correct flags. */
 pnn_status pnn_loss_compute(pnn_loss_kind kind, const pnn_tensor *y, const pnn_tensor *target,
                             pnn_tensor *dy, pnn_tensor *scratch, double *loss_sum, double *correct) {
+    return pnn_loss_compute_part(kind, y, target, pnn_tensor_rows(y), dy, scratch, loss_sum, correct);
+}
+
+/* scratch becomes 2 x rows: row 0 the per-row losses, row 1 the per-row correct flags. */
+pnn_status pnn_loss_compute_part(pnn_loss_kind kind, const pnn_tensor *y, const pnn_tensor *target,
+                                 int64_t batch_rows, pnn_tensor *dy, pnn_tensor *scratch, double *loss_sum,
+                                 double *correct) {
     PNN_TRY(pnn_tensor_check2(y, -1, -1, "loss input"));
     const pnn_backend *be = y->backend;
     int64_t rows = pnn_tensor_rows(y), cols = pnn_tensor_cols(y);
@@ -78,7 +84,7 @@ pnn_status pnn_loss_compute(pnn_loss_kind kind, const pnn_tensor *y, const pnn_t
     else PNN_TRY(pnn_tensor_reshape2(scratch, 2, rows));
 
     float *loss_rows = scratch->data, *correct_rows = scratch->data + rows;
-    float grad_scale = rows > 0 ? 1.0f / (float)rows : 0.0f;
+    float grad_scale = batch_rows > 0 ? 1.0f / (float)batch_rows : 0.0f;
     if (kind == PNN_LOSS_XENT)
         be->iface->softmax_xent(be->ctx, rows, cols, y->data, target->data, loss_rows, correct_rows,
                                 dy ? dy->data : NULL, grad_scale);

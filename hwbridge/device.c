@@ -1,5 +1,9 @@
-/* Opening devices by URI, and the checks every device call goes through. */
+/* Opening devices by URI, and the checks every device call goes through, with the timing and
+ * faults a simulated device adds. */
 #include "pnn/device.h"
+#include "pnn/remote.h"
+
+#include "pnn/rng.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -100,29 +104,85 @@ pnn_status pnn_uri_check_all_used(const pnn_uri *u, const char *known_keys) {
     return PNN_OK;
 }
 
+/* Reads the generic timing and fault keys of a simulated device (pnn_device_timing). */
+static pnn_status read_timing(pnn_uri *u, pnn_device_timing *t, int64_t *threads) {
+    int64_t seed;
+    PNN_TRY(pnn_uri_int(u, "threads", 0, 0, 1024, threads));
+    PNN_TRY(pnn_uri_double(u, "latency_ms", 0, 0, 3.6e6, &t->latency_ms));
+    PNN_TRY(pnn_uri_double(u, "jitter_ms", 0, 0, 3.6e6, &t->jitter_ms));
+    PNN_TRY(pnn_uri_double(u, "fault_rate", 0, 0, 1, &t->fault_rate));
+    PNN_TRY(pnn_uri_double(u, "drop_rate", 0, 0, 1, &t->drop_rate));
+    PNN_TRY(pnn_uri_double(u, "timeout_ms", 10000, 1, 3.6e6, &t->timeout_ms));
+    PNN_TRY(pnn_uri_int(u, "seed", 0, 0, INT64_MAX, &seed));
+    for (int i = 0; i < u->n; i++)  /* the system reads seed too */
+        if (!strcmp(u->keys[i], "seed")) u->used[i] = 0;
+    if (t->fault_rate + t->drop_rate > 1)
+        return PNN_ERROR(PNN_ERR_INVALID, "device parameters fault_rate + drop_rate = %g: must be at most 1",
+                         t->fault_rate + t->drop_rate);
+    t->seed = (uint64_t)seed;
+    return PNN_OK;
+}
+
 pnn_status pnn_device_open(const char *uri, const pnn_backend *be, pnn_device **out) {
     *out = NULL;
+    if (!strncmp(uri, "record:", 7)) return pnn_record_open(uri, be, out);
+    if (!strncmp(uri, "replay:", 7)) return pnn_replay_open(uri, be, out);
+    if (!strncmp(uri, "remote:", 7)) return pnn_remote_open(uri, be, out);
     pnn_uri u;
     PNN_TRY(pnn_uri_parse(uri, &u));
     if (!strcmp(u.scheme, "sim")) {
-        if (!strcmp(u.system, "oscillator")) return pnn_sim_oscillator_open(&u, uri, be, out);
-        return PNN_ERROR(PNN_ERR_INVALID, "unknown simulated system '%s' in '%s'; known: oscillator",
-                         u.system, uri);
+        pnn_device_timing timing;
+        int64_t threads, async;
+        PNN_TRY(read_timing(&u, &timing, &threads));
+        PNN_TRY(pnn_uri_int(&u, "async", strcmp(be->iface->name, "cpu") ? 1 : 0, 0, 1, &async));
+        if (!strcmp(u.system, "oscillator")) PNN_TRY(pnn_sim_oscillator_open(&u, uri, be, out));
+        else
+            return PNN_ERROR(PNN_ERR_INVALID, "unknown simulated system '%s' in '%s'; known: oscillator",
+                             u.system, uri);
+        (*out)->timing = timing;
+        (*out)->worker_threads = (int)threads;
+        (*out)->eager = !async;
+        if (!(*out)->info.system_uri[0])
+            snprintf((*out)->info.system_uri, sizeof (*out)->info.system_uri, "%s", uri);
+        return PNN_OK;
     }
     return PNN_ERROR(PNN_ERR_UNSUPPORTED,
-                     "device scheme '%s:' in '%s' is not supported by this build; known: sim:", u.scheme,
-                     uri);
+                     "device scheme '%s:' in '%s' is not supported by this build; known: sim:, remote:, "
+                     "record:, replay:",
+                     u.scheme, uri);
 }
 
 void pnn_device_close(pnn_device *dev) {
-    if (dev) dev->iface->close(dev);
+    if (!dev) return;
+    pnn_device_queue_free(dev);
+    dev->iface->close(dev);
 }
 
 const pnn_device_info *pnn_device_info_get(const pnn_device *dev) { return &dev->info; }
 
 const char *pnn_device_last_error(const pnn_device *dev) { return dev->last_error; }
 
-pnn_status pnn_device_forward(pnn_device *dev, const pnn_tensor *x, const float *theta, pnn_tensor *y) {
+static void sleep_s(double s) {
+    if (s <= 0) return;
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* The simulated instrument's behaviour for this attempt: 0 = answer, 1 = fault, 2 = drop. */
+static int simulated_outcome(const pnn_device *dev, double *latency_s) {
+    const pnn_device_timing *t = &dev->timing;
+    float u[2] = {1.0f, 0.0f};
+    if (t->fault_rate > 0 || t->drop_rate > 0 || t->jitter_ms > 0)
+        pnn_rng_uniform(t->seed, pnn_rng_stream("device.timing", 0), 2 * dev->attempts, 2, u);
+    *latency_s = (t->latency_ms + t->jitter_ms * u[1]) * 1e-3;
+    if (u[0] < t->fault_rate) return 1;
+    if (u[0] < t->fault_rate + t->drop_rate) return 2;
+    return 0;
+}
+
+pnn_status pnn_device_attempt(pnn_device *dev, const pnn_tensor *x, const float *theta, pnn_tensor *y,
+                              double *deferred_s) {
     const pnn_device_info *info = &dev->info;
     int64_t b = pnn_tensor_rows(x);
     if (pnn_tensor_cols(x) != info->x_dim || pnn_tensor_rows(y) != b || pnn_tensor_cols(y) != info->y_dim)
@@ -132,10 +192,26 @@ pnn_status pnn_device_forward(pnn_device *dev, const pnn_tensor *x, const float 
     if (b > info->max_batch)
         return PNN_ERROR(PNN_ERR_INVALID, "device %s: batch %lld over its max_batch %lld", info->uri,
                          (long long)b, (long long)info->max_batch);
-    double t0 = now_s();
-    pnn_status st = dev->iface->forward(dev, x, theta, y);
-    dev->busy_s += now_s() - t0;
-    dev->calls++;
+    /* the simulated time is slept here, or handed to the caller (deferred_s) to wait out later */
+    double latency_s, t0 = now_s(), pause_s = 0;
+    int outcome = simulated_outcome(dev, &latency_s);
+    dev->attempts++;
+    pnn_status st;
+    if (outcome == 1) {
+        pause_s = latency_s;
+        st = PNN_ERROR(PNN_ERR_DEVICE, "device %s: device_fault (simulated, attempt %llu)", info->uri,
+                       (unsigned long long)dev->attempts);
+    } else if (outcome == 2) {
+        pause_s = dev->timing.timeout_ms * 1e-3;
+        st = PNN_ERROR(PNN_ERR_TIMEOUT, "device %s: no reply within %g ms (simulated drop, attempt %llu)",
+                       info->uri, dev->timing.timeout_ms, (unsigned long long)dev->attempts);
+    } else {
+        st = dev->iface->forward(dev, x, theta, y);
+        if (latency_s > 0) {
+            dev->be->iface->sync(dev->be->ctx);
+            pause_s = latency_s - (now_s() - t0);
+        }
+    }
     if (st == PNN_OK) {
         int64_t bad = dev->be->iface->count_nonfinite(dev->be->ctx, y->numel, y->data);
         if (bad)
@@ -143,8 +219,23 @@ pnn_status pnn_device_forward(pnn_device *dev, const pnn_tensor *x, const float 
                            "device %s returned %lld NaN/Inf values in a batch of %lld (call %llu): "
                            "the physical system diverged or faulted; lower the learning rate or check "
                            "the device's input ranges",
-                           info->uri, (long long)bad, (long long)b, (unsigned long long)dev->calls);
+                           info->uri, (long long)bad, (long long)b, (unsigned long long)dev->calls + 1);
     }
-    if (st != PNN_OK) snprintf(dev->last_error, sizeof dev->last_error, "%s", pnn_last_error());
+    if (deferred_s) {
+        *deferred_s = pause_s > 0 ? pause_s : 0;
+        dev->busy_s += now_s() - t0 + *deferred_s;
+    } else {
+        sleep_s(pause_s);
+        dev->busy_s += now_s() - t0;
+    }
+    if (st == PNN_OK) dev->calls++;
+    else {
+        if (pnn_status_retryable(st)) dev->faults++;
+        snprintf(dev->last_error, sizeof dev->last_error, "%s", pnn_last_error());
+    }
     return st;
+}
+
+pnn_status pnn_device_forward(pnn_device *dev, const pnn_tensor *x, const float *theta, pnn_tensor *y) {
+    return pnn_device_attempt(dev, x, theta, y, NULL);
 }

@@ -48,7 +48,13 @@ START_TEST(uri_errors_name_the_problem) {
     ck_assert_int_eq(pnn_device_open("sim:oscillator?n=-3", be, &dev), PNN_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(pnn_last_error(), "n=-3"));
     ck_assert_int_eq(pnn_device_open("sim:oscillator?n=10&n=11", be, &dev), PNN_ERR_INVALID);
-    ck_assert_int_eq(pnn_device_open("remote:tcp://127.0.0.1:5555", be, &dev), PNN_ERR_UNSUPPORTED);
+    ck_assert_int_eq(pnn_device_open("laser:pulse", be, &dev), PNN_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(pnn_last_error(), "sim:"));
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?fault_rate=0.7&drop_rate=0.5", be, &dev), PNN_ERR_INVALID);
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?latency_ms=-1", be, &dev), PNN_ERR_INVALID);
+    ck_assert_int_eq(pnn_device_open("record:nowhere.pnnrec", be, &dev), PNN_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(pnn_last_error(), "record:FILE@"));
+    ck_assert_int_eq(pnn_device_open("replay:/nonexistent/x.pnnrec", be, &dev), PNN_ERR_NOT_FOUND);
 }
 END_TEST
 
@@ -85,7 +91,7 @@ START_TEST(ideal_device_equals_twin) {
     ck_assert_int_eq(pnn_twin_create("analytic", dev, -1, &tw), PNN_OK);
     float *yd = device_run(dev, x, rows, theta);
     pnn_tensor tx = matrix(rows, n, x), ty = matrix(rows, n, NULL), th = matrix(1, n * n + n, theta);
-    ck_assert_int_eq(tw->iface->forward(tw, &tx, th.data, &ty, 1), PNN_OK);
+    ck_assert_int_eq(tw->iface->forward(tw, &tx, th.data, &ty, 0, NULL), PNN_OK);
     float yt[140];
     pnn_tensor_to_host(&ty, yt, rows * n);
     ck_assert_int_eq(memcmp(yd, yt, sizeof yt), 0);
@@ -134,13 +140,13 @@ START_TEST(twin_models_nominal_noise_in_training_only) {
         ck_assert_int_eq(pnn_twin_create("analytic", dev, noise_arg[k], &tw), PNN_OK);
         pnn_tensor tx = matrix(rows, n, x), ty = matrix(rows, n, NULL), th = matrix(1, n * n + n, theta);
         float *y = malloc((size_t)(rows * n) * sizeof(float));
-        ck_assert_int_eq(tw->iface->forward(tw, &tx, th.data, &ty, 1), PNN_OK);
+        ck_assert_int_eq(tw->iface->forward(tw, &tx, th.data, &ty, 0, NULL), PNN_OK);
         pnn_tensor_to_host(&ty, y, rows * n);
         double s2 = 0;
         for (int64_t i = 0; i < rows * n; i++) s2 += (double)y[i] * y[i];
         ck_assert_msg(fabs(sqrt(s2 / (rows * n)) - want[k]) < 0.1 * want[k] + 1e-6, "twin noise %g, want %g",
                       sqrt(s2 / (rows * n)), want[k]);
-        ck_assert_int_eq(tw->iface->forward(tw, &tx, th.data, &ty, 0), PNN_OK);
+        ck_assert_int_eq(tw->iface->forward(tw, &tx, th.data, &ty, -1, NULL), PNN_OK);
         pnn_tensor_to_host(&ty, y, rows * n);
         for (int64_t i = 0; i < rows * n; i++) ck_assert(y[i] == 0.0f);  /* evaluation is noise-free */
         free(y);
@@ -164,7 +170,10 @@ START_TEST(oracle_twin_replays_device_noise) {
     ck_assert_int_eq(pnn_twin_create("analytic", dev, PNN_TWIN_NOISE_ORACLE, &tw), PNN_OK);
     float *yd = device_run(dev, x, rows, theta);
     pnn_tensor tx = matrix(rows, n, x), ty = matrix(rows, n, NULL), th = matrix(1, n * n + n, theta);
-    ck_assert_int_eq(tw->iface->forward(tw, &tx, th.data, &ty, 1), PNN_OK);
+    pnn_tensor noise = matrix(rows, n, NULL);
+    ck_assert_int_eq(dev->iface->input_noise(dev, 0, rows * n, noise.data), PNN_OK);
+    ck_assert_int_eq(tw->iface->forward(tw, &tx, th.data, &ty, 0, noise.data), PNN_OK);
+    pnn_tensor_free(&noise);
     float yt[144];
     pnn_tensor_to_host(&ty, yt, rows * n);
     ck_assert_int_eq(memcmp(yd, yt, sizeof yt), 0);
@@ -218,15 +227,15 @@ START_TEST(physical_layer_pat_semantics) {
 
     pnn_device *dev = pnn_layer_physical_device(l);
     ck_assert_ptr_nonnull(dev);
-    ck_assert_int_eq(l->iface->forward(l, &x, &y_pat, PNN_PASS_TRAIN_PAT), PNN_OK);
-    ck_assert_int_eq(l->iface->backward(l, &x, &y_pat, &dy, &dx_pat), PNN_OK);
+    ck_assert_int_eq(l->iface->forward(l, &x, &y_pat, PNN_PASS_TRAIN_PAT, 0), PNN_OK);
+    ck_assert_int_eq(l->iface->backward(l, &x, &y_pat, &dy, &dx_pat, 0), PNN_OK);
     float g_pat[90];
     pnn_tensor_to_host(&l->params[0].grad, g_pat, 81);
 
     /* the same device call again (rewind its counter) reproduces the PAT output */
     dev->calls = 0;
     pnn_tensor y_eval = matrix(rows, 3, NULL);
-    ck_assert_int_eq(l->iface->forward(l, &x, &y_eval, PNN_PASS_EVAL_DEVICE), PNN_OK);
+    ck_assert_int_eq(l->iface->forward(l, &x, &y_eval, PNN_PASS_EVAL_DEVICE, 0), PNN_OK);
     float a[18], b[18];
     pnn_tensor_to_host(&y_pat, a, 18);
     pnn_tensor_to_host(&y_eval, b, 18);
@@ -234,8 +243,8 @@ START_TEST(physical_layer_pat_semantics) {
 
     pnn_tensor_zero(&l->params[0].grad);
     pnn_tensor_zero(&l->params[1].grad);
-    ck_assert_int_eq(l->iface->forward(l, &x, &y_twin, PNN_PASS_TRAIN_TWIN), PNN_OK);
-    ck_assert_int_eq(l->iface->backward(l, &x, &y_twin, &dy, &dx_twin), PNN_OK);
+    ck_assert_int_eq(l->iface->forward(l, &x, &y_twin, PNN_PASS_TRAIN_TWIN, 0), PNN_OK);
+    ck_assert_int_eq(l->iface->backward(l, &x, &y_twin, &dy, &dx_twin, 0), PNN_OK);
     float g_twin[90], dxa[30], dxb[30];
     pnn_tensor_to_host(&l->params[0].grad, g_twin, 81);
     /* same twin point (x, theta): identical gradients, whatever the device measured */

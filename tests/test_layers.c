@@ -28,7 +28,7 @@ static void run_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y) {
     ck_assert_msg(l->iface->out_shape(l, pnn_tensor_rows(x), pnn_tensor_cols(x), &r, &c) == PNN_OK, "%s",
                   pnn_last_error());
     ck_assert_int_eq(pnn_tensor_reshape2(y, r, c), PNN_OK);
-    ck_assert_msg(l->iface->forward(l, x, y, PNN_PASS_TRAIN_TWIN) == PNN_OK, "%s", pnn_last_error());
+    ck_assert_msg(l->iface->forward(l, x, y, PNN_PASS_TRAIN_TWIN, 0) == PNN_OK, "%s", pnn_last_error());
 }
 
 /* L = sum_i y_i w_i for fixed weights w, in double, at the current x and parameters. */
@@ -66,7 +66,7 @@ static void check_gradients(pnn_layer *l, int64_t rows, int64_t cols, float eps,
     for (int64_t i = 0; i < dx.numel; i++) dx.data[i] = 1234.5f;
     for (int p = 0; p < l->n_params; p++)
         for (int64_t i = 0; i < l->params[p].grad.numel; i++) l->params[p].grad.data[i] = 0.5f;
-    ck_assert_msg(l->iface->backward(l, &x, &y, &dy, &dx) == PNN_OK, "%s", pnn_last_error());
+    ck_assert_msg(l->iface->backward(l, &x, &y, &dy, &dx, 0) == PNN_OK, "%s", pnn_last_error());
 
     double *want = calloc((size_t)x.numel, sizeof *want);
     for (int64_t k = 0; k < x.numel; k++) want[k] = central_difference(l, &x, &y, dy.data, &x.data[k], eps);
@@ -85,7 +85,7 @@ static void check_gradients(pnn_layer *l, int64_t rows, int64_t cols, float eps,
         free(got), free(want);
     }
     /* the first layer of a network gets no dx */
-    ck_assert_int_eq(l->iface->backward(l, &x, &y, &dy, NULL), PNN_OK);
+    ck_assert_int_eq(l->iface->backward(l, &x, &y, &dy, NULL, 0), PNN_OK);
     pnn_tensor_free(&x), pnn_tensor_free(&y), pnn_tensor_free(&dy), pnn_tensor_free(&dx);
 }
 
@@ -311,11 +311,11 @@ START_TEST(shape_errors_name_layer_kind_and_sizes) {
     pnn_tensor x, y;
     ck_assert_int_eq(pnn_tensor_init2(&x, cpu(), 2, 13), PNN_OK);
     ck_assert_int_eq(pnn_tensor_init2(&y, cpu(), 2, 4), PNN_OK);
-    ck_assert_int_eq(l->iface->forward(l, &x, &y, PNN_PASS_EVAL_TWIN), PNN_ERR_INVALID);
+    ck_assert_int_eq(l->iface->forward(l, &x, &y, PNN_PASS_EVAL_TWIN, 0), PNN_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(pnn_last_error(), "fc1"));
     ck_assert_int_eq(pnn_tensor_reshape2(&x, 2, 12), PNN_OK);
     ck_assert_int_eq(pnn_tensor_reshape2(&y, 3, 4), PNN_OK);
-    ck_assert_int_eq(l->iface->forward(l, &x, &y, PNN_PASS_EVAL_TWIN), PNN_ERR_INVALID);
+    ck_assert_int_eq(l->iface->forward(l, &x, &y, PNN_PASS_EVAL_TWIN, 0), PNN_ERR_INVALID);
     ck_assert_msg(strstr(pnn_last_error(), "'fc1' (linear) output") && strstr(pnn_last_error(), "2 x 4"), "%s",
                   pnn_last_error());
     pnn_tensor_free(&x), pnn_tensor_free(&y);

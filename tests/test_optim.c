@@ -184,11 +184,11 @@ static double fit_least_squares(const pnn_optim_config *c, int steps) {
     ck_assert_int_eq(pnn_optimizer_create(c, ps, 2, &o), PNN_OK);
     double sum = 0, correct, first = -1;
     for (int s = 0; s < steps; s++) {
-        ck_assert_int_eq(l->iface->forward(l, &x, &y, PNN_PASS_TRAIN_TWIN), PNN_OK);
+        ck_assert_int_eq(l->iface->forward(l, &x, &y, PNN_PASS_TRAIN_TWIN, 0), PNN_OK);
         ck_assert_int_eq(pnn_loss_compute(PNN_LOSS_MSE, &y, &t, &dy, &scratch, &sum, &correct), PNN_OK);
         if (first < 0) first = sum / n;
         pnn_tensor_zero(&ps[0]->grad), pnn_tensor_zero(&ps[1]->grad);
-        ck_assert_int_eq(l->iface->backward(l, &x, &y, &dy, NULL), PNN_OK);
+        ck_assert_int_eq(l->iface->backward(l, &x, &y, &dy, NULL, 0), PNN_OK);
         ck_assert_int_eq(pnn_optimizer_step(o), PNN_OK);
     }
     ck_assert(first > 0.1); /* the problem started far from solved */

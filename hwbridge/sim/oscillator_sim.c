@@ -21,7 +21,9 @@ typedef struct osc_sim {
     int64_t rows_cap;
 } osc_sim;
 
-static const char *const osc_keys = "n, nt, dt, eta, qn, mismatch, noise, seed, max_batch";
+static const char *const osc_keys =
+    "n, nt, dt, eta, qn, mismatch, noise, seed, max_batch, latency_ms, jitter_ms, fault_rate, drop_rate, "
+    "timeout_ms, async, threads";
 
 static void osc_release(const pnn_backend *be, osc_sim *s) {
     void *ctx = be->ctx;
@@ -80,18 +82,17 @@ static pnn_status osc_forward(pnn_device *dev, const pnn_tensor *x, const float 
     return PNN_OK;
 }
 
-/* The noise the last call added: the same (seed, call) draw, regenerated. */
-static pnn_status osc_last_input_noise(pnn_device *dev, int64_t n, float *out) {
+/* The noise call number `call` added: the same (seed, call) draw, regenerated. */
+static pnn_status osc_input_noise(pnn_device *dev, uint64_t call, int64_t n, float *out) {
     osc_sim *s = dev->impl;
     const pnn_backend_i *be = dev->be->iface;
-    if (dev->calls == 0) return PNN_ERROR(PNN_ERR_INVALID, "sim:oscillator: no call yet, so no input noise");
-    be->rng_normal(dev->be->ctx, s->seed, pnn_rng_stream("sim.oscillator.noise", dev->calls - 1), 0, n, out);
+    be->rng_normal(dev->be->ctx, s->seed, pnn_rng_stream("sim.oscillator.noise", call), 0, n, out);
     be->scale(dev->be->ctx, n, s->noise, out, out);
     return PNN_OK;
 }
 
 static const pnn_device_i osc_iface = {
-    .forward = osc_forward, .close = osc_close, .last_input_noise = osc_last_input_noise};
+    .forward = osc_forward, .close = osc_close, .input_noise = osc_input_noise};
 
 pnn_status pnn_sim_oscillator_open(pnn_uri *u, const char *uri, const pnn_backend *be, pnn_device **out) {
     int64_t n, nt, seed, max_batch;

@@ -25,6 +25,9 @@ static inline int pnn_pass_is_train(pnn_pass p) {
     return p == PNN_PASS_TRAIN_PAT || p == PNN_PASS_TRAIN_TWIN;
 }
 
+/* Micro-batches a network keeps between forward and backward at once. */
+#define PNN_LAYER_MAX_SLOTS 64
+
 typedef struct pnn_param {
     char name[96];      /* "<layer name>.<param>", the checkpoint key */
     pnn_tensor value;
@@ -39,11 +42,23 @@ typedef struct pnn_layer_i {
      * fit, e.g. a linear layer of in=12 given 13 columns. */
     pnn_status (*out_shape)(const pnn_layer *l, int64_t rows, int64_t cols, int64_t *out_rows,
                             int64_t *out_cols);
-    /* y is allocated by the caller with the shape out_shape gave. */
-    pnn_status (*forward)(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass);
-    /* dx may be NULL (first layer); x, y are the tensors of the last forward. */
+    /* y is allocated by the caller with the shape out_shape gave. slot (0 <= slot <
+     * PNN_LAYER_MAX_SLOTS) names the micro-batch: what backward needs is kept per slot, so
+     * several micro-batches can be between their forward and their backward. */
+    pnn_status (*forward)(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot);
+    /* dx may be NULL (first layer); x, y are the tensors of the slot's forward. */
     pnn_status (*backward)(pnn_layer *l, const pnn_tensor *x, const pnn_tensor *y,
-                           const pnn_tensor *dy, pnn_tensor *dx);
+                           const pnn_tensor *dy, pnn_tensor *dx, int slot);
+    /* May be NULL (layers that never wait). A layer that waits on hardware splits its forward so
+     * the network can overlap the wait with other work: forward_begin starts it (a device
+     * request in flight; x must stay unchanged until the end) and does what it can meanwhile
+     * (the twin's taped forward); forward_ready says whether forward_end would not block;
+     * forward_end waits and writes y. forward is begin followed by end. forward_abandon waits
+     * for anything in flight and discards it (after an error elsewhere). */
+    pnn_status (*forward_begin)(pnn_layer *l, const pnn_tensor *x, pnn_pass pass, int slot);
+    int (*forward_ready)(pnn_layer *l, int slot);
+    pnn_status (*forward_end)(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot);
+    void (*forward_abandon)(pnn_layer *l);
     /* May be NULL: called after an optimizer step changed parameters (cached derived values). */
     void (*params_changed)(pnn_layer *l);
     void (*destroy)(pnn_layer *l);  /* frees impl; the params are freed by pnn_layer_free */
@@ -83,6 +98,16 @@ pnn_status pnn_layer_pad(pnn_layer **out, const pnn_backend *be, const char *nam
 /* [r, c] -> [r, count], columns start..start+count-1 */
 pnn_status pnn_layer_slice(pnn_layer **out, const pnn_backend *be, const char *name, int64_t start,
                            int64_t count);
+/* 2-D convolution (host/layer_conv2d.c), like PyTorch's Conv2d: rows are samples, columns an
+ * image [in_c, in_h, in_w] flattened NCHW; the output is [out_c, oh, ow] flattened, with
+ * oh = (in_h + 2 pad - kh) / stride + 1 (ow alike). Parameters "<name>.weight"
+ * [out_c, in_c, kh, kw] and, when bias, "<name>.bias" [out_c], both U(+-1/sqrt(in_c kh kw)) from
+ * (seed, name). */
+pnn_status pnn_layer_conv2d(pnn_layer **out, const pnn_backend *be, const char *name, int64_t in_c,
+                            int64_t in_h, int64_t in_w, int64_t out_c, int64_t kh, int64_t kw,
+                            int64_t stride, int64_t pad, int bias, uint64_t seed);
+/* The output image [c, h, w] of a conv2d layer (what a following conv2d takes as its input). */
+pnn_status pnn_layer_conv2d_out_image(const pnn_layer *l, int64_t *c, int64_t *h, int64_t *w);
 
 /* A physical layer (host/layer_physical.c): the device opened from device_uri, its twin of kind
  * twin_kind, the controls theta (one parameter per theta part of the device, e.g. "C" and "e"),

@@ -21,6 +21,11 @@ pnn_status pnn_loss_kind_parse(const char *s, pnn_loss_kind *out);
  * Fails if y holds NaN or Inf (naming how many) or a label is out of range. */
 pnn_status pnn_loss_compute(pnn_loss_kind kind, const pnn_tensor *y, const pnn_tensor *target,
                             pnn_tensor *dy, pnn_tensor *scratch, double *loss_sum, double *correct);
+/* The same for a micro-batch: y holds some of the batch_rows rows of a batch, and dy is the
+ * gradient of the mean loss over the whole batch. */
+pnn_status pnn_loss_compute_part(pnn_loss_kind kind, const pnn_tensor *y, const pnn_tensor *target,
+                                 int64_t batch_rows, pnn_tensor *dy, pnn_tensor *scratch, double *loss_sum,
+                                 double *correct);
 
 #ifdef __cplusplus
 }

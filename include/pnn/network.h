@@ -10,13 +10,22 @@
 extern "C" {
 #endif
 
+/* Where one micro-batch is in its forward pass. */
+typedef struct pnn_slot_state {
+    int layer;       /* the next layer to run */
+    int begun;       /* that layer's forward_begin has run; its forward_end has not */
+} pnn_slot_state;
+
 typedef struct pnn_network {
     const pnn_backend *be;
     pnn_layer **layers;
     int n_layers;
     int64_t in_dim, out_dim;  /* features of one input row and one output row (per sample) */
-    pnn_tensor *acts;         /* n_layers + 1: acts[0] is the input, acts[i + 1] layer i's output */
-    pnn_tensor *grads;        /* the same shapes: gradients of the loss w.r.t. acts */
+    /* per micro-batch slot, n_layers + 1 activations: acts[s][0] is the input, acts[s][i + 1]
+     * layer i's output (allocated when the slot is first used) */
+    pnn_tensor *acts[PNN_LAYER_MAX_SLOTS];
+    pnn_tensor *grads;        /* n_layers + 1: gradients of the loss w.r.t. acts, one backward at a time */
+    pnn_slot_state state[PNN_LAYER_MAX_SLOTS];
     pnn_param **params;       /* every parameter, in layer order */
     int n_params;
 } pnn_network;
@@ -26,13 +35,32 @@ typedef struct pnn_network {
  * layer's index, kind, config file and line. Parameters are initialised from seed. */
 pnn_status pnn_network_build(const pnn_cfg *list, const pnn_backend *be, int64_t in_dim, uint64_t seed,
                              pnn_network **out);
+/* The same for one rank of a data-parallel run: a physical layer's `device` may be a template
+ * with {rank} and {local_rank} (e.g. "remote:tcp://lab-{rank}:5555"), which this rank's values
+ * replace (pnn_comm_expand); the config keeps the template. pnn_network_build is rank 0 of 1. */
+pnn_status pnn_network_build_rank(const pnn_cfg *list, const pnn_backend *be, int64_t in_dim, uint64_t seed,
+                                  int rank, int local_rank, pnn_network **out);
 void pnn_network_free(pnn_network *net);
 
-/* Runs x [b, in_dim] through every layer; *y points at the output [b, out_dim]. */
+/* Runs x [b, in_dim] through every layer (slot 0); *y points at the output [b, out_dim]. */
 pnn_status pnn_network_forward(pnn_network *net, const pnn_tensor *x, pnn_pass pass, const pnn_tensor **y);
-/* Backward from dy (the gradient of the output of the last forward): accumulates every
+/* Backward from dy (the gradient of the output of the last forward of slot 0): accumulates every
  * parameter's grad. */
 pnn_status pnn_network_backward(pnn_network *net, const pnn_tensor *dy);
+
+/* One training pass over micro-batches: xs[0..n) go forward (slot k = micro-batch k), `loss`
+ * turns each output into its gradient, and the backward passes accumulate the parameters'
+ * gradients in micro-batch order. Pipelined, a micro-batch's device requests are in flight
+ * while the backend works on the others (devices see their calls in micro-batch order, and the
+ * twins theirs); sequential, each micro-batch finishes before the next begins. Both give the
+ * same gradients bit for bit. On failure, requests still in flight are waited for and dropped. */
+typedef pnn_status (*pnn_loss_fn)(void *user, int slot, const pnn_tensor *y, pnn_tensor *dy);
+typedef struct pnn_schedule_stats {
+    double wall_s;   /* the whole pass */
+    double wait_s;   /* the backend thread blocked on devices */
+} pnn_schedule_stats;
+pnn_status pnn_network_train_micro(pnn_network *net, int n, const pnn_tensor *xs, pnn_pass pass,
+                                   int pipelined, pnn_loss_fn loss, void *user, pnn_schedule_stats *stats);
 void pnn_network_zero_grad(pnn_network *net);
 int64_t pnn_network_param_count(const pnn_network *net);
 /* The devices of the physical layers, in order (n of them, up to max). */

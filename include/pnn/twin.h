@@ -13,13 +13,20 @@ extern "C" {
 
 typedef struct pnn_twin pnn_twin;
 
+/* Tapes a twin keeps at once: one per micro-batch in flight in a pipelined step. */
+#define PNN_TWIN_MAX_SLOTS 64
+
 typedef struct pnn_twin_i {
-    /* y [b, y_dim] = f_m(x [b, x_dim], theta); save_tape keeps what vjp needs (one tape). */
+    /* y [b, y_dim] = f_m(x [b, x_dim], theta). tape_slot in [0, PNN_TWIN_MAX_SLOTS) makes a
+     * training forward that keeps what vjp needs under that slot; -1 an evaluation forward.
+     * input_noise (may be NULL; [b, x_dim]) is added to x instead of the twin's own modelled
+     * noise draw (the oracle setting). */
     pnn_status (*forward)(pnn_twin *tw, const pnn_tensor *x, const float *theta, pnn_tensor *y,
-                          int save_tape);
-    /* dx [b, x_dim] = J_x^T dy (may be NULL); dtheta [theta_dim] += J_theta^T dy */
+                          int tape_slot, const float *input_noise);
+    /* At the tape of slot: dx [b, x_dim] = J_x^T dy (may be NULL); dtheta [theta_dim] +=
+     * J_theta^T dy. theta must not have changed since the taped forward. */
     pnn_status (*vjp)(pnn_twin *tw, const float *theta, const pnn_tensor *dy, pnn_tensor *dx,
-                      float *dtheta);
+                      float *dtheta, int tape_slot);
     /* Initial theta (theta_dim floats, backend memory), drawn from (seed, stream). */
     pnn_status (*init_theta)(pnn_twin *tw, uint64_t seed, uint64_t stream, float *theta);
     void (*free)(pnn_twin *tw);
@@ -40,9 +47,10 @@ struct pnn_twin {
  * noise < 0 takes the device's nominal input noise (its URI's `noise`, which a lab measures);
  * taped (training) forwards add input noise of that size from the twin's own random stream
  * (the device's actual draws stay unseen), so gradients account for the noise the device has;
- * untaped (evaluation) forwards are noise-free. noise == PNN_TWIN_NOISE_ORACLE instead replays the
- * simulator's own draw of its last call (a simulation-only oracle, to compare with reference code
- * that feeds the same noise to both; no instrument allows it). */
+ * untaped (evaluation) forwards are noise-free. noise == PNN_TWIN_NOISE_ORACLE models none: the
+ * caller passes the simulator's own draw of the same call as input_noise (a simulation-only
+ * oracle, to compare with reference code that feeds the same noise to both; no instrument
+ * allows it). */
 #define PNN_TWIN_NOISE_ORACLE (-2.0)
 pnn_status pnn_twin_create(const char *kind, pnn_device *dev, double noise, pnn_twin **out);
 void pnn_twin_free(pnn_twin *tw);
