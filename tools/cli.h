@@ -23,5 +23,7 @@ void cli_print_final(const pnn_eval_result *dev, const pnn_eval_result *twin, do
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
 
 #endif

@@ -14,6 +14,8 @@ static const char usage[] =
     "  train --resume RUN_DIR [--set key=value]...              continue a run from its checkpoint\n"
     "  eval CHECKPOINT [--device URI]                           test a trained network on a device\n"
     "  bench CONFIG.yaml [--steps N]                            time training steps\n"
+    "  serve DEVICE_URI [--bind ENDPOINT] [--token T]...        serve a device to remote: clients\n"
+    "  keygen FILE                                              make a CURVE key pair for serve/remote:\n"
     "\n"
     "`pnn COMMAND --help` explains each. Examples: examples/*.yaml; docs/architecture.md.\n"
     "Exit codes: 0 ok, 64 usage, 65 bad data, 66 missing input, 69 device unavailable,\n"
@@ -31,6 +33,9 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
-    fprintf(stderr, "pnn: unknown command '%s'; commands: train, eval, bench (see pnn --help)\n", argv[1]);
+    if (!strcmp(argv[1], "serve")) return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "keygen")) return cmd_keygen(argc - 1, argv + 1);
+    fprintf(stderr, "pnn: unknown command '%s'; commands: train, eval, bench, serve, keygen (see pnn --help)\n",
+            argv[1]);
     return EX_USAGE_;
 }

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(build-essential cmake pkg-config check libopenblas-openmp-dev libjansson-dev libyaml-dev
-              zlib1g-dev dataset-fashion-mnist python3 python3-numpy python3-matplotlib python3-pip)
+              zlib1g-dev libzmq3-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist python3 python3-numpy python3-matplotlib python3-pip)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,10 +21,11 @@ fi
 
 # Python's safetensors and NumPy read pnn's checkpoints in a test (PyTorch/NumPy interop). The
 # python3 on PATH may not be Debian's (pyenv, venv), so check it and use pip when needed.
-if ! python3 -c "import numpy, safetensors.numpy" 2>/dev/null; then
-  echo "setup: installing the safetensors and numpy Python packages"
-  python3 -m pip install -q safetensors numpy 2>/dev/null ||
-    python3 -m pip install -q --break-system-packages safetensors numpy
+# pyzmq runs tools/pnn-device-server.py, the example device server, in its tests.
+if ! python3 -c "import numpy, safetensors.numpy, zmq" 2>/dev/null; then
+  echo "setup: installing the safetensors, numpy and pyzmq Python packages"
+  python3 -m pip install -q safetensors numpy pyzmq 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages safetensors numpy pyzmq
 fi
 
 [ "${1:-}" = "--no-build" ] && exit 0
