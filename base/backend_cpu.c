@@ -1,5 +1,6 @@
 /* The CPU backend: host memory (64-byte aligned), OpenBLAS for GEMM, the kernels of
- * kernels/cpu for everything else. */
+ * kernels/cpu for everything else; and pnn_backend_get, the one place that picks the CUDA
+ * backend (kernels/cuda) in builds that have it. */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,20 +77,56 @@ static const pnn_backend_i cpu_iface = {
     .osc_vjp = pnn_cpu_osc_vjp,
     .osc_tape_floats = pnn_cpu_osc_tape_floats,
     .osc_work_floats = pnn_cpu_osc_work_floats,
+    .conv2d_work_floats = pnn_cpu_conv2d_work_floats,
+    .conv2d_forward = pnn_cpu_conv2d_forward,
+    .conv2d_backward_data = pnn_cpu_conv2d_backward_data,
+    .conv2d_backward_filter = pnn_cpu_conv2d_backward_filter,
 };
 
 static const pnn_backend cpu_backend = {&cpu_iface, NULL};
 
 const pnn_backend *pnn_backend_cpu(void) { return &cpu_backend; }
 
-pnn_status pnn_backend_get(const char *name, const pnn_backend **be) {
-    if (!strcmp(name, "cpu") || !strcmp(name, "auto")) {
+#ifdef PNN_USE_CUDA
+/* The one place that knows of the CUDA backend (kernels/cuda): "cuda" fails without a GPU,
+ * "auto" falls back to the CPU. */
+#include "../kernels/cuda/cuda_backend.h"
+
+static pnn_status gpu_backend_get(const char *name, const pnn_backend **be) {
+    if (!strcmp(name, "cuda")) return pnn_cuda_backend_get(be);
+    if (pnn_cuda_device_count() > 0 && pnn_cuda_backend_get(be) == PNN_OK) return PNN_OK;
+    pnn_error_clear();
+    *be = &cpu_backend;
+    return PNN_OK;
+}
+
+static pnn_status gpu_backend_status(const pnn_backend *be) {
+    return be == &cpu_backend ? PNN_OK : pnn_cuda_backend_status();
+}
+#else
+static pnn_status gpu_backend_get(const char *name, const pnn_backend **be) {
+    if (!strcmp(name, "auto")) {
         *be = &cpu_backend;
         return PNN_OK;
     }
-    if (!strcmp(name, "cuda"))
-        return PNN_ERROR(PNN_ERR_UNSUPPORTED,
-                         "backend 'cuda' is not available in this build (no CUDA backend yet); use "
-                         "--backend cpu");
+    return PNN_ERROR(PNN_ERR_UNSUPPORTED,
+                     "backend 'cuda' is not available: this build has no CUDA backend (configure with "
+                     "-DPNN_CUDA=ON on a machine with the CUDA toolkit); use backend: cpu");
+}
+
+static pnn_status gpu_backend_status(const pnn_backend *be) {
+    (void)be;
+    return PNN_OK;
+}
+#endif
+
+pnn_status pnn_backend_get(const char *name, const pnn_backend **be) {
+    if (!strcmp(name, "cpu")) {
+        *be = &cpu_backend;
+        return PNN_OK;
+    }
+    if (!strcmp(name, "cuda") || !strcmp(name, "auto")) return gpu_backend_get(name, be);
     return PNN_ERROR(PNN_ERR_INVALID, "unknown backend '%s': use cpu, cuda or auto", name);
 }
+
+pnn_status pnn_backend_status(const pnn_backend *be) { return gpu_backend_status(be); }

@@ -81,29 +81,19 @@ static double net_loss(pnn_network *net, const pnn_tensor *x, const pnn_tensor *
 
 /* Every parameter gradient of linear -> tanh -> patchify -> physical -> concat_rows -> pad ->
  * physical -> scale, against central differences of the loss. */
-START_TEST(hybrid_network_gradient_matches_finite_differences) {
-    pnn_network *net;
-    pnn_status st = build("network:\n"
-                          "  - {kind: linear, name: fc, out: 16}\n"
-                          "  - {kind: tanh}\n"
-                          "  - {kind: patchify, image: [4, 4], patch: [2, 2]}\n"
-                          "  - {kind: physical, name: o1, device: 'sim:oscillator?n=6&nt=3&noise=0'}\n"
-                          "  - {kind: concat_rows, group: 4}\n"
-                          "  - {kind: pad, after: 2}\n"
-                          "  - {kind: physical, name: o2, device: 'sim:oscillator?n=26&nt=4&noise=0', outputs: 'last:3'}\n"
-                          "  - {kind: scale, name: s, init: 2.0}\n",
-                          5, &net);
-    ck_assert_msg(st == PNN_OK, "%s", pnn_last_error());
+/* Backprop through net on random inputs of in_dim features (3 rows, 3 classes) against
+ * central finite differences of the loss, for a spread of every parameter's entries. */
+static void check_gradient_fd(pnn_network *net, int64_t in_dim) {
     const pnn_backend *be = pnn_backend_cpu();
     int64_t rows = 3;
-    float xh[15], lab[3] = {0, 2, 1};
-    pnn_test_uniform(xh, 15, -1, 1, 3, 3);
+    float *xh = malloc((size_t)(rows * in_dim) * sizeof(float)), lab[3] = {0, 2, 1};
+    pnn_test_uniform(xh, rows * in_dim, -1, 1, 3, 3);
     pnn_tensor x, labels, dy, scratch;
-    pnn_tensor_init2(&x, be, rows, 5);
+    pnn_tensor_init2(&x, be, rows, in_dim);
     pnn_tensor_init2(&labels, be, rows, 1);
     pnn_tensor_init2(&dy, be, rows, 3);
     pnn_tensor_init2(&scratch, be, rows, 2);
-    pnn_tensor_from_host(&x, xh, 15);
+    pnn_tensor_from_host(&x, xh, rows * in_dim);
     pnn_tensor_from_host(&labels, lab, 3);
     pnn_network_zero_grad(net);
     net_loss(net, &x, &labels, &dy, &scratch);
@@ -130,8 +120,52 @@ START_TEST(hybrid_network_gradient_matches_finite_differences) {
         free(gcopy);
     }
     ck_assert_int_ge(checked, 30);
+    free(xh);
     pnn_tensor_free(&x), pnn_tensor_free(&labels), pnn_tensor_free(&dy), pnn_tensor_free(&scratch);
+}
+
+START_TEST(hybrid_network_gradient_matches_finite_differences) {
+    pnn_network *net;
+    pnn_status st = build("network:\n"
+                          "  - {kind: linear, name: fc, out: 16}\n"
+                          "  - {kind: tanh}\n"
+                          "  - {kind: patchify, image: [4, 4], patch: [2, 2]}\n"
+                          "  - {kind: physical, name: o1, device: 'sim:oscillator?n=6&nt=3&noise=0'}\n"
+                          "  - {kind: concat_rows, group: 4}\n"
+                          "  - {kind: pad, after: 2}\n"
+                          "  - {kind: physical, name: o2, device: 'sim:oscillator?n=26&nt=4&noise=0', outputs: 'last:3'}\n"
+                          "  - {kind: scale, name: s, init: 2.0}\n",
+                          5, &net);
+    ck_assert_msg(st == PNN_OK, "%s", pnn_last_error());
+    check_gradient_fd(net, 5);
     pnn_network_free(net);
+}
+END_TEST
+
+/* A convolutional front end from the config: shapes, parameters, gradients through it and a
+ * physical layer; config errors name the key. */
+START_TEST(conv2d_front_end_from_config) {
+    pnn_network *net;
+    pnn_status st = build("network:\n"
+                          "  - {kind: conv2d, name: c1, image: [2, 5, 5], out_channels: 3, kernel: [3, 3], pad: 1}\n"
+                          "  - {kind: tanh}\n"
+                          "  - {kind: conv2d, name: c2, image: [3, 5, 5], out_channels: 2, kernel: [2, 2], stride: 2, bias: false}\n"
+                          "  - {kind: physical, name: o, device: 'sim:oscillator?n=10&nt=3&noise=0', outputs: 'last:3'}\n",
+                          50, &net);
+    ck_assert_msg(st == PNN_OK, "%s", pnn_last_error());
+    ck_assert_int_eq(net->out_dim, 3);
+    ck_assert_ptr_nonnull(pnn_network_param(net, "c1.weight"));
+    ck_assert_ptr_nonnull(pnn_network_param(net, "c1.bias"));
+    ck_assert_ptr_null(pnn_network_param(net, "c2.bias"));
+    /* c1: 3*2*3*3 + 3, c2: 2*3*2*2, oscillators: 10*10 + 10 */
+    ck_assert_int_eq(pnn_network_param_count(net), 57 + 24 + 110);
+    check_gradient_fd(net, 50);
+    pnn_network_free(net);
+    ck_assert_int_eq(build("network:\n  - {kind: conv2d, image: [5, 5], out_channels: 2, kernel: [3, 3]}\n", 25, &net),
+                     PNN_ERR_CONFIG);
+    ck_assert_msg(strstr(pnn_last_error(), "image") && strstr(pnn_last_error(), "channels"), "%s", pnn_last_error());
+    ck_assert_int_eq(build("network:\n  - {kind: conv2d, image: [1, 5, 5], out_channels: 2, kernel: [3, 3]}\n", 24, &net),
+                     PNN_ERR_CONFIG);
 }
 END_TEST
 
@@ -188,6 +222,7 @@ Suite *network_suite(void) {
     tcase_add_test(tc, reference_network_has_the_reference_parameter_count);
     tcase_add_test(tc, shape_errors_name_layer_and_line);
     tcase_add_test(tc, hybrid_network_gradient_matches_finite_differences);
+    tcase_add_test(tc, conv2d_front_end_from_config);
     tcase_add_test(tc, pat_on_ideal_device_equals_insilico);
     suite_add_tcase(s, tc);
     return s;

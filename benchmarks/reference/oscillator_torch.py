@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch (CPU) reference of pnn's reference experiment: Fashion-MNIST through two networks of
+"""PyTorch reference of pnn's reference experiment: Fashion-MNIST through two networks of
 coupled nonlinear oscillators, trained with physics-aware training (PAT). See PHYSICS.md,
 section "oscillator", and examples/fmnist-oscillator.yaml.
 
@@ -9,6 +9,9 @@ comparisons (benchmarks/pat_step.py) and as a cross-check of the C engine.
 Modes:
   --mode bench   times PAT steps, in-silico steps and device forward passes at batch 32 on
                  seeded random data; prints the figures and writes them as JSON (--json PATH).
+                 --device cuda runs on the GPU (timings synchronize the device); --compile on
+                 times the torch.compile'd model, --compile both times eager and compiled in
+                 one run (the top-level figures are the first mode's).
   --mode train   trains on Fashion-MNIST (/usr/share/datasets/fashion-mnist/*.gz) and prints
                  the test accuracy measured on the simulated device after each epoch.
   --dump PATH    writes a small golden case (batch 2, twin only, no noise or mismatch) as
@@ -16,6 +19,7 @@ Modes:
 
 Examples:
   python3 benchmarks/reference/oscillator_torch.py --mode bench --steps 10
+  python3 benchmarks/reference/oscillator_torch.py --mode bench --device cuda --compile both
   python3 benchmarks/reference/oscillator_torch.py --mode train --epochs 1 --limit-train 3200
   python3 benchmarks/reference/oscillator_torch.py --dump /tmp/oscillator_golden.safetensors
 """
@@ -87,17 +91,21 @@ class OscillatorLayer(torch.nn.Module):
 
 class Device:
     """The simulated physical system behind one layer: s = sin((1+eta) q), a fixed hidden
-    coupling Q_n = J2Q(0.2 G) drawn once from the seed, fresh input noise on every call."""
+    coupling Q_n = J2Q(0.2 G) drawn once from the seed, fresh input noise on every call.
+    Q_n is drawn on the CPU (the same on every device); on a GPU the noise comes from a
+    generator on the GPU, seeded alike."""
 
-    def __init__(self, layer, seed):
+    def __init__(self, layer, seed, device="cpu"):
         self.layer = layer
         self.gen = torch.Generator().manual_seed(seed)
-        self.qn = j2q(MISMATCH * torch.randn(layer.n, layer.n, generator=self.gen))
+        self.qn = j2q(MISMATCH * torch.randn(layer.n, layer.n, generator=self.gen)).to(device)
+        if torch.device(device).type != "cpu":
+            self.gen = torch.Generator(device=device).manual_seed(seed)
 
     @torch.no_grad()
     def __call__(self, x):
         q = self.layer.q0(x)
-        q = q + NOISE * torch.randn(q.shape, generator=self.gen)
+        q = q + NOISE * torch.randn(q.shape, generator=self.gen, device=q.device)
         m = j2q(self.layer.c, 1.0) + self.qn  # Q + Q_n - I: one matmul per stage
         return integrate(q, m, self.layer.e, 1.0 + ETA)
 
@@ -106,14 +114,15 @@ class Net(torch.nn.Module):
     """patches -> 100-oscillator layer (shared) -> concat, pad 10 -> 1610 oscillators -> last 10
     amplitudes times a trainable scale -> logits."""
 
-    def __init__(self, seed=1):
+    def __init__(self, seed=1, device="cpu"):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         self.osc1 = OscillatorLayer(N1, gen)
         self.osc2 = OscillatorLayer(N2, gen)
         self.scale = torch.nn.Parameter(torch.ones(()))
-        self.dev1 = Device(self.osc1, seed=seed * 1000 + 1)
-        self.dev2 = Device(self.osc2, seed=seed * 1000 + 2)
+        self.to(device)
+        self.dev1 = Device(self.osc1, seed=seed * 1000 + 1, device=device)
+        self.dev2 = Device(self.osc2, seed=seed * 1000 + 2, device=device)
         n_params = sum(p.numel() for p in self.parameters())
         assert n_params == N_PARAMS, f"{n_params} parameters, expected {N_PARAMS}"
 
@@ -157,44 +166,67 @@ def train_step(net, opt, x, y, method):
     return loss.item()
 
 
-def timed(fn, warmup, steps):
+def timed(fn, warmup, steps, device="cpu"):
+    """ms per call; on a GPU each call is followed by a synchronize, so the time is the work's"""
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     for _ in range(warmup):
         fn()
+    sync()
     ms = []
     for _ in range(steps):
         t0 = time.perf_counter()
         fn()
+        sync()
         ms.append(1e3 * (time.perf_counter() - t0))
     return {"median": statistics.median(ms), "min": min(ms), "max": max(ms), "all": ms}
 
 
-def bench(args):
+def bench_mode(args, compiled):
+    """The three timings of one mode (eager or torch.compile) on a fresh, identically seeded net."""
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    x = torch.rand(args.batch, 28, 28, generator=gen)
-    y = torch.randint(0, CLASSES, (args.batch,), generator=gen)
-    net = Net(args.seed)
+    x = torch.rand(args.batch, 28, 28, generator=gen).to(args.device)
+    y = torch.randint(0, CLASSES, (args.batch,), generator=gen).to(args.device)
+    net = Net(args.seed, args.device)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    res = {"benchmark": "oscillator_torch", "torch": torch.__version__, "threads": torch.get_num_threads(),
-           "python": platform.python_version(), "batch": args.batch, "warmup": args.warmup, "steps": args.steps}
+    model = torch.compile(net) if compiled else net
+    res = {}
+    t0 = time.perf_counter()
     with torch.no_grad():
-        res["device_forward_ms"] = timed(lambda: net(x, "device"), args.warmup, args.steps)
-    res["pat_ms"] = timed(lambda: train_step(net, opt, x, y, "pat"), args.warmup, args.steps)
-    res["insilico_ms"] = timed(lambda: train_step(net, opt, x, y, "twin"), args.warmup, args.steps)
+        res["device_forward_ms"] = timed(lambda: model(x, "device"), args.warmup, args.steps, args.device)
+    res["pat_ms"] = timed(lambda: train_step(model, opt, x, y, "pat"), args.warmup, args.steps, args.device)
+    res["insilico_ms"] = timed(lambda: train_step(model, opt, x, y, "twin"), args.warmup, args.steps, args.device)
+    res["wall_s"] = time.perf_counter() - t0  # compiled: includes compilation in the warm-up
     fl = step_flops(args.batch)
     res["flops"] = fl
     res["gflops_achieved"] = {
         "pat": fl["pat"] / res["pat_ms"]["median"] / 1e6,
         "insilico": fl["insilico"] / res["insilico_ms"]["median"] / 1e6,
         "device_forward": fl["forward"] / res["device_forward_ms"]["median"] / 1e6}
-    print(f"torch {torch.__version__}, {res['threads']} threads, batch {args.batch}, "
-          f"{args.steps} steps after {args.warmup} warm-up")
+    print(f"{'torch.compile' if compiled else 'eager'}:")
     for key, name, f in (("pat_ms", "PAT step", "pat"), ("insilico_ms", "in-silico step", "insilico"),
                          ("device_forward_ms", "device forward", "forward")):
         t = res[key]
-        print(f"{name:>15}: median {t['median']:8.1f} ms  (min {t['min']:.1f}, max {t['max']:.1f})  "
+        print(f"{name:>15}: median {t['median']:8.2f} ms  (min {t['min']:.2f}, max {t['max']:.2f})  "
               f"{fl[f] / 1e9:.2f} GFLOP, {res['gflops_achieved'][f if f != 'forward' else 'device_forward']:.1f} "
               f"GFLOP/s")
+    return res
+
+
+def bench(args):
+    res = {"benchmark": "oscillator_torch", "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "python": platform.python_version(), "batch": args.batch, "warmup": args.warmup, "steps": args.steps,
+           "device": args.device}
+    if torch.device(args.device).type == "cuda":
+        res["gpu"] = torch.cuda.get_device_name()
+        res["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
+    print(f"torch {torch.__version__}, {args.device}, {res['threads']} threads, batch {args.batch}, "
+          f"{args.steps} steps after {args.warmup} warm-up")
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
+    for compiled in modes:
+        r = bench_mode(args, compiled)
+        res["compiled" if compiled else "eager"] = r
+    res.update(res["compiled" if modes[0] else "eager"])  # top level: the first mode, as before
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(res, fh, indent=1)
@@ -225,7 +257,8 @@ def evaluate(net, img, lab, batch):
     reference reports it)."""
     correct, per_batch = 0, []
     for i in range(0, len(img), batch):
-        hit = (net(img[i:i + batch], "device").argmax(1) == lab[i:i + batch]).sum().item()
+        dev = next(net.parameters()).device
+        hit = (net(img[i:i + batch].to(dev), "device").argmax(1).cpu() == lab[i:i + batch]).sum().item()
         correct += hit
         per_batch.append(hit / len(lab[i:i + batch]))
     return correct / len(img), sum(per_batch) / len(per_batch)
@@ -236,7 +269,7 @@ def train(args):
     gen = torch.Generator().manual_seed(args.seed)
     xtr, ytr = load_split("train", args.limit_train)
     xte, yte = load_split("t10k", args.limit_test)
-    net = Net(args.seed)
+    net = Net(args.seed, args.device)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     method = "pat" if args.method == "pat" else "twin"
     print(f"{args.method}: {len(xtr)} training images, {len(xte)} test images, batch {args.batch}")
@@ -248,7 +281,7 @@ def train(args):
             x = xtr[idx]
             flip = torch.rand(len(idx), generator=gen) < 0.5
             x = torch.where(flip[:, None, None], x.flip(-1), x)
-            losses.append(train_step(net, opt, x, ytr[idx], method))
+            losses.append(train_step(net, opt, x.to(args.device), ytr[idx].to(args.device), method))
             if args.log_every and (k + 1) % args.log_every == 0:
                 print(f"  epoch {epoch} step {k + 1}: loss {statistics.mean(losses[-args.log_every:]):.4f}")
         dt = time.perf_counter() - t0
@@ -289,6 +322,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=("bench", "train"), default="bench")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (bench and train)")
+    ap.add_argument("--compile", choices=("off", "on", "both"), default="off",
+                    help="bench: eager (off), torch.compile (on), or both in one run")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)

@@ -28,6 +28,20 @@ typedef struct pnn_osc_params {
     float eta;      /* nonlinearity s = sin((1+eta) q); 0 in the ideal model */
 } pnn_osc_params;
 
+/* Shape of one 2-D convolution (see conv2d_forward). */
+typedef struct pnn_conv2d_params {
+    int64_t batch, in_c, in_h, in_w;
+    int64_t out_c, kh, kw;
+    int64_t stride, pad;
+} pnn_conv2d_params;
+
+static inline int64_t pnn_conv2d_out_h(const pnn_conv2d_params *p) {
+    return (p->in_h + 2 * p->pad - p->kh) / p->stride + 1;
+}
+static inline int64_t pnn_conv2d_out_w(const pnn_conv2d_params *p) {
+    return (p->in_w + 2 * p->pad - p->kw) / p->stride + 1;
+}
+
 typedef struct pnn_backend_i {
     const char *name;
     /* memory: alloc returns NULL on failure; sizes in bytes */
@@ -105,6 +119,21 @@ typedef struct pnn_backend_i {
                     const float *dqT, float *dq0, float *dq_mat, float *de, float *work);
     size_t (*osc_tape_floats)(const pnn_osc_params *p);
     size_t (*osc_work_floats)(const pnn_osc_params *p);
+
+    /* 2-D convolution (cross-correlation, as PyTorch's Conv2d), NCHW, one stride and one zero
+     * padding for both axes: x [batch, in_c, in_h, in_w], weight [out_c, in_c, kh, kw],
+     * y [batch, out_c, out_h, out_w] (pnn_conv2d_out_h/w). work is scratch of
+     * conv2d_work_floats(p) floats (0 allowed: the backend then needs none). */
+    size_t (*conv2d_work_floats)(const pnn_conv2d_params *p);
+    /* y = conv(x, weight) (+ bias[out_c] per channel when bias is not NULL); y overwritten */
+    void (*conv2d_forward)(void *ctx, const pnn_conv2d_params *p, const float *x,
+                           const float *weight, const float *bias, float *y, float *work);
+    /* dx = the gradient of the input given dy (overwritten) */
+    void (*conv2d_backward_data)(void *ctx, const pnn_conv2d_params *p, const float *dy,
+                                 const float *weight, float *dx, float *work);
+    /* dweight += the gradient of the weight; dbias (may be NULL) += per-channel sums of dy */
+    void (*conv2d_backward_filter)(void *ctx, const pnn_conv2d_params *p, const float *x,
+                                   const float *dy, float *dweight, float *dbias, float *work);
 } pnn_backend_i;
 
 struct pnn_backend {
@@ -114,8 +143,13 @@ struct pnn_backend {
 
 /* The CPU backend (OpenBLAS + OpenMP); always available. */
 const pnn_backend *pnn_backend_cpu(void);
-/* "cpu", "cuda" or "auto"; fails with PNN_ERR_UNSUPPORTED for a backend this build lacks. */
+/* "cpu", "cuda" or "auto"; fails with PNN_ERR_UNSUPPORTED for a backend this build lacks.
+ * "auto" is CUDA when this build has it and a GPU is present, else the CPU. */
 pnn_status pnn_backend_get(const char *name, const pnn_backend **be);
+/* Ops return nothing, and a GPU backend runs them asynchronously: this waits for the ops this
+ * thread issued and returns the first error any op of the backend recorded since the last call
+ * (its message in pnn_last_error()), or PNN_OK. Always PNN_OK on the CPU. */
+pnn_status pnn_backend_status(const pnn_backend *be);
 
 #define PNN_BE(t) ((t)->backend->iface)
 

@@ -43,4 +43,12 @@ void pnn_cpu_osc_vjp(void *ctx, const pnn_osc_params *p, const float *tape, cons
 size_t pnn_cpu_osc_tape_floats(const pnn_osc_params *p);
 size_t pnn_cpu_osc_work_floats(const pnn_osc_params *p);
 
+size_t pnn_cpu_conv2d_work_floats(const pnn_conv2d_params *p);
+void pnn_cpu_conv2d_forward(void *ctx, const pnn_conv2d_params *p, const float *x, const float *weight,
+                            const float *bias, float *y, float *work);
+void pnn_cpu_conv2d_backward_data(void *ctx, const pnn_conv2d_params *p, const float *dy,
+                                  const float *weight, float *dx, float *work);
+void pnn_cpu_conv2d_backward_filter(void *ctx, const pnn_conv2d_params *p, const float *x,
+                                    const float *dy, float *dweight, float *dbias, float *work);
+
 #endif
