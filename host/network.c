@@ -4,33 +4,40 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "pnn/comm.h"
 #include "pnn/device.h"
 #include "pnn/twin.h"
 
 static const char *const layer_kinds =
-    "linear, relu, tanh, sigmoid, scale, patchify, concat_rows, pad, slice, physical";
+    "linear, conv2d, relu, tanh, sigmoid, scale, patchify, concat_rows, pad, slice, physical";
 
-/* Reads a [a, b] pair of positive integers from map[key]. */
-static pnn_status cfg_pair(const pnn_cfg *map, const char *key, int64_t out[2]) {
+/* Reads a list of n positive integers from map[key]; `example` shows the expected form. */
+static pnn_status cfg_ints(const pnn_cfg *map, const char *key, int n, int64_t *out, const char *example) {
     const pnn_cfg *v = pnn_cfg_get(map, key);
-    if (!v || pnn_cfg_type_of(v) != PNN_CFG_LIST || pnn_cfg_len(v) != 2)
-        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: key '%s' must be a list of two integers, e.g. [7, 7]",
-                         pnn_cfg_source(map), pnn_cfg_line(v ? v : map), key);
-    for (int i = 0; i < 2; i++) {
+    if (!v || pnn_cfg_type_of(v) != PNN_CFG_LIST || pnn_cfg_len(v) != n)
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: key '%s' must be a list of %d positive integers, %s",
+                         pnn_cfg_source(map), pnn_cfg_line(v ? v : map), key, n, example);
+    for (int i = 0; i < n; i++) {
         const char *s = pnn_cfg_scalar(pnn_cfg_at(v, i));
         char *end;
         long long x = s ? strtoll(s, &end, 10) : 0;
         if (!s || *end || x < 1 || x > 1 << 20)
-            return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: key '%s' must be a list of two positive integers",
-                             pnn_cfg_source(map), pnn_cfg_line(v), key);
+            return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: key '%s' must be a list of %d positive integers, %s",
+                             pnn_cfg_source(map), pnn_cfg_line(v), key, n, example);
         out[i] = x;
     }
     return PNN_OK;
 }
 
+static pnn_status cfg_pair(const pnn_cfg *map, const char *key, int64_t out[2]) {
+    return cfg_ints(map, key, 2, out, "e.g. [7, 7]");
+}
+
+/* rank/local_rank fill a physical layer's device template ({rank}, {local_rank}). */
 static pnn_status build_layer(const pnn_cfg *m, int index, const pnn_backend *be, int64_t in_cols,
-                              uint64_t seed, pnn_layer **out) {
+                              uint64_t seed, int rank, int local_rank, pnn_layer **out) {
     const char *kind, *name;
     char default_name[64];
     PNN_TRY(pnn_cfg_str(m, "kind", 1, NULL, &kind));
@@ -93,6 +100,21 @@ static pnn_status build_layer(const pnn_cfg *m, int index, const pnn_backend *be
         PNN_TRY(pnn_cfg_int(m, "count", 1, 0, 1, 1 << 24, &count));
         return pnn_layer_slice(out, be, name, start, count);
     }
+    if (!strcmp(kind, "conv2d")) {
+        static const char *const keys[] = {"kind", "name", "image", "out_channels", "kernel", "stride", "pad", "bias",
+                                           NULL};
+        int64_t image[3], kernel[2], out_c, stride, pad;
+        int bias;
+        PNN_TRY(pnn_cfg_check_keys(m, keys, where));
+        PNN_TRY(cfg_ints(m, "image", 3, image, "[channels, height, width], e.g. [1, 28, 28]"));
+        PNN_TRY(cfg_ints(m, "kernel", 2, kernel, "[height, width], e.g. [3, 3]"));
+        PNN_TRY(pnn_cfg_int(m, "out_channels", 1, 0, 1, 1 << 16, &out_c));
+        PNN_TRY(pnn_cfg_int(m, "stride", 0, 1, 1, 1 << 10, &stride));
+        PNN_TRY(pnn_cfg_int(m, "pad", 0, 0, 0, 1 << 10, &pad));
+        PNN_TRY(pnn_cfg_bool(m, "bias", 0, 1, &bias));
+        return pnn_layer_conv2d(out, be, name, image[0], image[1], image[2], out_c, kernel[0], kernel[1], stride, pad,
+                                bias, seed);
+    }
     if (!strcmp(kind, "physical")) {
         static const char *const keys[] = {"kind", "name", "device", "twin", "twin_noise", "outputs", NULL};
         const char *device, *twin, *outputs;
@@ -104,7 +126,14 @@ static pnn_status build_layer(const pnn_cfg *m, int index, const pnn_backend *be
         PNN_TRY(pnn_cfg_str(m, "device", 1, NULL, &device));
         PNN_TRY(pnn_cfg_str(m, "twin", 0, "analytic", &twin));
         PNN_TRY(pnn_cfg_str(m, "outputs", 0, "all", &outputs));
-        return pnn_layer_physical(out, be, name, device, twin, twin_noise, outputs, seed);
+        /* the config keeps the template; each rank opens its own device */
+        char uri[1024], why[512];
+        if (pnn_comm_expand(device, rank, local_rank, uri, sizeof uri) != PNN_OK) {
+            snprintf(why, sizeof why, "%s", pnn_last_error());
+            return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: %s: key 'device': %s", pnn_cfg_source(m),
+                             pnn_cfg_line(pnn_cfg_get(m, "device")), where, why);
+        }
+        return pnn_layer_physical(out, be, name, uri, twin, twin_noise, outputs, seed);
     }
     return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown layer kind '%s'; known kinds: %s", pnn_cfg_source(m),
                      pnn_cfg_line(pnn_cfg_get(m, "kind")), kind, layer_kinds);
@@ -113,13 +142,14 @@ static pnn_status build_layer(const pnn_cfg *m, int index, const pnn_backend *be
 void pnn_network_free(pnn_network *net) {
     if (!net) return;
     for (int i = 0; i < net->n_layers; i++) pnn_layer_free(net->layers[i]);
-    if (net->acts)
-        for (int i = 0; i <= net->n_layers; i++) {
-            pnn_tensor_free(&net->acts[i]);
-            pnn_tensor_free(&net->grads[i]);
-        }
+    for (int s = 0; s < PNN_LAYER_MAX_SLOTS; s++) {
+        if (!net->acts[s]) continue;
+        for (int i = 0; i <= net->n_layers; i++) pnn_tensor_free(&net->acts[s][i]);
+        free(net->acts[s]);
+    }
+    if (net->grads)
+        for (int i = 0; i <= net->n_layers; i++) pnn_tensor_free(&net->grads[i]);
     free(net->layers);
-    free(net->acts);
     free(net->grads);
     free(net->params);
     free(net);
@@ -127,6 +157,11 @@ void pnn_network_free(pnn_network *net) {
 
 pnn_status pnn_network_build(const pnn_cfg *list, const pnn_backend *be, int64_t in_dim, uint64_t seed,
                              pnn_network **out) {
+    return pnn_network_build_rank(list, be, in_dim, seed, 0, 0, out);
+}
+
+pnn_status pnn_network_build_rank(const pnn_cfg *list, const pnn_backend *be, int64_t in_dim, uint64_t seed,
+                                  int rank, int local_rank, pnn_network **out) {
     pnn_status st = PNN_OK;
     *out = NULL;
     if (!list || pnn_cfg_type_of(list) != PNN_CFG_LIST || pnn_cfg_len(list) == 0)
@@ -136,7 +171,6 @@ pnn_status pnn_network_build(const pnn_cfg *list, const pnn_backend *be, int64_t
     pnn_network *net = calloc(1, sizeof *net);
     int n = pnn_cfg_len(list);
     if (!net || !(net->layers = calloc((size_t)n, sizeof *net->layers)) ||
-        !(net->acts = calloc((size_t)n + 1, sizeof *net->acts)) ||
         !(net->grads = calloc((size_t)n + 1, sizeof *net->grads))) {
         pnn_network_free(net);
         return PNN_ERROR(PNN_ERR_NOMEM, "out of memory building a network of %d layers", n);
@@ -152,7 +186,7 @@ pnn_status pnn_network_build(const pnn_cfg *list, const pnn_backend *be, int64_t
                            pnn_cfg_source(m), pnn_cfg_line(m), i);
             goto fail;
         }
-        st = build_layer(m, i, be, cols, seed, &net->layers[i]);
+        st = build_layer(m, i, be, cols, seed, rank, local_rank, &net->layers[i]);
         if (st == PNN_OK) {
             net->n_layers = i + 1;
             pnn_layer *l = net->layers[i];
@@ -183,10 +217,7 @@ pnn_status pnn_network_build(const pnn_cfg *list, const pnn_backend *be, int64_t
     int k = 0;
     for (int i = 0; i < n; i++)
         for (int j = 0; j < net->layers[i]->n_params; j++) net->params[k++] = &net->layers[i]->params[j];
-    for (int i = 0; i <= n; i++) {
-        PNN_GOTO(pnn_tensor_init2(&net->acts[i], be, 1, 1));
-        PNN_GOTO(pnn_tensor_init2(&net->grads[i], be, 1, 1));
-    }
+    for (int i = 0; i <= n; i++) PNN_GOTO(pnn_tensor_init2(&net->grads[i], be, 1, 1));
     *out = net;
     return PNN_OK;
 fail:
@@ -194,37 +225,190 @@ fail:
     return st;
 }
 
-pnn_status pnn_network_forward(pnn_network *net, const pnn_tensor *x, pnn_pass pass, const pnn_tensor **y) {
-    PNN_TRY(pnn_tensor_check2(x, -1, net->in_dim, "network input"));
-    int64_t rows = pnn_tensor_rows(x), cols = net->in_dim;
-    PNN_TRY(pnn_tensor_reshape2(&net->acts[0], rows, cols));
-    PNN_TRY(pnn_tensor_copy(&net->acts[0], x));
-    for (int i = 0; i < net->n_layers; i++) {
-        pnn_layer *l = net->layers[i];
-        PNN_TRY(l->iface->out_shape(l, rows, cols, &rows, &cols));
-        PNN_TRY(pnn_tensor_reshape2(&net->acts[i + 1], rows, cols));
-        PNN_TRY(l->iface->forward(l, &net->acts[i], &net->acts[i + 1], pass));
+/* The activations of a slot, allocated on first use. */
+static pnn_status slot_acts(pnn_network *net, int slot, pnn_tensor **out) {
+    if (slot < 0 || slot >= PNN_LAYER_MAX_SLOTS)
+        return PNN_ERROR(PNN_ERR_INVALID, "micro-batch slot %d out of range [0, %d): use fewer, larger "
+                         "micro-batches", slot, PNN_LAYER_MAX_SLOTS);
+    if (!net->acts[slot]) {
+        pnn_tensor *a = calloc((size_t)net->n_layers + 1, sizeof *a);
+        if (!a) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory for the activations of micro-batch %d", slot);
+        for (int i = 0; i <= net->n_layers; i++) a[i].backend = net->be;
+        net->acts[slot] = a;
     }
-    *y = &net->acts[net->n_layers];
+    *out = net->acts[slot];
     return PNN_OK;
 }
 
-pnn_status pnn_network_backward(pnn_network *net, const pnn_tensor *dy) {
+/* Copies x into the slot's input and rewinds its forward. */
+static pnn_status forward_start(pnn_network *net, int slot, const pnn_tensor *x) {
+    pnn_tensor *acts = NULL;
+    PNN_TRY(pnn_tensor_check2(x, -1, net->in_dim, "network input"));
+    PNN_TRY(slot_acts(net, slot, &acts));
+    PNN_TRY(pnn_tensor_reshape2(&acts[0], pnn_tensor_rows(x), net->in_dim));
+    PNN_TRY(pnn_tensor_copy(&acts[0], x));
+    net->state[slot] = (pnn_slot_state){0, 0};
+    return PNN_OK;
+}
+
+/* Layers whose forward this slot has started, a begun one included. */
+static int slot_reached(const pnn_network *net, int slot) {
+    return net->state[slot].layer + net->state[slot].begun;
+}
+
+/* How far forward_advance goes. */
+typedef enum {
+    ADVANCE_NONBLOCKING, /* returns after starting a layer that waits (so the caller can feed other
+                          * devices), at a layer that is not ready, or before a waiting layer
+                          * index >= limit (one the slot ahead has not started yet) */
+    ADVANCE_WAIT_ONE,    /* waits for the current layer, then goes on as non-blocking */
+    ADVANCE_TO_END       /* runs to the end, waiting as needed */
+} advance_mode;
+
+/* Runs the slot's forward onward; *waited gets the seconds spent blocked. */
+static pnn_status forward_advance(pnn_network *net, int slot, pnn_pass pass, advance_mode mode, int limit,
+                                  double *waited) {
+    pnn_slot_state *st = &net->state[slot];
+    pnn_tensor *acts = net->acts[slot];
+    while (st->layer < net->n_layers) {
+        int i = st->layer;
+        pnn_layer *l = net->layers[i];
+        if (!l->iface->forward_begin) {
+            int64_t rows, cols;
+            PNN_TRY(l->iface->out_shape(l, pnn_tensor_rows(&acts[i]), pnn_tensor_cols(&acts[i]), &rows, &cols));
+            PNN_TRY(pnn_tensor_reshape2(&acts[i + 1], rows, cols));
+            PNN_TRY(l->iface->forward(l, &acts[i], &acts[i + 1], pass, slot));
+            st->layer++;
+            continue;
+        }
+        if (!st->begun) {
+            if (mode == ADVANCE_NONBLOCKING && i >= limit) return PNN_OK;
+            int64_t rows, cols;
+            PNN_TRY(l->iface->out_shape(l, pnn_tensor_rows(&acts[i]), pnn_tensor_cols(&acts[i]), &rows, &cols));
+            PNN_TRY(pnn_tensor_reshape2(&acts[i + 1], rows, cols));
+            PNN_TRY(l->iface->forward_begin(l, &acts[i], pass, slot));
+            st->begun = 1;
+            if (mode == ADVANCE_NONBLOCKING) return PNN_OK;
+        }
+        if (mode == ADVANCE_NONBLOCKING && !l->iface->forward_ready(l, slot)) return PNN_OK;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        pnn_status s = l->iface->forward_end(l, &acts[i], &acts[i + 1], pass, slot);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (waited) *waited += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        st->begun = 0;
+        PNN_TRY(s);
+        st->layer++;
+        if (mode == ADVANCE_WAIT_ONE) mode = ADVANCE_NONBLOCKING;
+    }
+    return PNN_OK;
+}
+
+static pnn_status backward_slot(pnn_network *net, int slot, const pnn_tensor *dy) {
     int n = net->n_layers;
-    PNN_TRY(pnn_tensor_check2(dy, pnn_tensor_rows(&net->acts[n]), net->out_dim, "network output gradient"));
+    pnn_tensor *acts = net->acts[slot];
+    if (!acts || net->state[slot].layer != n)
+        return PNN_ERROR(PNN_ERR_INVALID, "backward of micro-batch %d before its forward finished", slot);
+    PNN_TRY(pnn_tensor_check2(dy, pnn_tensor_rows(&acts[n]), net->out_dim, "network output gradient"));
     PNN_TRY(pnn_tensor_reshape2(&net->grads[n], pnn_tensor_rows(dy), net->out_dim));
     PNN_TRY(pnn_tensor_copy(&net->grads[n], dy));
     for (int i = n - 1; i >= 0; i--) {
         pnn_layer *l = net->layers[i];
         pnn_tensor *dx = NULL;
         if (i > 0) {
-            PNN_TRY(pnn_tensor_reshape2(&net->grads[i], pnn_tensor_rows(&net->acts[i]),
-                                        pnn_tensor_cols(&net->acts[i])));
+            PNN_TRY(pnn_tensor_reshape2(&net->grads[i], pnn_tensor_rows(&acts[i]), pnn_tensor_cols(&acts[i])));
             dx = &net->grads[i];
         }
-        PNN_TRY(l->iface->backward(l, &net->acts[i], &net->acts[i + 1], &net->grads[i + 1], dx));
+        PNN_TRY(l->iface->backward(l, &acts[i], &acts[i + 1], &net->grads[i + 1], dx, slot));
     }
     return PNN_OK;
+}
+
+/* After failure st: waits for and drops every device request still in flight, keeping st's
+ * message (the waits may fail too). */
+static pnn_status abandon_all(pnn_network *net, pnn_status st) {
+    char message[2048];
+    snprintf(message, sizeof message, "%s", pnn_last_error());
+    for (int i = 0; i < net->n_layers; i++)
+        if (net->layers[i]->iface->forward_abandon) net->layers[i]->iface->forward_abandon(net->layers[i]);
+    for (int s = 0; s < PNN_LAYER_MAX_SLOTS; s++) net->state[s] = (pnn_slot_state){0, 0};
+    return pnn_error_at(st, __FILE__, __LINE__, "%s", message);
+}
+
+pnn_status pnn_network_forward(pnn_network *net, const pnn_tensor *x, pnn_pass pass, const pnn_tensor **y) {
+    pnn_status st = forward_start(net, 0, x);
+    if (st == PNN_OK) st = forward_advance(net, 0, pass, ADVANCE_TO_END, net->n_layers, NULL);
+    if (st != PNN_OK) return abandon_all(net, st);
+    *y = &net->acts[0][net->n_layers];
+    return PNN_OK;
+}
+
+pnn_status pnn_network_backward(pnn_network *net, const pnn_tensor *dy) { return backward_slot(net, 0, dy); }
+
+static pnn_status finish_micro(pnn_network *net, int slot, pnn_loss_fn loss, void *user) {
+    pnn_tensor *dy = &net->grads[net->n_layers];
+    const pnn_tensor *y = &net->acts[slot][net->n_layers];
+    PNN_TRY(pnn_tensor_reshape2(dy, pnn_tensor_rows(y), net->out_dim));
+    PNN_TRY(loss(user, slot, y, dy));
+    /* backward_slot copies dy onto itself harmlessly: it is grads[n] already */
+    return backward_slot(net, slot, dy);
+}
+
+static pnn_status run_sequential(pnn_network *net, int n, const pnn_tensor *xs, pnn_pass pass, pnn_loss_fn loss,
+                                 void *user, double *waited) {
+    for (int k = 0; k < n; k++) {
+        PNN_TRY(forward_start(net, k, &xs[k]));
+        PNN_TRY(forward_advance(net, k, pass, ADVANCE_TO_END, net->n_layers, waited));
+        PNN_TRY(finish_micro(net, k, loss, user));
+    }
+    return PNN_OK;
+}
+
+/* The pipelined schedule. The backend thread loops over: start every forward as far as it can
+ * go without waiting (in slot order, a slot never starting a waiting layer before the slot
+ * ahead of it has, so that devices and twins see their calls in slot order); then the next
+ * backward in slot order if its forward is done; when neither can move, it blocks on the
+ * oldest request in flight. */
+static pnn_status run_pipelined(pnn_network *net, int n, const pnn_tensor *xs, pnn_pass pass, pnn_loss_fn loss,
+                                void *user, double *waited) {
+    for (int k = 0; k < n; k++) PNN_TRY(forward_start(net, k, &xs[k]));
+    int next_backward = 0;
+    while (next_backward < n) {
+        int moved = 0;
+        for (int k = next_backward; k < n; k++) {
+            if (net->state[k].layer == net->n_layers) continue;
+            int before = slot_reached(net, k), layer_before = net->state[k].layer;
+            int limit = k == 0 || net->state[k - 1].layer == net->n_layers ? net->n_layers : slot_reached(net, k - 1);
+            PNN_TRY(forward_advance(net, k, pass, ADVANCE_NONBLOCKING, limit, waited));
+            moved |= slot_reached(net, k) != before || net->state[k].layer != layer_before;
+        }
+        if (net->state[next_backward].layer == net->n_layers) {
+            PNN_TRY(finish_micro(net, next_backward, loss, user));
+            next_backward++;
+            continue;
+        }
+        if (!moved) /* nothing can move without a device: wait on the oldest micro-batch */
+            PNN_TRY(forward_advance(net, next_backward, pass, ADVANCE_WAIT_ONE, net->n_layers, waited));
+    }
+    return PNN_OK;
+}
+
+pnn_status pnn_network_train_micro(pnn_network *net, int n, const pnn_tensor *xs, pnn_pass pass,
+                                   int pipelined, pnn_loss_fn loss, void *user, pnn_schedule_stats *stats) {
+    if (n < 1 || n > PNN_LAYER_MAX_SLOTS)
+        return PNN_ERROR(PNN_ERR_INVALID, "%d micro-batches: use between 1 and %d", n, PNN_LAYER_MAX_SLOTS);
+    struct timespec t0, t1;
+    double waited = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pnn_status st = pipelined ? run_pipelined(net, n, xs, pass, loss, user, &waited)
+                              : run_sequential(net, n, xs, pass, loss, user, &waited);
+    if (st != PNN_OK) st = abandon_all(net, st);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (stats) {
+        stats->wall_s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        stats->wait_s = waited;
+    }
+    return st;
 }
 
 void pnn_network_zero_grad(pnn_network *net) {

@@ -1,5 +1,5 @@
 /* The training loop: batches, the PAT or in-silico step, evaluation on device and twin,
- * metrics, checkpoints and exact resume. */
+ * metrics, checkpoints and exact resume. Several ranks and exact mode: host/train_dp.c. */
 #include "pnn/train.h"
 
 #include <errno.h>
@@ -10,9 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pnn/device.h"
 #include "pnn/rng.h"
 #include "pnn/safetensors.h"
+#include "train_dp.h"
 
 #define CHECKPOINT_FORMAT "pnn-checkpoint/1"
 #define MAX_DEVICES 64
@@ -26,7 +26,8 @@ static double now_s(void) {
 static pnn_status read_options(const pnn_cfg *cfg, const char *config_dir, pnn_train_options *o) {
     static const char *const top_keys[] = {"name", "data", "network", "method", "loss", "optimizer", "batch",
                                            "eval_batch", "epochs", "seed", "log_every", "checkpoint_every",
-                                           "backend", NULL};
+                                           "backend", "bridge", "comm", NULL};
+    static const char *const bridge_keys[] = {"micro_batch", "schedule", "retries", "backoff_ms", NULL};
     static const char *const data_keys[] = {"set", "path", "hflip", "limit_train", "limit_test", "test_frac", NULL};
     static const char *const optim_keys[] = {"kind", "lr", "beta1", "beta2", "eps", "momentum", "weight_decay", NULL};
     memset(o, 0, sizeof *o);
@@ -100,10 +101,51 @@ static pnn_status read_options(const pnn_cfg *cfg, const char *config_dir, pnn_t
     PNN_TRY(pnn_cfg_int(cfg, "log_every", 0, 50, 1, INT64_MAX, &o->log_every));
     PNN_TRY(pnn_cfg_int(cfg, "checkpoint_every", 0, 0, 0, INT64_MAX, &o->checkpoint_every));
     o->seed = (uint64_t)seed;
+
+    const pnn_cfg *bc = pnn_cfg_get(cfg, "bridge");
+    const char *schedule = "pipelined";
+    int64_t retries = 3;
+    double backoff = 10;
+    if (bc) {
+        if (pnn_cfg_type_of(bc) != PNN_CFG_MAP)
+            return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: 'bridge' must be a map, e.g. {micro_batch: 8, schedule: pipelined}",
+                             pnn_cfg_source(bc), pnn_cfg_line(bc));
+        PNN_TRY(pnn_cfg_check_keys(bc, bridge_keys, "'bridge'"));
+        PNN_TRY(pnn_cfg_int(bc, "micro_batch", 0, 0, 0, 1 << 20, &o->bridge.micro_batch));
+        PNN_TRY(pnn_cfg_str(bc, "schedule", 0, "pipelined", &schedule));
+        PNN_TRY(pnn_cfg_int(bc, "retries", 0, 3, 0, 1000, &retries));
+        PNN_TRY(pnn_cfg_float(bc, "backoff_ms", 0, 10, 0, 600000, &backoff));
+    }
+    if (strcmp(schedule, "pipelined") && strcmp(schedule, "sequential"))
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown bridge schedule '%s'; known: pipelined, sequential",
+                         pnn_cfg_source(bc), pnn_cfg_line(pnn_cfg_get(bc, "schedule")), schedule);
+    o->bridge.pipelined = !strcmp(schedule, "pipelined");
+    o->bridge.retry = (pnn_retry_policy){(int)retries, backoff};
+    if (o->bridge.micro_batch > 0 && (o->batch + o->bridge.micro_batch - 1) / o->bridge.micro_batch > PNN_LAYER_MAX_SLOTS)
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s: batch %lld in micro-batches of %lld makes more than %d of them; use "
+                         "larger micro-batches",
+                         pnn_cfg_source(cfg), (long long)o->batch, (long long)o->bridge.micro_batch,
+                         PNN_LAYER_MAX_SLOTS);
+    const char *comm_kind, *reduce = "fast";
+    const pnn_cfg *cc = pnn_cfg_get(cfg, "comm");
+    PNN_TRY(pnn_train_comm_kind(cfg, &comm_kind));
+    snprintf(o->comm_kind, sizeof o->comm_kind, "%s", comm_kind);
+    if (cc) PNN_TRY(pnn_cfg_str(cc, "reduce", 0, "fast", &reduce));
+    if (pnn_comm_parse_reduce(reduce, &o->reduce) != PNN_OK)
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown comm.reduce '%s'; known: fast, exact", pnn_cfg_source(cc),
+                         pnn_cfg_line(pnn_cfg_get(cc, "reduce")), reduce);
+    if (o->reduce == PNN_REDUCE_EXACT && o->bridge.micro_batch <= 0)
+        return PNN_ERROR(PNN_ERR_CONFIG,
+                         "%s:%d: comm.reduce exact cuts every batch into shards of bridge.micro_batch rows, but "
+                         "bridge.micro_batch is not set; set it (e.g. --set bridge.micro_batch=4) or use "
+                         "comm.reduce fast",
+                         pnn_cfg_source(cc), pnn_cfg_line(pnn_cfg_get(cc, "reduce")));
     /* per-batch accuracies are computed over training-size batches inside each eval chunk */
     o->eval_batch = (o->eval_batch + o->batch - 1) / o->batch * o->batch;
     return PNN_OK;
 }
+
+int pnn_trainer_rank(const pnn_trainer *tr) { return tr->comm ? tr->comm->rank : 0; }
 
 static pnn_status load_data(pnn_trainer *tr) {
     pnn_train_options *o = &tr->opt;
@@ -134,59 +176,85 @@ void pnn_trainer_free(pnn_trainer *tr) {
     free(tr->xb_host);
     free(tr->yb_host);
     free(tr->perm);
+    free(tr->micro_x);
+    pnn_dp_free(tr);
+    pnn_comm_free(tr->own_comm);
     pnn_cfg_free(tr->cfg);
     free(tr);
 }
 
 pnn_status pnn_trainer_create(pnn_cfg *cfg, const char *config_dir, pnn_trainer **out) {
-    pnn_status st = PNN_OK;
-    *out = NULL;
-    pnn_trainer *tr = calloc(1, sizeof *tr);
-    if (!tr) {
-        pnn_cfg_free(cfg);
-        return PNN_ERROR(PNN_ERR_NOMEM, "out of memory creating a trainer");
+    return pnn_trainer_create_comm(cfg, config_dir, NULL, out);
+}
+
+/* What one rank builds on its own; pnn_trainer_create_comm then agrees on the result. */
+static pnn_status create_local(pnn_trainer *tr, const char *config_dir, pnn_comm *comm) {
+    pnn_cfg *cfg = tr->cfg;
+    tr->comm = comm;
+    PNN_TRY(read_options(cfg, config_dir, &tr->opt));
+    /* exact mode takes the per-shard path in one process too, through a comm of one */
+    if (!comm && tr->opt.reduce == PNN_REDUCE_EXACT) {
+        PNN_TRY(pnn_comm_init("none", NULL, NULL, &tr->own_comm));
+        tr->comm = tr->own_comm;
     }
-    tr->cfg = cfg;
-    PNN_GOTO(read_options(cfg, config_dir, &tr->opt));
     /* the config as run names the resolved data path, so resume and eval find the data */
     char set_path[1100];
     snprintf(set_path, sizeof set_path, "data.path=%s", tr->opt.data_path);
-    PNN_GOTO(pnn_cfg_set(cfg, set_path));
-    PNN_GOTO(pnn_backend_get(tr->opt.backend, &tr->be));
-    PNN_GOTO(load_data(tr));
-    PNN_GOTO(pnn_network_build(pnn_cfg_get(cfg, "network"), tr->be, tr->train.dim, tr->opt.seed, &tr->net));
-    if (tr->opt.loss == PNN_LOSS_XENT && tr->net->out_dim != tr->train.n_classes) {
-        st = PNN_ERROR(PNN_ERR_CONFIG,
-                       "%s: the network gives %lld outputs per sample but '%s' has %d classes; make the "
-                       "last layer give %d (e.g. outputs: last:%d on the last physical layer)",
-                       pnn_cfg_source(cfg), (long long)tr->net->out_dim, tr->opt.data_set, tr->train.n_classes,
-                       tr->train.n_classes, tr->train.n_classes);
-        goto fail;
-    }
-    PNN_GOTO(pnn_optimizer_create(&tr->opt.optim, tr->net->params, tr->net->n_params, &tr->optim));
+    PNN_TRY(pnn_cfg_set(cfg, set_path));
+    PNN_TRY(pnn_backend_get(tr->opt.backend, &tr->be));
+    PNN_TRY(load_data(tr));
+    PNN_TRY(pnn_network_build_rank(pnn_cfg_get(cfg, "network"), tr->be, tr->train.dim, tr->opt.seed,
+                                   pnn_trainer_rank(tr), tr->comm ? tr->comm->local_rank : 0, &tr->net));
+    if (tr->opt.loss == PNN_LOSS_XENT && tr->net->out_dim != tr->train.n_classes)
+        return PNN_ERROR(PNN_ERR_CONFIG,
+                         "%s: the network gives %lld outputs per sample but '%s' has %d classes; make the "
+                         "last layer give %d (e.g. outputs: last:%d on the last physical layer)",
+                         pnn_cfg_source(cfg), (long long)tr->net->out_dim, tr->opt.data_set, tr->train.n_classes,
+                         tr->train.n_classes, tr->train.n_classes);
+    PNN_TRY(pnn_optimizer_create(&tr->opt.optim, tr->net->params, tr->net->n_params, &tr->optim));
+    tr->bridge_run.n_devices = pnn_network_devices(tr->net, tr->devices, PNN_TRAIN_MAX_DEVICES);
+    for (int d = 0; d < tr->bridge_run.n_devices; d++)
+        PNN_TRY(pnn_device_set_retry(tr->devices[d], &tr->opt.bridge.retry));
+    tr->micro_x = calloc(PNN_LAYER_MAX_SLOTS, sizeof *tr->micro_x);
+    if (!tr->micro_x) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory for micro-batch views");
     int64_t rows = tr->opt.eval_batch > tr->opt.batch ? tr->opt.eval_batch : tr->opt.batch;
-    PNN_GOTO(pnn_tensor_init2(&tr->xb, tr->be, rows, tr->train.dim));
-    PNN_GOTO(pnn_tensor_init2(&tr->yb, tr->be, rows, 1));
-    PNN_GOTO(pnn_tensor_init2(&tr->dy, tr->be, tr->opt.batch, tr->net->out_dim));
-    PNN_GOTO(pnn_tensor_init2(&tr->scratch, tr->be, rows, 2));
+    PNN_TRY(pnn_tensor_init2(&tr->xb, tr->be, rows, tr->train.dim));
+    PNN_TRY(pnn_tensor_init2(&tr->yb, tr->be, rows, 1));
+    PNN_TRY(pnn_tensor_init2(&tr->dy, tr->be, tr->opt.batch, tr->net->out_dim));
+    PNN_TRY(pnn_tensor_init2(&tr->scratch, tr->be, rows, 2));
     tr->xb_host = malloc((size_t)(rows * tr->train.dim) * sizeof(float));
     tr->yb_host = malloc((size_t)rows * sizeof(float));
     tr->perm = malloc((size_t)(tr->train.n > 0 ? tr->train.n : 1) * sizeof(int64_t));
-    if (!tr->xb_host || !tr->yb_host || !tr->perm) {
-        st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory for batch buffers");
-        goto fail;
+    if (!tr->xb_host || !tr->yb_host || !tr->perm) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory for batch buffers");
+    return PNN_OK;
+}
+
+pnn_status pnn_trainer_create_comm(pnn_cfg *cfg, const char *config_dir, pnn_comm *comm, pnn_trainer **out) {
+    *out = NULL;
+    pnn_trainer *tr = calloc(1, sizeof *tr);
+    pnn_status st = tr ? PNN_OK : PNN_ERROR(PNN_ERR_NOMEM, "out of memory creating a trainer");
+    if (tr) {
+        tr->cfg = cfg;
+        st = create_local(tr, config_dir, comm);
+    } else {
+        pnn_cfg_free(cfg);
+    }
+    /* every rank learns whether every rank could start; then the ranks compare what they built */
+    if (tr && (st != PNN_OK || pnn_dp_active(tr))) st = pnn_dp_setup(tr, st);
+    else if (!tr && comm && comm->size > 1) st = pnn_comm_agree(comm, st, NULL);
+    if (st != PNN_OK) {
+        pnn_trainer_free(tr);
+        return st;
     }
     *out = tr;
     return PNN_OK;
-fail:
-    pnn_trainer_free(tr);
-    return st;
 }
 
 /* Gathers samples idx[0..b) of d into xb/yb, mirroring training images where the flip stream
- * says so (each sample's flip is a function of (seed, epoch, position in the epoch)). */
-static pnn_status load_batch(pnn_trainer *tr, const pnn_dataset *d, const int64_t *idx, int64_t first,
-                             int64_t b, int augment) {
+ * says so (each sample's flip is a function of (seed, epoch, position in the epoch): a rank that
+ * loads part of a batch gives its first row position pos0). */
+pnn_status pnn_train_load_rows(pnn_trainer *tr, const pnn_dataset *d, const int64_t *idx, int64_t first,
+                               int64_t b, int augment, int64_t pos0) {
     int64_t dim = d->dim;
     float flip_u[1];
     for (int64_t i = 0; i < b; i++) {
@@ -196,7 +264,7 @@ static pnn_status load_batch(pnn_trainer *tr, const pnn_dataset *d, const int64_
         int flip = 0;
         if (augment && tr->opt.hflip) {
             pnn_rng_uniform(tr->opt.seed, pnn_rng_stream("train.hflip", (uint64_t)tr->epoch),
-                            (uint64_t)(tr->step_in_epoch * tr->opt.batch + i), 1, flip_u);
+                            (uint64_t)(tr->step_in_epoch * tr->opt.batch + pos0 + i), 1, flip_u);
             flip = flip_u[0] < 0.5f;
         }
         if (flip) pnn_image_hflip(src, d->image_h, d->image_w, dst);
@@ -210,55 +278,107 @@ static pnn_status load_batch(pnn_trainer *tr, const pnn_dataset *d, const int64_
     return PNN_OK;
 }
 
-pnn_status pnn_trainer_step(pnn_trainer *tr, const int64_t *idx, int64_t b, double *loss, double *acc) {
-    const pnn_tensor *y;
+/* The loss of one micro-batch: its rows of the labels, the gradient of the batch's mean loss. */
+static pnn_status micro_loss(void *user, int slot, const pnn_tensor *y, pnn_tensor *dy) {
+    pnn_trainer *tr = user;
+    int64_t rows = pnn_tensor_rows(y), first = tr->loss_row0 + (int64_t)slot * tr->micro_rows;
+    pnn_tensor labels;
+    int64_t shape[2] = {rows, 1};
     double loss_sum, correct;
-    PNN_TRY(load_batch(tr, &tr->train, idx, 0, b, 1));
-    pnn_network_zero_grad(tr->net);
-    pnn_pass pass = tr->opt.method == PNN_METHOD_PAT ? PNN_PASS_TRAIN_PAT : PNN_PASS_TRAIN_TWIN;
-    PNN_TRY(pnn_network_forward(tr->net, &tr->xb, pass, &y));
-    PNN_TRY(pnn_tensor_reshape2(&tr->dy, b, tr->net->out_dim));
-    pnn_status st = pnn_loss_compute(tr->opt.loss, y, &tr->yb, &tr->dy, &tr->scratch, &loss_sum, &correct);
+    PNN_TRY(pnn_tensor_view(&labels, tr->be, tr->yb.data + first, 2, shape));
+    pnn_status st = pnn_loss_compute_part(tr->opt.loss, y, &labels, tr->step_rows, dy, &tr->scratch, &loss_sum, &correct);
     if (st != PNN_OK)
         return pnn_error_prefix(st, "training step %lld (epoch %lld): ", (long long)tr->global_step + 1,
                                 (long long)tr->epoch + 1);
-    PNN_TRY(pnn_network_backward(tr->net, &tr->dy));
+    tr->step_loss += loss_sum;
+    tr->step_correct += correct;
+    return PNN_OK;
+}
+
+pnn_status pnn_train_run_rows(pnn_trainer *tr, int64_t row0, int64_t rows, int64_t b_global) {
+    pnn_network_zero_grad(tr->net);
+    if (rows == 0) return PNN_OK; /* a rank without samples in this step adds a zero gradient */
+    pnn_pass pass = tr->opt.method == PNN_METHOD_PAT ? PNN_PASS_TRAIN_PAT : PNN_PASS_TRAIN_TWIN;
+    int64_t mb = tr->opt.bridge.micro_batch > 0 && tr->opt.bridge.micro_batch < rows ? tr->opt.bridge.micro_batch : rows;
+    int n_micro = (int)((rows + mb - 1) / mb);
+    for (int k = 0; k < n_micro; k++) {
+        int64_t r = rows - k * mb < mb ? rows - k * mb : mb, shape[2] = {r, tr->train.dim};
+        PNN_TRY(pnn_tensor_view(&tr->micro_x[k], tr->be, tr->xb.data + (row0 + k * mb) * tr->train.dim, 2, shape));
+    }
+    double busy0[PNN_TRAIN_MAX_DEVICES];
+    uint64_t calls0[PNN_TRAIN_MAX_DEVICES];
+    for (int d = 0; d < tr->bridge_run.n_devices; d++) {
+        busy0[d] = tr->devices[d]->busy_s;
+        calls0[d] = tr->devices[d]->calls;
+    }
+    tr->step_rows = b_global;
+    tr->micro_rows = mb;
+    tr->loss_row0 = row0;
+    pnn_schedule_stats stats;
+    pnn_status st = pnn_network_train_micro(tr->net, n_micro, tr->micro_x, pass, tr->opt.bridge.pipelined, micro_loss,
+                                            tr, &stats);
+    tr->bridge_run.wall_s += stats.wall_s;
+    tr->bridge_run.wait_s += stats.wait_s;
+    for (int d = 0; d < tr->bridge_run.n_devices; d++) {
+        tr->bridge_run.device_busy_s[d] += tr->devices[d]->busy_s - busy0[d];
+        tr->bridge_run.device_calls[d] += tr->devices[d]->calls - calls0[d];
+    }
+    return st;
+}
+
+pnn_status pnn_trainer_step(pnn_trainer *tr, const int64_t *idx, int64_t b, double *loss, double *acc) {
+    if (pnn_dp_active(tr)) return pnn_dp_step(tr, idx, b, loss, acc);
+    PNN_TRY(pnn_train_load_rows(tr, &tr->train, idx, 0, b, 1, 0));
+    /* the random-stream counters at the start, to undo a failed step */
+    uint64_t *counters[2 * PNN_TRAIN_MAX_DEVICES], saved[2 * PNN_TRAIN_MAX_DEVICES];
+    int nc = pnn_network_counters(tr->net, counters, 2 * PNN_TRAIN_MAX_DEVICES);
+    for (int i = 0; i < nc; i++) saved[i] = *counters[i];
+    tr->step_loss = tr->step_correct = 0;
+    pnn_status st = pnn_train_run_rows(tr, 0, b, b);
+    if (st != PNN_OK) {
+        for (int i = 0; i < nc; i++) *counters[i] = saved[i];
+        return st;
+    }
     PNN_TRY(pnn_optimizer_step(tr->optim));
-    if (loss) *loss = loss_sum / (double)b;
-    if (acc) *acc = correct / (double)b;
+    if (loss) *loss = tr->step_loss / (double)b;
+    if (acc) *acc = tr->step_correct / (double)b;
+    return PNN_OK;
+}
+
+pnn_status pnn_train_eval_chunk(pnn_trainer *tr, pnn_pass pass, int64_t first, int64_t b, double sums[4]) {
+    int64_t bs = tr->opt.batch;
+    const pnn_tensor *y;
+    PNN_TRY(pnn_train_load_rows(tr, &tr->test, NULL, first, b, 0, 0));
+    PNN_TRY(pnn_network_forward(tr->net, &tr->xb, pass, &y));
+    for (int64_t r = 0; r < b; r += bs) {
+        int64_t rb = b - r < bs ? b - r : bs;
+        pnn_tensor yv, tv;
+        int64_t yshape[2] = {rb, tr->net->out_dim}, tshape[2] = {rb, 1};
+        double ls, c;
+        PNN_TRY(pnn_tensor_view(&yv, tr->be, y->data + r * tr->net->out_dim, 2, yshape));
+        PNN_TRY(pnn_tensor_view(&tv, tr->be, tr->yb.data + r, 2, tshape));
+        pnn_status st = pnn_loss_compute(tr->opt.loss, &yv, &tv, NULL, &tr->scratch, &ls, &c);
+        if (st != PNN_OK) return pnn_error_prefix(st, "evaluating on the test set: ");
+        sums[0] += ls;
+        sums[1] += c;
+        sums[2] += c / (double)rb;
+        sums[3] += 1;
+    }
     return PNN_OK;
 }
 
 pnn_status pnn_trainer_evaluate(pnn_trainer *tr, pnn_pass pass, pnn_eval_result *res) {
+    if (pnn_dp_active(tr)) return pnn_dp_evaluate(tr, pass, res);
     const pnn_dataset *d = &tr->test;
-    int64_t bs = tr->opt.batch, chunk = tr->opt.eval_batch;
-    double loss_total = 0, correct_total = 0, batch_acc_sum = 0;
-    int64_t n_batches = 0;
+    int64_t chunk = tr->opt.eval_batch;
+    double sums[4] = {0, 0, 0, 0};
     memset(res, 0, sizeof *res);
-    for (int64_t first = 0; first < d->n; first += chunk) {
-        int64_t b = d->n - first < chunk ? d->n - first : chunk;
-        const pnn_tensor *y;
-        PNN_TRY(load_batch(tr, d, NULL, first, b, 0));
-        PNN_TRY(pnn_network_forward(tr->net, &tr->xb, pass, &y));
-        for (int64_t r = 0; r < b; r += bs) {
-            int64_t rb = b - r < bs ? b - r : bs;
-            pnn_tensor yv, tv;
-            int64_t yshape[2] = {rb, tr->net->out_dim}, tshape[2] = {rb, 1};
-            double ls, c;
-            PNN_TRY(pnn_tensor_view(&yv, tr->be, y->data + r * tr->net->out_dim, 2, yshape));
-            PNN_TRY(pnn_tensor_view(&tv, tr->be, tr->yb.data + r, 2, tshape));
-            pnn_status st = pnn_loss_compute(tr->opt.loss, &yv, &tv, NULL, &tr->scratch, &ls, &c);
-            if (st != PNN_OK) return pnn_error_prefix(st, "evaluating on the test set: ");
-            loss_total += ls;
-            correct_total += c;
-            batch_acc_sum += c / (double)rb;
-            n_batches++;
-        }
-    }
+    for (int64_t first = 0; first < d->n; first += chunk)
+        PNN_TRY(pnn_train_eval_chunk(tr, pass, first, d->n - first < chunk ? d->n - first : chunk, sums));
     res->n = d->n;
-    res->loss = d->n ? loss_total / (double)d->n : 0;
-    res->acc = d->n ? correct_total / (double)d->n : 0;
-    res->acc_batchmean = n_batches ? batch_acc_sum / (double)n_batches : 0;
+    res->loss = d->n ? sums[0] / (double)d->n : 0;
+    res->acc = d->n ? sums[1] / (double)d->n : 0;
+    res->acc_batchmean = sums[3] > 0 ? sums[2] / sums[3] : 0;
     return PNN_OK;
 }
 
@@ -279,7 +399,9 @@ static pnn_status write_file_atomic(const char *path, const char *text) {
     return PNN_OK;
 }
 
-static const char metrics_header[] = "step,epoch,kind,loss,acc,acc_batchmean,ms_per_step,elapsed_s\n";
+static const char metrics_header[] =
+    "step,epoch,kind,loss,acc,acc_batchmean,ms_per_step,elapsed_s,device_busy_s,device_duty,backend_busy_s,"
+    "backend_wait_s\n";
 
 static pnn_status mkdir_p(const char *dir) {
     char buf[1024];
@@ -296,7 +418,7 @@ static pnn_status mkdir_p(const char *dir) {
     return PNN_OK;
 }
 
-pnn_status pnn_trainer_open_run(pnn_trainer *tr, const char *run_dir) {
+static pnn_status open_run_files(pnn_trainer *tr, const char *run_dir) {
     char path[1100];
     struct stat sb;
     snprintf(path, sizeof path, "%s/config.yaml", run_dir);
@@ -319,15 +441,41 @@ pnn_status pnn_trainer_open_run(pnn_trainer *tr, const char *run_dir) {
     return PNN_OK;
 }
 
+pnn_status pnn_trainer_open_run(pnn_trainer *tr, const char *run_dir) {
+    /* rank 0 writes the run directory; the others only need to know where it is */
+    pnn_status st = pnn_trainer_rank(tr) == 0 ? open_run_files(tr, run_dir) : PNN_OK;
+    snprintf(tr->run_dir, sizeof tr->run_dir, "%s", run_dir);
+    return pnn_dp_agree(tr, st, NULL);
+}
+
+/* Timing columns of a window of training steps: the differences of two bridge_stats. */
+static void metrics_timing(FILE *f, const pnn_bridge_stats *now, const pnn_bridge_stats *then) {
+    double wall = now->wall_s - then->wall_s, wait = now->wait_s - then->wait_s, busy = 0, busiest = 0;
+    for (int d = 0; d < now->n_devices; d++) {
+        double b = now->device_busy_s[d] - then->device_busy_s[d];
+        busy += b;
+        if (b > busiest) busiest = b;
+    }
+    if (now->n_devices)
+        fprintf(f, "%.4f,%.4f,", busy, wall > 0 ? busiest / wall : 0);
+    else
+        fputs(",,", f);
+    fprintf(f, "%.4f,%.4f", wall - wait, wait);
+}
+
+/* One row; timing (may be NULL) with `since` gives the timing columns of training rows. */
 static void metrics_row(pnn_trainer *tr, const char *kind, double loss, double acc, double acc_bm, double ms,
-                        double elapsed) {
+                        double elapsed, const pnn_bridge_stats *since) {
     if (!tr->metrics) return;
     fprintf(tr->metrics, "%lld,%lld,%s,%.6g,%.6g,", (long long)tr->global_step, (long long)tr->epoch, kind,
             loss, acc);
     if (acc_bm >= 0) fprintf(tr->metrics, "%.6g", acc_bm);
     fputc(',', tr->metrics);
     if (ms >= 0) fprintf(tr->metrics, "%.4g", ms);
-    fprintf(tr->metrics, ",%.3f\n", elapsed);
+    fprintf(tr->metrics, ",%.3f,", elapsed);
+    if (since) metrics_timing(tr->metrics, &tr->bridge_run, since);
+    else fputs(",,,", tr->metrics);
+    fputc('\n', tr->metrics);
     fflush(tr->metrics);
 }
 
@@ -371,13 +519,26 @@ static pnn_status truncate_metrics(pnn_trainer *tr) {
     return PNN_OK;
 }
 
-pnn_status pnn_trainer_save_checkpoint(pnn_trainer *tr, const char *path) {
+/* "c0,c1,..." of n counters, into buf. */
+static void format_counters(const uint64_t *c, int n, char *buf, size_t cap) {
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, cap - l, "%s%llu", i ? "," : "", (unsigned long long)c[i]);
+    }
+}
+
+/* Rank 0's part of a checkpoint: the file, with every rank's counters (all[r * nc ..]). */
+static pnn_status write_checkpoint(pnn_trainer *tr, const char *path, const uint64_t *all, int nc) {
     pnn_status st = PNN_OK;
-    int n_opt = pnn_optimizer_state_count(tr->optim), n = tr->net->n_params + n_opt;
+    int P = pnn_dp_size(tr), n_opt = pnn_optimizer_state_count(tr->optim), n = tr->net->n_params + n_opt;
     pnn_st_entry *entries = calloc((size_t)n, sizeof *entries);
     float **host = calloc((size_t)n, sizeof *host);
     char *yaml = pnn_cfg_to_yaml(tr->cfg);
-    if (!entries || !host || !yaml) {
+    size_t clen = (size_t)nc * 21 + 1;
+    char *calls = calloc((size_t)P, clen + 24), num[8][32];
+    pnn_st_meta *meta = calloc((size_t)P + 11, sizeof *meta);
+    if (!entries || !host || !yaml || !calls || !meta) {
         st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory writing checkpoint %s", path);
         goto fail;
     }
@@ -401,13 +562,6 @@ pnn_status pnn_trainer_save_checkpoint(pnn_trainer *tr, const char *path) {
         memcpy(entries[i].shape, t->shape, sizeof entries[i].shape);
         entries[i].data = host[i];
     }
-    uint64_t *counters[MAX_DEVICES];
-    int nc = pnn_network_counters(tr->net, counters, MAX_DEVICES);
-    char calls[MAX_DEVICES * 21 + 1] = "", num[8][32];
-    for (int i = 0; i < nc; i++) {
-        size_t l = strlen(calls);
-        snprintf(calls + l, sizeof calls - l, "%s%llu", i ? "," : "", (unsigned long long)*counters[i]);
-    }
     snprintf(num[0], sizeof num[0], "%lld", (long long)tr->epoch);
     snprintf(num[1], sizeof num[1], "%lld", (long long)tr->step_in_epoch);
     snprintf(num[2], sizeof num[2], "%lld", (long long)tr->global_step);
@@ -415,18 +569,54 @@ pnn_status pnn_trainer_save_checkpoint(pnn_trainer *tr, const char *path) {
     snprintf(num[4], sizeof num[4], "%.17g", tr->train_s);
     snprintf(num[5], sizeof num[5], "%.6f", tr->last_device.acc);
     snprintf(num[6], sizeof num[6], "%.6f", tr->last_twin.acc);
-    pnn_st_meta meta[] = {{"format", CHECKPOINT_FORMAT}, {"config", yaml},        {"epoch", num[0]},
-                          {"step_in_epoch", num[1]},     {"global_step", num[2]}, {"optimizer_steps", num[3]},
-                          {"train_s", num[4]},           {"counters", calls}, {"test_acc_device", num[5]},
-                          {"test_acc_twin", num[6]}};
-    PNN_GOTO(pnn_safetensors_write(path, entries, n, meta, (int)(sizeof meta / sizeof meta[0])));
+    snprintf(num[7], sizeof num[7], "%d", P);
+    /* "counters" is rank 0's (what a one-process run wrote); rank r's is "counters_rank<r>" */
+    pnn_st_meta fixed[] = {{"format", CHECKPOINT_FORMAT}, {"config", yaml},        {"epoch", num[0]},
+                           {"step_in_epoch", num[1]},     {"global_step", num[2]}, {"optimizer_steps", num[3]},
+                           {"train_s", num[4]},           {"test_acc_device", num[5]},
+                           {"test_acc_twin", num[6]},     {"comm_size", num[7]}};
+    int n_meta = (int)(sizeof fixed / sizeof fixed[0]);
+    memcpy(meta, fixed, sizeof fixed);
+    for (int r = 0; r < P; r++) {
+        char *key = calls + (size_t)r * (clen + 24), *val = key + 24;
+        snprintf(key, 24, r ? "counters_rank%d" : "counters", r);
+        format_counters(all + (size_t)r * (size_t)nc, nc, val, clen);
+        meta[n_meta++] = (pnn_st_meta){key, val};
+    }
+    PNN_GOTO(pnn_safetensors_write(path, entries, n, meta, n_meta));
 fail:
     if (host)
         for (int i = 0; i < n; i++) free(host[i]);
     free(host);
     free(entries);
     free(yaml);
+    free(calls);
+    free(meta);
     return st;
+}
+
+pnn_status pnn_trainer_save_checkpoint(pnn_trainer *tr, const char *path) {
+    uint64_t *counters[MAX_DEVICES], mine[MAX_DEVICES];
+    int nc = pnn_network_counters(tr->net, counters, MAX_DEVICES), P = pnn_dp_size(tr);
+    for (int i = 0; i < nc; i++) mine[i] = *counters[i];
+    uint64_t *all = malloc((size_t)P * (size_t)(nc ? nc : 1) * sizeof *all);
+    pnn_status st = all ? PNN_OK : PNN_ERROR(PNN_ERR_NOMEM, "out of memory writing checkpoint %s", path);
+    if (P > 1) {
+        /* the parameters must be the same on every rank for one file to hold them */
+        st = pnn_dp_agree(tr, st, NULL);
+        if (st == PNN_OK) st = pnn_dp_check_params(tr, "at a checkpoint");
+        if (st == PNN_OK) st = pnn_dp_gather_counters(tr, mine, nc, all);
+        if (st != PNN_OK) {
+            free(all);
+            return st;
+        }
+    } else if (all) {
+        memcpy(all, mine, (size_t)nc * sizeof *all);
+    }
+    if (st == PNN_OK && pnn_trainer_rank(tr) == 0) st = write_checkpoint(tr, path, all, nc);
+    free(all);
+    /* a full disk on rank 0 stops every rank */
+    return pnn_dp_agree(tr, st, NULL);
 }
 
 static pnn_status meta_int(const pnn_safetensors *st, const char *path, const char *key, long long *out) {
@@ -481,19 +671,7 @@ pnn_status pnn_trainer_load_checkpoint(pnn_trainer *tr, const char *path, int fu
     pnn_optimizer_set_step_count(tr->optim, osteps);
     const char *ts = pnn_safetensors_meta(st, "train_s");
     tr->train_s = ts ? strtod(ts, NULL) : 0;
-    uint64_t *counters[MAX_DEVICES];
-    int nc = pnn_network_counters(tr->net, counters, MAX_DEVICES);
-    const char *calls = pnn_safetensors_meta(st, "counters");
-    for (int i = 0; i < nc; i++) {
-        char *end;
-        unsigned long long c = calls ? strtoull(calls, &end, 10) : 0;
-        if (!calls || end == calls) {
-            s = PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: metadata 'counters' lacks counter %d", path, i);
-            goto done;
-        }
-        *counters[i] = c;
-        calls = *end == ',' ? end + 1 : end;
-    }
+    s = pnn_dp_load_counters(tr, st, path);
 done:
     pnn_safetensors_free(st);
     return s;
@@ -513,8 +691,10 @@ pnn_status pnn_trainer_resume(pnn_trainer *tr, const char *run_dir) {
     char path[1100];
     snprintf(tr->run_dir, sizeof tr->run_dir, "%s", run_dir);
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", run_dir);
-    PNN_TRY(pnn_trainer_load_checkpoint(tr, path, 1));
-    return truncate_metrics(tr);
+    /* every rank loads the same file (on a file system they all see) */
+    PNN_TRY(pnn_dp_agree(tr, pnn_trainer_load_checkpoint(tr, path, 1), NULL));
+    if (pnn_dp_size(tr) > 1) PNN_TRY(pnn_dp_check_params(tr, "after loading the checkpoint"));
+    return pnn_dp_agree(tr, pnn_trainer_rank(tr) == 0 ? truncate_metrics(tr) : PNN_OK, NULL);
 }
 
 static void report(pnn_trainer *tr, const char *phase, int64_t steps, double loss, double acc, double t0) {
@@ -540,6 +720,7 @@ pnn_status pnn_trainer_run(pnn_trainer *tr) {
         pnn_rng_permutation(o->seed, pnn_rng_stream("train.shuffle", (uint64_t)tr->epoch), n, tr->perm);
         double ep_loss = 0, ep_acc = 0, win_loss = 0, win_acc = 0, win_s = 0;
         int64_t ep_steps = 0, win_steps = 0;
+        pnn_bridge_stats ep_start = tr->bridge_run, win_start = tr->bridge_run;
         while (tr->step_in_epoch < steps) {
             int64_t first = tr->step_in_epoch * o->batch, b = n - first < o->batch ? n - first : o->batch;
             double loss, acc, t0 = now_s();
@@ -552,17 +733,22 @@ pnn_status pnn_trainer_run(pnn_trainer *tr) {
             win_loss += loss, win_acc += acc, win_s += dt, win_steps++;
             if (tr->global_step % o->log_every == 0 || tr->step_in_epoch == steps) {
                 metrics_row(tr, "train", win_loss / win_steps, win_acc / win_steps, -1, 1e3 * win_s / win_steps,
-                            tr->train_s);
+                            tr->train_s, &win_start);
+                win_start = tr->bridge_run;
                 win_loss = win_acc = win_s = 0;
                 win_steps = 0;
             }
             report(tr, "train", steps, ep_loss / ep_steps, ep_acc / ep_steps, t_start);
             if (o->checkpoint_every && tr->global_step % o->checkpoint_every == 0) PNN_TRY(checkpoint(tr));
-            if (tr->stop && *tr->stop) {
+            /* with several ranks, the stop requests were exchanged in the step */
+            if (pnn_dp_size(tr) > 1 ? tr->stop_agreed : tr->stop && *tr->stop) {
                 tr->interrupted = 1;
                 return checkpoint(tr);
             }
         }
+        if (ep_steps)
+            metrics_row(tr, "train_epoch", ep_loss / ep_steps, ep_acc / ep_steps, -1,
+                        1e3 * (tr->bridge_run.wall_s - ep_start.wall_s) / ep_steps, tr->train_s, &ep_start);
         tr->epoch++;
         tr->step_in_epoch = 0;
         report(tr, "eval", steps, ep_steps ? ep_loss / ep_steps : 0, ep_steps ? ep_acc / ep_steps : 0, t_start);
@@ -570,9 +756,9 @@ pnn_status pnn_trainer_run(pnn_trainer *tr) {
         PNN_TRY(pnn_trainer_evaluate(tr, PNN_PASS_EVAL_TWIN, &tr->last_twin));
         tr->evaluated = 1;
         metrics_row(tr, "test_device", tr->last_device.loss, tr->last_device.acc, tr->last_device.acc_batchmean, -1,
-                    tr->train_s);
+                    tr->train_s, NULL);
         metrics_row(tr, "test_twin", tr->last_twin.loss, tr->last_twin.acc, tr->last_twin.acc_batchmean, -1,
-                    tr->train_s);
+                    tr->train_s, NULL);
         PNN_TRY(checkpoint(tr));
         report(tr, "epoch_done", steps, ep_steps ? ep_loss / ep_steps : 0, ep_steps ? ep_acc / ep_steps : 0,
                t_start);

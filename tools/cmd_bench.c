@@ -11,7 +11,12 @@ static const char help[] =
     "\n"
     "Times N training steps (default 20) of the config's network and method after W warm-up steps\n"
     "(default 3), on consecutive training batches, and prints the median, min and max ms per step,\n"
-    "steps per second, and the share of each step spent in device calls. --json writes the figures.\n";
+    "steps per second, and where the time went: per step, the busiest device's busy time and duty\n"
+    "cycle (busy / wall), the backend's busy time and its time waiting on devices. --json writes\n"
+    "the figures. Use --set bridge.micro_batch=8 --set bridge.schedule=sequential|pipelined and a\n"
+    "device with latency_ms=... to see the overlap.\n"
+    "Under mpirun (or srun) the ranks train together as in pnn train (config key comm) and each\n"
+    "step is one global batch; rank 0 prints and writes the JSON (with \"ranks\" and \"reduce\").\n";
 
 static double now_s(void) {
     struct timespec ts;
@@ -63,19 +68,30 @@ int cmd_bench(int argc, char **argv) {
     pnn_status st = cli_load_config(config, sets, n_sets, &cfg);
     free(sets);
     if (st != PNN_OK) return cli_fail("bench", st);
+    /* data-parallel under a launcher, as pnn train */
+    const char *kind;
+    pnn_comm *comm = NULL;
+    st = pnn_train_comm_kind(cfg, &kind);
+    if (st == PNN_OK) st = pnn_comm_init(kind, NULL, NULL, &comm);
+    if (st != PNN_OK) {
+        pnn_cfg_free(cfg);
+        return cli_fail("bench", st);
+    }
+    int rank0 = comm->rank == 0;
     pnn_trainer *tr;
-    st = pnn_trainer_create(cfg, config_dir, &tr);
-    if (st != PNN_OK) return cli_fail("bench", st);
+    st = pnn_trainer_create_comm(cfg, config_dir, comm, &tr);
+    if (st != PNN_OK) {
+        int rc = rank0 ? cli_fail("bench", st) : EX_SOFTWARE_;
+        pnn_comm_free(comm);
+        return rc;
+    }
     int64_t b = tr->opt.batch, n = tr->train.n;
     double *ms = malloc((size_t)steps * sizeof(double));
     int64_t *idx = malloc((size_t)b * sizeof(int64_t));
-    pnn_device *devs[64];
-    int nd = pnn_network_devices(tr->net, devs, 64);
-    double dev_busy0 = 0;
+    pnn_bridge_stats at_warmup = tr->bridge_run;
     if (!ms || !idx) st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory");
     for (long s = 0; st == PNN_OK && s < warmup + steps; s++) {
-        if (s == warmup)
-            for (int d = 0; d < nd; d++) dev_busy0 += devs[d]->busy_s;
+        if (s == warmup) at_warmup = tr->bridge_run;
         for (int64_t i = 0; i < b; i++) idx[i] = (s * b + i) % n;
         double t0 = now_s();
         st = pnn_trainer_step(tr, idx, b, NULL, NULL);
@@ -85,18 +101,38 @@ int cmd_bench(int argc, char **argv) {
         free(ms);
         free(idx);
         pnn_trainer_free(tr);
-        return cli_fail("bench", st);
+        int rc = rank0 ? cli_fail("bench", st) : EX_SOFTWARE_;
+        pnn_comm_free(comm);
+        return rc;
     }
-    double dev_busy = -dev_busy0, total = 0;
-    for (int d = 0; d < nd; d++) dev_busy += devs[d]->busy_s;
-    for (long s = 0; s < steps; s++) total += ms[s];
+    const pnn_bridge_stats *now = &tr->bridge_run;
+    double wall = now->wall_s - at_warmup.wall_s, wait = now->wait_s - at_warmup.wait_s, busiest = 0;
+    for (int d = 0; d < now->n_devices; d++) {
+        double busy = now->device_busy_s[d] - at_warmup.device_busy_s[d];
+        if (busy > busiest) busiest = busy;
+    }
+    double dev_ms = 1e3 * busiest / steps, backend_ms = 1e3 * (wall - wait) / steps, wait_ms = 1e3 * wait / steps;
+    double duty = wall > 0 ? busiest / wall : 0;
+    double step_mean = 0; /* whole steps, communication included (mean= below is the passes only) */
+    for (long s = 0; s < steps; s++) step_mean += ms[s] / (double)steps;
     qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
     double median = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
-    printf("bench: %s method=%s batch=%lld params=%lld steps=%ld\n", config,
-           tr->opt.method == PNN_METHOD_PAT ? "pat" : "insilico", (long long)b,
-           (long long)pnn_network_param_count(tr->net), steps);
-    printf("ms_per_step: median=%.2f min=%.2f max=%.2f steps_per_s=%.2f device_share=%.3f\n", median, ms[0],
-           ms[steps - 1], 1e3 / median, total > 0 ? 1e3 * dev_busy / total : 0);
+    const char *reduce = tr->opt.reduce == PNN_REDUCE_EXACT ? "exact" : "fast";
+    if (!rank0) {
+        free(ms);
+        free(idx);
+        pnn_trainer_free(tr);
+        pnn_comm_free(comm);
+        return 0;
+    }
+    printf("bench: %s method=%s batch=%lld params=%lld steps=%ld micro_batch=%lld schedule=%s ranks=%d reduce=%s\n",
+           config, tr->opt.method == PNN_METHOD_PAT ? "pat" : "insilico", (long long)b,
+           (long long)pnn_network_param_count(tr->net), steps, (long long)tr->opt.bridge.micro_batch,
+           tr->opt.bridge.pipelined ? "pipelined" : "sequential", comm->size, reduce);
+    printf("ms_per_step: median=%.2f min=%.2f max=%.2f mean=%.2f steps_per_s=%.2f\n", median, ms[0], ms[steps - 1],
+           1e3 * wall / steps, 1e3 / median);
+    printf("per_step: device_busy_ms=%.2f device_duty=%.3f backend_busy_ms=%.2f backend_wait_ms=%.2f\n", dev_ms, duty,
+           backend_ms, wait_ms);
     if (json) {
         FILE *f = fopen(json, "w");
         if (!f) {
@@ -104,15 +140,22 @@ int cmd_bench(int argc, char **argv) {
         } else {
             fprintf(f,
                     "{\"config\": \"%s\", \"method\": \"%s\", \"batch\": %lld, \"params\": %lld, \"steps\": %ld, "
-                    "\"ms_median\": %.4f, \"ms_min\": %.4f, \"ms_max\": %.4f, \"device_share\": %.4f}\n",
+                    "\"micro_batch\": %lld, \"schedule\": \"%s\", \"ms_median\": %.4f, \"ms_min\": %.4f, "
+                    "\"ms_max\": %.4f, \"ms_mean\": %.4f, \"device_busy_ms\": %.4f, \"device_duty\": %.4f, "
+                    "\"backend_busy_ms\": %.4f, \"backend_wait_ms\": %.4f, \"device_share\": %.4f, \"ranks\": %d, "
+                    "\"reduce\": \"%s\", \"steps_per_s\": %.4f, \"ms_step_mean\": %.4f, "
+                    "\"steps_per_s_mean\": %.4f}\n",
                     config, tr->opt.method == PNN_METHOD_PAT ? "pat" : "insilico", (long long)b,
-                    (long long)pnn_network_param_count(tr->net), steps, median, ms[0], ms[steps - 1],
-                    total > 0 ? 1e3 * dev_busy / total : 0);
+                    (long long)pnn_network_param_count(tr->net), steps, (long long)tr->opt.bridge.micro_batch,
+                    tr->opt.bridge.pipelined ? "pipelined" : "sequential", median, ms[0], ms[steps - 1],
+                    1e3 * wall / steps, dev_ms, duty, backend_ms, wait_ms, duty, comm->size, reduce, 1e3 / median,
+                    step_mean, 1e3 / step_mean);
             fclose(f);
         }
     }
     free(ms);
     free(idx);
     pnn_trainer_free(tr);
+    pnn_comm_free(comm);
     return 0;
 }

@@ -24,15 +24,91 @@ static const char help[] =
     "  --resume RUN_DIR continue the run in RUN_DIR from its checkpoint; the result is the same as\n"
     "                   a run that never stopped. --set epochs=N extends it.\n"
     "\n"
-    "Ctrl-C stops after the current step and saves the state for --resume (exit 130).\n"
+    "Ctrl-C stops after the current step and saves the state for --resume (exit 130). A device\n"
+    "that stays down (after the retries of `bridge`) ends the run the same way, with exit 69.\n"
+    "\n"
+    "Config key bridge (how PAT steps use the devices), defaults shown:\n"
+    "  bridge: {micro_batch: 0, schedule: pipelined, retries: 3, backoff_ms: 10}\n"
+    "  micro_batch  rows per micro-batch (0 = whole batch); micro-batches overlap device and\n"
+    "               backend work when pipelined; sequential gives the same parameters bit for bit\n"
+    "  retries      further attempts after a device fault, busy reply or timeout (backoff doubles)\n"
+    "The end of the run reports each device's busy time and duty cycle; metrics.csv has them per\n"
+    "logged window and per epoch (rows train_epoch).\n"
+    "\n"
+    "Several processes train one model when started by mpirun or srun (docs/cluster.md):\n"
+    "  mpirun -np 2 pnn train CONFIG.yaml --out RUN_DIR\n"
+    "batch stays the global batch; each rank takes its part. Rank 0 writes RUN_DIR and prints.\n"
+    "Config key comm, defaults shown:\n"
+    "  comm: {kind: auto, reduce: fast}\n"
+    "  kind    auto (MPI when started as one of several ranks), none, mpi\n"
+    "  reduce  fast (MPI_Allreduce; each rank draws its own device noise) or exact (shards of\n"
+    "          bridge.micro_batch rows, summed in shard order: the same bits for any number of\n"
+    "          ranks, also on resume with another number)\n"
+    "A physical layer's device may name the rank: device: \"remote:tcp://lab-{rank}:5555\".\n"
     "Progress goes to stderr; the last line on stdout is machine-readable:\n"
     "  final: test_acc_device=... test_acc_twin=... test_loss_device=... train_s=...\n";
 
 static volatile int stop_requested;
 
+/* Where the training time went, per device and on the backend: keeping the hardware busy is
+ * what the bridge is for. */
+static void print_bridge_summary(const pnn_trainer *tr) {
+    const pnn_bridge_stats *b = &tr->bridge_run;
+    if (b->wall_s <= 0) return;
+    for (int i = 0, d = 0; i < tr->net->n_layers && d < b->n_devices; i++) {
+        const pnn_device *dev = pnn_layer_physical_device(tr->net->layers[i]);
+        if (!dev) continue;
+        fprintf(stderr,
+                "pnn train: device %s: busy %.2f s of %.2f s of training steps (duty %.1f%%), %llu calls in them, "
+                "%llu faults, %llu retries\n",
+                tr->net->layers[i]->name, b->device_busy_s[d], b->wall_s, 100.0 * b->device_busy_s[d] / b->wall_s,
+                (unsigned long long)b->device_calls[d], (unsigned long long)dev->faults,
+                (unsigned long long)dev->retries);
+        d++;
+    }
+    fprintf(stderr, "pnn train: backend busy %.2f s, waiting on devices %.2f s\n", b->wall_s - b->wait_s, b->wait_s);
+}
+
 static void on_interrupt(int sig) {
     (void)sig;
     stop_requested = 1;
+}
+
+/* The exit code of st, as cli_fail gives it, without printing: ranks other than 0 end with the
+ * same code as rank 0, which prints the message they all agreed on. */
+static int quiet_exit_code(pnn_status st) {
+    switch (st) {
+    case PNN_OK: return EX_OK_;
+    case PNN_ERR_INVALID: return EX_USAGE_;
+    case PNN_ERR_FORMAT: return EX_DATAERR_;
+    case PNN_ERR_NOT_FOUND: return EX_NOINPUT_;
+    case PNN_ERR_DEVICE:
+    case PNN_ERR_TIMEOUT:
+    case PNN_ERR_UNSUPPORTED: return EX_UNAVAILABLE_;
+    case PNN_ERR_IO: return EX_IOERR_;
+    case PNN_ERR_CONFIG: return EX_CONFIG_;
+    default: return EX_SOFTWARE_;
+    }
+}
+
+/* Ends the run: frees the trainer, waits for the other ranks and releases MPI. rc is the exit
+ * code so far; a shutdown that fails (the other ranks never came) makes it non-zero. */
+static int finish(pnn_trainer *tr, pnn_comm *comm, int rc) {
+    pnn_trainer_free(tr);
+    if (pnn_comm_shutdown(comm) != PNN_OK && rc == 0) rc = cli_fail("train", PNN_ERR_IO);
+    pnn_comm_free(comm);
+    return rc;
+}
+
+/* A failure of the run. The trainer agrees on every failure, so all ranks hold the same one
+ * and rank 0 reports it; only a rank whose own communication broke ("rank R: MPI_... failed",
+ * which the others may never learn) reports it too. */
+static int fail_agreed(pnn_trainer *tr, pnn_comm *comm, pnn_status st) {
+    char own[32];
+    snprintf(own, sizeof own, "rank %d: ", comm->rank);
+    int mine = !strncmp(pnn_last_error(), own, strlen(own));
+    int rc = comm->rank == 0 || mine ? cli_fail("train", st) : quiet_exit_code(st);
+    return finish(tr, comm, rc);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -68,7 +144,7 @@ int cmd_train(int argc, char **argv) {
         free(sets);
         return cli_usage_error("train", "give either CONFIG.yaml (with optional --out) or --resume RUN_DIR");
     }
-    char config_path[1100], config_dir[1024], run_dir[1024];
+    char config_path[1100], config_dir[1024], run_dir[1024] = "";
     if (resume) {
         struct stat sb;
         if (stat(resume, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
@@ -80,9 +156,26 @@ int cmd_train(int argc, char **argv) {
         snprintf(run_dir, sizeof run_dir, "%s", resume);
     } else {
         snprintf(config_path, sizeof config_path, "%s", config);
-        if (out) {
-            snprintf(run_dir, sizeof run_dir, "%s", out);
-        } else {
+        if (out) snprintf(run_dir, sizeof run_dir, "%s", out);
+    }
+    cli_dirname(config_path, config_dir, sizeof config_dir);
+    pnn_cfg *cfg;
+    pnn_status st = cli_load_config(config_path, sets, n_sets, &cfg);
+    free(sets);
+    if (st != PNN_OK) return cli_fail("train", st);
+    /* how many train together: from the launcher and comm.kind, before anything is printed */
+    const char *kind;
+    pnn_comm *comm;
+    st = pnn_train_comm_kind(cfg, &kind);
+    if (st == PNN_OK) st = pnn_comm_init(kind, NULL, NULL, &comm);
+    if (st != PNN_OK) {
+        pnn_cfg_free(cfg);
+        return cli_fail("train", st);
+    }
+    int rank0 = comm->rank == 0;
+    if (!run_dir[0]) {
+        /* rank 0's clock names the run; every rank must write to the same place */
+        if (rank0) {
             const char *base = strrchr(config, '/') ? strrchr(config, '/') + 1 : config;
             size_t len = strcspn(base, ".");
             char stamp[32];
@@ -90,62 +183,64 @@ int cmd_train(int argc, char **argv) {
             strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
             snprintf(run_dir, sizeof run_dir, "runs/%.*s-%s", (int)len, base, stamp);
         }
+        st = pnn_comm_bcast(comm, run_dir, sizeof run_dir, 0);
+        if (st != PNN_OK) {
+            pnn_cfg_free(cfg);
+            return finish(NULL, comm, cli_fail("train", st));
+        }
     }
-    cli_dirname(config_path, config_dir, sizeof config_dir);
-    pnn_cfg *cfg;
-    pnn_status st = cli_load_config(config_path, sets, n_sets, &cfg);
-    free(sets);
-    if (st != PNN_OK) return cli_fail("train", st);
     pnn_trainer *tr;
-    st = pnn_trainer_create(cfg, config_dir, &tr);
-    if (st != PNN_OK) return cli_fail("train", st);
+    st = pnn_trainer_create_comm(cfg, config_dir, comm, &tr);
+    if (st != PNN_OK) return fail_agreed(NULL, comm, st);
     st = resume ? pnn_trainer_resume(tr, run_dir) : pnn_trainer_open_run(tr, run_dir);
-    if (st != PNN_OK) {
-        pnn_trainer_free(tr);
-        return cli_fail("train", st);
+    if (st != PNN_OK) return fail_agreed(tr, comm, st);
+    if (rank0) {
+        char ranks[96] = "";
+        if (comm->size > 1)
+            snprintf(ranks, sizeof ranks, ", %d ranks (%s, reduce %s)", comm->size, pnn_comm_kind_name(comm->kind),
+                     tr->opt.reduce == PNN_REDUCE_EXACT ? "exact" : "fast");
+        fprintf(stderr, "pnn train: %s, %lld parameters, method %s, %lld train / %lld test samples%s -> %s\n",
+                tr->opt.data_set, (long long)pnn_network_param_count(tr->net),
+                tr->opt.method == PNN_METHOD_PAT ? "pat" : "insilico", (long long)tr->train.n, (long long)tr->test.n,
+                ranks, run_dir);
+        if (tr->note[0]) fprintf(stderr, "pnn train: note: %s\n", tr->note);
+        tr->progress = cli_progress;
+        tr->progress_user = tr;
     }
-    fprintf(stderr, "pnn train: %s, %lld parameters, method %s, %lld train / %lld test samples -> %s\n",
-            tr->opt.data_set, (long long)pnn_network_param_count(tr->net),
-            tr->opt.method == PNN_METHOD_PAT ? "pat" : "insilico", (long long)tr->train.n, (long long)tr->test.n,
-            run_dir);
-    tr->progress = cli_progress;
-    tr->progress_user = tr;
     tr->stop = &stop_requested;
     struct sigaction sa = {0};
     sa.sa_handler = on_interrupt;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     st = pnn_trainer_run(tr);
+    if (rank0) print_bridge_summary(tr);
     if (st == PNN_OK && tr->interrupted) {
-        fprintf(stderr, "\npnn train: interrupted after step %lld; the state is saved in %s; continue with "
-                        "pnn train --resume %s\n",
-                (long long)tr->global_step, run_dir, run_dir);
-        pnn_trainer_free(tr);
-        return 130;
+        if (rank0)
+            fprintf(stderr, "\npnn train: interrupted after step %lld; the state is saved in %s; continue with "
+                            "pnn train --resume %s\n",
+                    (long long)tr->global_step, run_dir, run_dir);
+        return finish(tr, comm, 130);
     }
     if (st != PNN_OK) {
-        /* keep what was learned up to the last completed step */
+        /* keep what was learned up to the last completed step: every rank learned of the failure
+         * in the same step, so all take part in the checkpoint, and rank 0 writes it */
         pnn_status first = st;
         char msg[2048];
         snprintf(msg, sizeof msg, "%s", pnn_last_error());
         char path[1100];
         snprintf(path, sizeof path, "%s/checkpoint.safetensors", run_dir);
-        if (pnn_trainer_save_checkpoint(tr, path) == PNN_OK)
-            fprintf(stderr, "pnn train: saved the state after step %lld in %s; continue with --resume %s\n",
+        if (pnn_trainer_save_checkpoint(tr, path) == PNN_OK && rank0)
+            fprintf(stderr, "pnn train: saved the state after step %lld in %s; continue with --resume %s "
+                            "(with --set to point a layer at another device)\n",
                     (long long)tr->global_step, path, run_dir);
         pnn_error_at(first, __FILE__, __LINE__, "%s", msg);
-        pnn_trainer_free(tr);
-        return cli_fail("train", first);
+        return fail_agreed(tr, comm, first);
     }
     if (!tr->evaluated) {
         st = pnn_trainer_evaluate(tr, PNN_PASS_EVAL_DEVICE, &tr->last_device);
         if (st == PNN_OK) st = pnn_trainer_evaluate(tr, PNN_PASS_EVAL_TWIN, &tr->last_twin);
-        if (st != PNN_OK) {
-            pnn_trainer_free(tr);
-            return cli_fail("train", st);
-        }
+        if (st != PNN_OK) return fail_agreed(tr, comm, st);
     }
-    cli_print_final(&tr->last_device, &tr->last_twin, tr->train_s);
-    pnn_trainer_free(tr);
-    return 0;
+    if (rank0) cli_print_final(&tr->last_device, &tr->last_twin, tr->train_s);
+    return finish(tr, comm, 0);
 }

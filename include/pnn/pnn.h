@@ -3,6 +3,7 @@
 #define PNN_PNN_H
 
 #include "pnn/backend.h"
+#include "pnn/comm.h"
 #include "pnn/config.h"
 #include "pnn/data.h"
 #include "pnn/device.h"

@@ -1,12 +1,15 @@
 /* Training runs: the data, the network, the method (pat or insilico), the optimizer, and the
- * loop over epochs with evaluation on the device and on the twin, metrics and checkpoints. */
+ * loop over epochs with evaluation on the device and on the twin, metrics and checkpoints;
+ * with a comm of several ranks, data-parallel (host/train_dp.c, docs/cluster.md). */
 #ifndef PNN_TRAIN_H
 #define PNN_TRAIN_H
 
 #include <stdio.h>
 
+#include "pnn/comm.h"
 #include "pnn/config.h"
 #include "pnn/data.h"
+#include "pnn/device.h"
 #include "pnn/loss.h"
 #include "pnn/network.h"
 #include "pnn/optim.h"
@@ -16,6 +19,23 @@ extern "C" {
 #endif
 
 typedef enum { PNN_METHOD_PAT, PNN_METHOD_INSILICO } pnn_method;
+
+/* How PAT steps use the devices (config key `bridge`). */
+typedef struct pnn_bridge_options {
+    int64_t micro_batch;    /* rows per micro-batch; 0 = the whole batch in one */
+    int pipelined;          /* 1: micro-batches overlap device and backend work; 0: one after another */
+    pnn_retry_policy retry; /* per device request */
+} pnn_bridge_options;
+
+/* Where the time of training steps went (sums over steps). */
+#define PNN_TRAIN_MAX_DEVICES 16
+typedef struct pnn_bridge_stats {
+    double wall_s;          /* training steps */
+    double wait_s;          /* the backend thread blocked on devices */
+    int n_devices;
+    double device_busy_s[PNN_TRAIN_MAX_DEVICES];  /* inside each device's calls */
+    uint64_t device_calls[PNN_TRAIN_MAX_DEVICES]; /* successful calls of each device */
+} pnn_bridge_stats;
 
 typedef struct pnn_train_options {
     char data_set[32];      /* "fashion-mnist" or "vowels" */
@@ -29,6 +49,10 @@ typedef struct pnn_train_options {
     int64_t batch, eval_batch, epochs, log_every, checkpoint_every;
     uint64_t seed;
     char backend[16];
+    pnn_bridge_options bridge;
+    char comm_kind[8];      /* comm.kind: auto, none or mpi (read by the program that starts the comm) */
+    pnn_reduce_mode reduce; /* comm.reduce: fast (MPI_Allreduce) or exact (shards of bridge.micro_batch
+                             * rows, summed in shard order: the same bits on any number of ranks) */
 } pnn_train_options;
 
 typedef struct pnn_eval_result {
@@ -66,15 +90,38 @@ typedef struct pnn_trainer {
     int64_t *perm;
     pnn_eval_result last_device, last_twin;
     int evaluated;
+    pnn_device *devices[PNN_TRAIN_MAX_DEVICES];  /* of the physical layers, in order */
+    pnn_bridge_stats bridge_run;  /* this process's training steps so far */
+    pnn_tensor *micro_x;          /* PNN_LAYER_MAX_SLOTS views into xb */
+    int64_t step_rows;            /* rows of the current global batch (the loss of every part is scaled by it) */
+    double step_loss, step_correct;
     /* When set (e.g. by a SIGINT handler), the run stops after the current step, writes its
-     * checkpoint and returns with `interrupted` set. May be NULL. */
+     * checkpoint and returns with `interrupted` set. May be NULL. With several ranks the flags
+     * are exchanged once per step, so every rank stops after the same step. */
     volatile int *stop;
     int interrupted;
+    /* Data parallelism. comm: the ranks that train together (borrowed; NULL = one process, or
+     * own_comm when exact mode needs one). Only rank 0 writes files and reports progress. */
+    pnn_comm *comm, *own_comm;
+    struct pnn_train_dp *dp;      /* host/train_dp.h; NULL unless several ranks or exact mode */
+    int stop_agreed;              /* some rank asked to stop in the last step */
+    int64_t micro_rows, loss_row0; /* rows per micro-batch and the first row of slot 0 in yb */
+    char note[512];               /* for rank 0 to print (e.g. a resume on another rank count), or "" */
 } pnn_trainer;
 
 /* Reads options from cfg, loads the data and builds the network and optimizer. Takes
  * ownership of cfg (also on failure). config_dir resolves relative data paths. */
 pnn_status pnn_trainer_create(pnn_cfg *cfg, const char *config_dir, pnn_trainer **out);
+/* The same for one rank of several (comm: borrowed, must outlive the trainer; NULL = one
+ * process). Devices are opened from their templates for this rank. With several ranks this and
+ * the functions below are collective: every rank calls them in the same order, with the same
+ * batch indices for pnn_trainer_step (each rank takes its part), and a failure on any rank
+ * fails them on every rank with "rank R failed: ...". Only rank 0 writes files. */
+pnn_status pnn_trainer_create_comm(pnn_cfg *cfg, const char *config_dir, pnn_comm *comm, pnn_trainer **out);
+/* The config's comm.kind ("auto" when absent), checked, for pnn_comm_init before the trainer. */
+pnn_status pnn_train_comm_kind(const pnn_cfg *cfg, const char **kind);
+/* This process's rank (0 without a comm). */
+int pnn_trainer_rank(const pnn_trainer *tr);
 void pnn_trainer_free(pnn_trainer *tr);
 
 /* Starts a run directory: writes config.yaml, opens metrics.csv (atomically created). */
@@ -85,7 +132,11 @@ pnn_status pnn_trainer_resume(pnn_trainer *tr, const char *run_dir);
 /* Trains until opt.epochs are done, evaluating on the test set after each epoch and writing
  * checkpoints. */
 pnn_status pnn_trainer_run(pnn_trainer *tr);
-/* One training step on the samples idx[0..b) of the training set. loss/acc may be NULL. */
+/* One training step on the samples idx[0..b) of the training set (with several ranks, every
+ * rank passes the whole batch and computes its part; loss and acc are the batch's). loss/acc
+ * may be NULL. A step that fails (on any rank) leaves the parameters and the devices' and
+ * twins' random-stream counters as they were before it, so a checkpoint written then resumes
+ * exactly. */
 pnn_status pnn_trainer_step(pnn_trainer *tr, const int64_t *idx, int64_t b, double *loss, double *acc);
 /* Test-set evaluation with the device (PNN_PASS_EVAL_DEVICE) or the twin (EVAL_TWIN). */
 pnn_status pnn_trainer_evaluate(pnn_trainer *tr, pnn_pass pass, pnn_eval_result *res);

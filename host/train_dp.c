@@ -1,0 +1,335 @@
+/* Data-parallel training (docs/cluster.md): the ranks of a comm split every batch, agree on
+ * failures and stop requests once per step, sum their gradients (fast: MPI_Allreduce; exact:
+ * one gradient per shard of bridge.micro_batch rows, added in shard order, so that any number
+ * of ranks gives the bits of one), split the test set, and gather the device call counters for
+ * checkpoints. One process in fast mode never comes here: host/train.c steps as before. */
+#include "train_dp.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_COUNTERS 64 /* as many as a checkpoint holds per rank */
+
+typedef struct pnn_train_dp {
+    int64_t n;        /* floats of all parameters */
+    float *buf;       /* n: packed gradients (or values, to compare them) */
+    float *shards;    /* cap * n: this rank's shard gradients (exact mode) */
+    int64_t cap;
+    double *sums;     /* metric sums, sums_cap doubles */
+    int64_t sums_cap;
+} pnn_train_dp;
+
+/* ---- positions of the noise draws ---- */
+
+uint64_t pnn_dp_train_position(int64_t global_step, int64_t shards_per_step, int64_t shard) {
+    return ((uint64_t)global_step * (uint64_t)shards_per_step + (uint64_t)shard) << PNN_DP_CALL_BITS;
+}
+
+uint64_t pnn_dp_eval_position(int64_t chunk) { return PNN_DP_EVAL_BASE | ((uint64_t)chunk << PNN_DP_CALL_BITS); }
+
+uint64_t pnn_dp_rank_offset(int rank) { return (uint64_t)rank << 40; }
+
+/* Simulators draw their noise from the call index; a replay reads its recording by it, and a
+ * recording or a remote device keeps the order it was given. */
+static int follows_position(const pnn_device *d) { return !strncmp(d->info.uri, "sim:", 4); }
+
+void pnn_dp_set_counters(pnn_network *net, uint64_t value) {
+    uint64_t *counters[MAX_COUNTERS];
+    pnn_device *devs[MAX_COUNTERS / 2];
+    /* pnn_network_counters lists (device, twin) per physical layer, in pnn_network_devices' order */
+    int nc = pnn_network_counters(net, counters, MAX_COUNTERS);
+    int nd = pnn_network_devices(net, devs, MAX_COUNTERS / 2);
+    for (int i = 0; i < nd && 2 * i + 1 < nc; i++) {
+        if (follows_position(devs[i])) *counters[2 * i] = value;
+        *counters[2 * i + 1] = value;
+    }
+}
+
+pnn_status pnn_dp_plan_exact(int64_t b, int64_t mb, int size, int rank, pnn_dp_plan *p) {
+    if (b < 1 || mb < 1)
+        return PNN_ERROR(PNN_ERR_INVALID, "exact mode: a batch of %lld rows in shards of %lld", (long long)b,
+                         (long long)mb);
+    memset(p, 0, sizeof *p);
+    p->shards = (b + mb - 1) / mb;
+    PNN_TRY(pnn_comm_split(p->shards, size, rank, &p->first, &p->count));
+    p->row0 = p->first * mb;
+    int64_t end = (p->first + p->count) * mb;
+    p->rows = p->count ? (end < b ? end : b) - p->row0 : 0;
+    return PNN_OK;
+}
+
+/* ---- parameters as one buffer ---- */
+
+int64_t pnn_dp_param_floats(const pnn_network *net) {
+    int64_t n = 0;
+    for (int i = 0; i < net->n_params; i++) n += net->params[i]->value.numel;
+    return n;
+}
+
+pnn_status pnn_dp_pack(const pnn_network *net, int grads, float *buf) {
+    for (int i = 0; i < net->n_params; i++) {
+        const pnn_tensor *t = grads ? &net->params[i]->grad : &net->params[i]->value;
+        PNN_TRY(pnn_tensor_to_host(t, buf, t->numel));
+        buf += t->numel;
+    }
+    return PNN_OK;
+}
+
+pnn_status pnn_dp_unpack(pnn_network *net, int grads, const float *buf) {
+    for (int i = 0; i < net->n_params; i++) {
+        pnn_tensor *t = grads ? &net->params[i]->grad : &net->params[i]->value;
+        PNN_TRY(pnn_tensor_from_host(t, buf, t->numel));
+        buf += t->numel;
+    }
+    return PNN_OK;
+}
+
+/* ---- setup and agreement ---- */
+
+pnn_status pnn_train_comm_kind(const pnn_cfg *cfg, const char **kind) {
+    static const char *const comm_keys[] = {"kind", "reduce", NULL};
+    *kind = "auto";
+    const pnn_cfg *cc = pnn_cfg_get(cfg, "comm");
+    if (!cc) return PNN_OK;
+    if (pnn_cfg_type_of(cc) != PNN_CFG_MAP)
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: 'comm' must be a map, e.g. {kind: auto, reduce: fast}",
+                         pnn_cfg_source(cc), pnn_cfg_line(cc));
+    PNN_TRY(pnn_cfg_check_keys(cc, comm_keys, "'comm'"));
+    PNN_TRY(pnn_cfg_str(cc, "kind", 0, "auto", kind));
+    if (strcmp(*kind, "auto") && strcmp(*kind, "none") && strcmp(*kind, "mpi"))
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown comm.kind '%s'; known: auto, none, mpi%s",
+                         pnn_cfg_source(cc), pnn_cfg_line(pnn_cfg_get(cc, "kind")), *kind,
+                         strcmp(*kind, "nccl") ? "" : " (nccl is not part of this version)");
+    return PNN_OK;
+}
+
+int pnn_dp_size(const pnn_trainer *tr) { return tr->comm ? tr->comm->size : 1; }
+
+int pnn_dp_active(const pnn_trainer *tr) {
+    return pnn_dp_size(tr) > 1 || tr->opt.reduce == PNN_REDUCE_EXACT;
+}
+
+pnn_status pnn_dp_agree(pnn_trainer *tr, pnn_status st, int *flag) {
+    if (pnn_dp_size(tr) == 1) return st;
+    return pnn_comm_agree(tr->comm, st, flag);
+}
+
+static pnn_status grow_sums(pnn_train_dp *dp, int64_t n) {
+    if (n <= dp->sums_cap) return PNN_OK;
+    double *p = realloc(dp->sums, (size_t)n * sizeof *p);
+    if (!p) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory for %lld metric sums", (long long)n);
+    dp->sums = p;
+    dp->sums_cap = n;
+    return PNN_OK;
+}
+
+static pnn_status grow_shards(pnn_train_dp *dp, int64_t count) {
+    if (count <= dp->cap) return PNN_OK;
+    float *p = realloc(dp->shards, (size_t)count * (size_t)(dp->n ? dp->n : 1) * sizeof *p);
+    if (!p)
+        return PNN_ERROR(PNN_ERR_NOMEM, "out of memory for %lld shard gradients of %lld floats; use larger "
+                         "bridge.micro_batch or more ranks", (long long)count, (long long)dp->n);
+    dp->shards = p;
+    dp->cap = count;
+    return PNN_OK;
+}
+
+pnn_status pnn_dp_setup(pnn_trainer *tr, pnn_status st) {
+    pnn_train_dp *dp = NULL;
+    if (st == PNN_OK) {
+        dp = tr->dp = calloc(1, sizeof *dp);
+        if (!dp) st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory for data-parallel training");
+    }
+    if (st == PNN_OK) {
+        dp->n = pnn_dp_param_floats(tr->net);
+        dp->buf = malloc((size_t)(dp->n ? dp->n : 1) * sizeof(float));
+        int64_t shards = 1;
+        if (tr->opt.reduce == PNN_REDUCE_EXACT) {
+            pnn_dp_plan p = {0};
+            st = pnn_dp_plan_exact(tr->opt.batch, tr->opt.bridge.micro_batch, pnn_dp_size(tr), pnn_trainer_rank(tr), &p);
+            if (p.count > shards) shards = p.count;
+        }
+        if (!dp->buf) st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory for %lld gradients", (long long)dp->n);
+        if (st == PNN_OK) st = grow_shards(dp, shards);
+        if (st == PNN_OK) st = grow_sums(dp, 2 * (tr->opt.batch + 2));
+    }
+    /* rank r draws its devices' and twins' noise from its own range (exact mode sets the
+     * counters per shard anyway) */
+    if (st == PNN_OK && pnn_trainer_rank(tr) > 0) pnn_dp_set_counters(tr->net, pnn_dp_rank_offset(pnn_trainer_rank(tr)));
+    PNN_TRY(pnn_dp_agree(tr, st, NULL));
+    if (pnn_dp_size(tr) == 1) return PNN_OK;
+    char *yaml = pnn_cfg_to_yaml(tr->cfg);
+    st = pnn_comm_check_same(tr->comm, yaml ? yaml : "", yaml ? strlen(yaml) : 0,
+                             "the config (with --set and the resolved data path)");
+    free(yaml);
+    PNN_TRY(st);
+    return pnn_dp_check_params(tr, "after initialisation");
+}
+
+void pnn_dp_free(pnn_trainer *tr) {
+    pnn_train_dp *dp = tr->dp;
+    if (!dp) return;
+    free(dp->buf);
+    free(dp->shards);
+    free(dp->sums);
+    free(dp);
+    tr->dp = NULL;
+}
+
+pnn_status pnn_dp_check_params(pnn_trainer *tr, const char *when) {
+    char what[96];
+    snprintf(what, sizeof what, "the hash of the parameters %s", when);
+    pnn_status st = pnn_dp_agree(tr, pnn_dp_pack(tr->net, 0, tr->dp->buf), NULL);
+    if (st == PNN_OK) st = pnn_comm_check_same(tr->comm, tr->dp->buf, (size_t)tr->dp->n * sizeof(float), what);
+    return st;
+}
+
+pnn_status pnn_dp_gather_counters(pnn_trainer *tr, const uint64_t *mine, int n, uint64_t *all) {
+    if (pnn_dp_size(tr) == 1) {
+        memcpy(all, mine, (size_t)n * sizeof *all);
+        return PNN_OK;
+    }
+    return pnn_comm_allgather(tr->comm, mine, (size_t)n * sizeof *mine, all);
+}
+
+/* ---- checkpoints ---- */
+
+pnn_status pnn_dp_load_counters(pnn_trainer *tr, const pnn_safetensors *st, const char *path) {
+    /* each rank takes its own counters back; comm_size is absent in one-process checkpoints */
+    int rank = pnn_trainer_rank(tr), P = pnn_dp_size(tr);
+    const char *size_s = pnn_safetensors_meta(st, "comm_size");
+    long saved_size = size_s ? strtol(size_s, NULL, 10) : 1;
+    char key[32];
+    snprintf(key, sizeof key, rank ? "counters_rank%d" : "counters", rank);
+    uint64_t *counters[MAX_COUNTERS];
+    int nc = pnn_network_counters(tr->net, counters, MAX_COUNTERS);
+    const char *calls = pnn_safetensors_meta(st, key);
+    if (!calls && rank >= saved_size) {
+        /* a rank the saved run did not have: it starts its own range of noise draws */
+        pnn_dp_set_counters(tr->net, pnn_dp_rank_offset(rank));
+        nc = 0;
+    }
+    for (int i = 0; i < nc; i++) {
+        char *end;
+        unsigned long long c = calls ? strtoull(calls, &end, 10) : 0;
+        if (!calls || end == calls)
+            return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: metadata '%s' lacks counter %d", path, key, i);
+        *counters[i] = c;
+        calls = *end == ',' ? end + 1 : end;
+    }
+    tr->note[0] = '\0';
+    if (saved_size != P)
+        snprintf(tr->note, sizeof tr->note,
+                 tr->opt.reduce == PNN_REDUCE_EXACT
+                     ? "the checkpoint was written by %ld ranks and this run has %d: exact mode continues bit for "
+                       "bit (device noise follows the shards, not the ranks)"
+                     : "the checkpoint was written by %ld ranks and this run has %d: fast mode continues correctly "
+                       "but not bit for bit (batches split otherwise; ranks without saved device counters start "
+                       "their own noise range); use comm.reduce exact to continue exactly",
+                 saved_size, P);
+    return PNN_OK;
+}
+
+/* ---- the step ---- */
+
+/* Fast: this rank's contiguous rows of the batch, in micro-batches as in one process. */
+static pnn_status fast_local(pnn_trainer *tr, const int64_t *idx, int64_t b) {
+    int64_t first = 0, count = 0;
+    PNN_TRY(pnn_comm_shard(tr->comm, b, &first, &count));
+    if (count) PNN_TRY(pnn_train_load_rows(tr, &tr->train, idx + first, 0, count, 1, first));
+    return pnn_train_run_rows(tr, 0, count, b);
+}
+
+/* Exact: this rank's shards one by one, each from zeroed gradients, with its devices' and
+ * twins' counters at the shard's global position; the shard's gradient goes to its row of
+ * dp->shards, its loss sum and correct count to sums[s] and sums[S + s]. */
+static pnn_status exact_local(pnn_trainer *tr, const int64_t *idx, int64_t b, pnn_dp_plan *p) {
+    pnn_train_dp *dp = tr->dp;
+    int64_t mb = tr->opt.bridge.micro_batch, per_step = (tr->opt.batch + mb - 1) / mb;
+    PNN_TRY(pnn_dp_plan_exact(b, mb, pnn_dp_size(tr), pnn_trainer_rank(tr), p));
+    PNN_TRY(grow_shards(dp, p->count));
+    PNN_TRY(grow_sums(dp, 2 * p->shards));
+    memset(dp->sums, 0, (size_t)(2 * p->shards) * sizeof *dp->sums);
+    if (p->rows) PNN_TRY(pnn_train_load_rows(tr, &tr->train, idx + p->row0, 0, p->rows, 1, p->row0));
+    for (int64_t k = 0; k < p->count; k++) {
+        int64_t s = p->first + k, r0 = s * mb, rows = b - r0 < mb ? b - r0 : mb;
+        pnn_dp_set_counters(tr->net, pnn_dp_train_position(tr->global_step, per_step, s));
+        tr->step_loss = tr->step_correct = 0;
+        PNN_TRY(pnn_train_run_rows(tr, r0 - p->row0, rows, b));
+        dp->sums[s] = tr->step_loss;
+        dp->sums[p->shards + s] = tr->step_correct;
+        PNN_TRY(pnn_dp_pack(tr->net, 1, dp->shards + k * dp->n));
+    }
+    return PNN_OK;
+}
+
+pnn_status pnn_dp_step(pnn_trainer *tr, const int64_t *idx, int64_t b, double *loss, double *acc) {
+    pnn_train_dp *dp = tr->dp;
+    int exact = tr->opt.reduce == PNN_REDUCE_EXACT;
+    uint64_t *counters[MAX_COUNTERS], saved[MAX_COUNTERS];
+    int nc = pnn_network_counters(tr->net, counters, MAX_COUNTERS);
+    for (int i = 0; i < nc; i++) saved[i] = *counters[i];
+    pnn_dp_plan plan = {0};
+    tr->step_loss = tr->step_correct = 0;
+    pnn_status st = exact ? exact_local(tr, idx, b, &plan) : fast_local(tr, idx, b);
+    /* before any sum: did every rank finish its part, and does any rank want to stop? */
+    int flag = tr->stop && *tr->stop;
+    st = pnn_dp_agree(tr, st, &flag);
+    tr->stop_agreed = flag;
+    double sums[2] = {tr->step_loss, tr->step_correct};
+    if (st == PNN_OK && exact) {
+        st = pnn_comm_reduce_shards(tr->comm, dp->shards, plan.count, plan.shards, dp->n, dp->buf);
+        /* each shard's sums come from one rank (the others add zeros): then added in shard order */
+        if (st == PNN_OK) st = pnn_comm_allreduce_double(tr->comm, dp->sums, (int)(2 * plan.shards));
+        sums[0] = sums[1] = 0;
+        for (int64_t s = 0; st == PNN_OK && s < plan.shards; s++) {
+            sums[0] += dp->sums[s];
+            sums[1] += dp->sums[plan.shards + s];
+        }
+    } else if (st == PNN_OK) {
+        st = pnn_dp_pack(tr->net, 1, dp->buf);
+        if (st == PNN_OK) st = pnn_comm_allreduce_sum(tr->comm, dp->buf, dp->n, PNN_REDUCE_FAST);
+        if (st == PNN_OK) st = pnn_comm_allreduce_double(tr->comm, sums, 2);
+    }
+    if (st == PNN_OK) st = pnn_dp_unpack(tr->net, 1, dp->buf);
+    if (st != PNN_OK) {
+        /* the step did not happen: a checkpoint written now resumes before it */
+        for (int i = 0; i < nc; i++) *counters[i] = saved[i];
+        return st;
+    }
+    PNN_TRY(pnn_optimizer_step(tr->optim));
+    if (loss) *loss = sums[0] / (double)b;
+    if (acc) *acc = sums[1] / (double)b;
+    return PNN_OK;
+}
+
+/* ---- evaluation ---- */
+
+/* The test set in whole chunks of eval_batch rows, contiguous ranges of chunks per rank. Each
+ * chunk's sums are kept apart and added in chunk order after the exchange, so the figures do
+ * not depend on the number of ranks; in exact mode the devices' counters follow the chunk. */
+pnn_status pnn_dp_evaluate(pnn_trainer *tr, pnn_pass pass, pnn_eval_result *res) {
+    pnn_train_dp *dp = tr->dp;
+    const pnn_dataset *d = &tr->test;
+    int64_t chunk = tr->opt.eval_batch, n_chunks = (d->n + chunk - 1) / chunk, first = 0, count = 0;
+    memset(res, 0, sizeof *res);
+    pnn_status st = pnn_comm_shard(tr->comm, n_chunks, &first, &count);
+    if (st == PNN_OK) st = grow_sums(dp, 4 * n_chunks);
+    if (st == PNN_OK) memset(dp->sums, 0, (size_t)(4 * n_chunks) * sizeof *dp->sums);
+    for (int64_t c = first; st == PNN_OK && c < first + count; c++) {
+        int64_t row = c * chunk, b = d->n - row < chunk ? d->n - row : chunk;
+        if (tr->opt.reduce == PNN_REDUCE_EXACT) pnn_dp_set_counters(tr->net, pnn_dp_eval_position(c));
+        st = pnn_train_eval_chunk(tr, pass, row, b, dp->sums + 4 * c);
+    }
+    PNN_TRY(pnn_dp_agree(tr, st, NULL));
+    if (pnn_dp_size(tr) > 1) PNN_TRY(pnn_comm_allreduce_double(tr->comm, dp->sums, (int)(4 * n_chunks)));
+    double total[4] = {0, 0, 0, 0};
+    for (int64_t c = 0; c < n_chunks; c++)
+        for (int j = 0; j < 4; j++) total[j] += dp->sums[4 * c + j];
+    res->n = d->n;
+    res->loss = d->n ? total[0] / (double)d->n : 0;
+    res->acc = d->n ? total[1] / (double)d->n : 0;
+    res->acc_batchmean = total[3] > 0 ? total[2] / total[3] : 0;
+    return PNN_OK;
+}
