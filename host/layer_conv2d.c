@@ -109,18 +109,6 @@ static const pnn_layer_i conv2d_iface = {
     .destroy = conv2d_destroy,
 };
 
-/* U(-bound, bound) from the stream named after the parameter, as the other digital layers do */
-static pnn_status conv2d_init_uniform(pnn_param *prm, float bound, uint64_t seed) {
-    int64_t n = prm->value.numel;
-    float *host = malloc((size_t)n * sizeof *host);
-    if (!host) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory initialising '%s'", prm->name);
-    pnn_rng_uniform(seed, pnn_rng_stream(prm->name, 0), 0, n, host);
-    for (int64_t i = 0; i < n; i++) host[i] = bound * (2.0f * host[i] - 1.0f);
-    pnn_status st = pnn_tensor_from_host(&prm->value, host, n);
-    free(host);
-    return st;
-}
-
 pnn_status pnn_layer_conv2d(pnn_layer **out, const pnn_backend *be, const char *name, int64_t in_c,
                             int64_t in_h, int64_t in_w, int64_t out_c, int64_t kh, int64_t kw, int64_t stride,
                             int64_t pad, int bias, uint64_t seed) {
@@ -162,9 +150,9 @@ pnn_status pnn_layer_conv2d(pnn_layer **out, const pnn_backend *be, const char *
     int64_t wshape[4] = {out_c, in_c, kh, kw}, bshape[1] = {out_c};
     pnn_param *prm;
     pnn_status st = pnn_layer_add_param(l, "weight", 4, wshape, &prm);
-    if (st == PNN_OK) st = conv2d_init_uniform(prm, bound, seed);
+    if (st == PNN_OK) st = pnn_param_init_uniform(prm, bound, seed);
     if (st == PNN_OK && c->bias) st = pnn_layer_add_param(l, "bias", 1, bshape, &prm);
-    if (st == PNN_OK && c->bias) st = conv2d_init_uniform(prm, bound, seed);
+    if (st == PNN_OK && c->bias) st = pnn_param_init_uniform(prm, bound, seed);
     if (st != PNN_OK) {
         pnn_layer_free(l);
         return st;

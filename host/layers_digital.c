@@ -127,9 +127,7 @@ static const pnn_layer_i linear_iface = {
     .destroy = impl_free,
 };
 
-/* Fills a parameter with U(-bound, bound) from the stream named after it, so a value depends
- * only on (seed, parameter name, index) and not on the order layers are built in. */
-static pnn_status init_uniform(pnn_param *prm, float bound, uint64_t seed) {
+pnn_status pnn_param_init_uniform(pnn_param *prm, float bound, uint64_t seed) {
     int64_t n = prm->value.numel;
     float *host = malloc((size_t)n * sizeof *host);
     if (!host) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory initialising '%s'", prm->name);
@@ -158,7 +156,7 @@ pnn_status pnn_layer_linear(pnn_layer **out, const pnn_backend *be, const char *
     int64_t wshape[2] = {out_dim, in};
     PNN_GOTO(pnn_layer_add_param(l, "weight", 2, wshape, NULL));
     if (p->bias) PNN_GOTO(pnn_layer_add_param(l, "bias", 1, &out_dim, NULL));
-    for (int i = 0; i < l->n_params; i++) PNN_GOTO(init_uniform(&l->params[i], bound, seed));
+    for (int i = 0; i < l->n_params; i++) PNN_GOTO(pnn_param_init_uniform(&l->params[i], bound, seed));
     *out = l;
     return PNN_OK;
 fail:

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int exit_code(pnn_status st) {
+int cli_exit_code(pnn_status st) {
     switch (st) {
     case PNN_OK: return EX_OK_;
     case PNN_ERR_INVALID: return EX_USAGE_;
@@ -28,7 +28,7 @@ int cli_fail(const char *cmd, pnn_status st) {
     fprintf(stderr, "pnn %s: error: %s\n", cmd, pnn_last_error());
     const char *verbose = getenv("PNN_VERBOSE");
     if (verbose && *verbose && strcmp(verbose, "0")) fprintf(stderr, "  (at %s)\n", pnn_error_trail());
-    return exit_code(st);
+    return cli_exit_code(st);
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {

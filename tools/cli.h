@@ -8,6 +8,8 @@
 enum { EX_OK_ = 0, EX_USAGE_ = 64, EX_DATAERR_ = 65, EX_NOINPUT_ = 66, EX_UNAVAILABLE_ = 69,
        EX_SOFTWARE_ = 70, EX_IOERR_ = 74, EX_CONFIG_ = 78 };
 
+/* The sysexits code of a status (what cli_fail returns), without printing anything. */
+int cli_exit_code(pnn_status st);
 /* Prints "pnn CMD: error: <message>" (and the trail with PNN_VERBOSE=1); returns the exit code. */
 int cli_fail(const char *cmd, pnn_status st);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -74,23 +74,6 @@ static void on_interrupt(int sig) {
     stop_requested = 1;
 }
 
-/* The exit code of st, as cli_fail gives it, without printing: ranks other than 0 end with the
- * same code as rank 0, which prints the message they all agreed on. */
-static int quiet_exit_code(pnn_status st) {
-    switch (st) {
-    case PNN_OK: return EX_OK_;
-    case PNN_ERR_INVALID: return EX_USAGE_;
-    case PNN_ERR_FORMAT: return EX_DATAERR_;
-    case PNN_ERR_NOT_FOUND: return EX_NOINPUT_;
-    case PNN_ERR_DEVICE:
-    case PNN_ERR_TIMEOUT:
-    case PNN_ERR_UNSUPPORTED: return EX_UNAVAILABLE_;
-    case PNN_ERR_IO: return EX_IOERR_;
-    case PNN_ERR_CONFIG: return EX_CONFIG_;
-    default: return EX_SOFTWARE_;
-    }
-}
-
 /* Ends the run: frees the trainer, waits for the other ranks and releases MPI. rc is the exit
  * code so far; a shutdown that fails (the other ranks never came) makes it non-zero. */
 static int finish(pnn_trainer *tr, pnn_comm *comm, int rc) {
@@ -107,7 +90,7 @@ static int fail_agreed(pnn_trainer *tr, pnn_comm *comm, pnn_status st) {
     char own[32];
     snprintf(own, sizeof own, "rank %d: ", comm->rank);
     int mine = !strncmp(pnn_last_error(), own, strlen(own));
-    int rc = comm->rank == 0 || mine ? cli_fail("train", st) : quiet_exit_code(st);
+    int rc = comm->rank == 0 || mine ? cli_fail("train", st) : cli_exit_code(st);
     return finish(tr, comm, rc);
 }
 

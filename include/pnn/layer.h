@@ -77,6 +77,9 @@ struct pnn_layer {
 pnn_status pnn_layer_add_param(pnn_layer *l, const char *pname, int ndim, const int64_t *shape,
                                pnn_param **out);
 void pnn_layer_free(pnn_layer *l);
+/* Fills a parameter with U(-bound, bound) from the stream named after it, so a value depends
+ * only on (seed, parameter name, index) and not on the order layers are built in. */
+pnn_status pnn_param_init_uniform(pnn_param *prm, float bound, uint64_t seed);
 
 /* Digital layers (host/layers_digital.c). `name` becomes the checkpoint prefix. Weights are
  * initialised like PyTorch's nn.Linear, U(+-1/sqrt(in)), from (seed, name). */
