@@ -35,6 +35,21 @@ expect 78 "10 outputs.*7 classes" -- "$pnn" train "$cfg" --set 'network.1.output
 expect 78 "unknown method 'magic'" -- "$pnn" train "$cfg" --set method=magic --out "$tmp/r7"
 expect 78 "colour" -- "$pnn" train "$cfg" --set 'network.1.device=sim:oscillator?n=40&colour=red' --out "$tmp/r8"
 
+# the bridge and devices: bad keys name themselves and how to fix them
+expect 78 "unknown bridge schedule 'eager'.*pipelined, sequential" -- "$pnn" train "$cfg" --set bridge.schedule=eager --out "$tmp/b1"
+expect 78 "more than 64.*larger micro-batches" -- "$pnn" train "$cfg" --set batch=200 --set bridge.micro_batch=2 --out "$tmp/b2"
+expect 78 "retries" -- "$pnn" train "$cfg" --set bridge.retries=-1 --out "$tmp/b3"
+expect 78 "did you mean 'micro_batch'" -- "$pnn" train "$cfg" --set bridge.micro_bach=4 --out "$tmp/b4"
+expect 78 "fault_rate \\+ drop_rate" -- "$pnn" train "$cfg" --set 'network.1.device=sim:oscillator?n=40&fault_rate=0.8&drop_rate=0.5' --out "$tmp/b5"
+expect 78 "record:FILE@DEVICE_URI" -- "$pnn" train "$cfg" --set 'network.1.device=record:x.pnnrec' --out "$tmp/b6"
+printf 'not a recording' > "$tmp/junk.pnnrec"
+expect 65 "not a pnn recording" -- "$pnn" train "$cfg" --set "network.1.device=replay:$tmp/junk.pnnrec" --out "$tmp/b7"
+"$pnn" train "$cfg" --set epochs=1 --set "network.1.device=record:$tmp/ok.pnnrec@sim:oscillator?n=40&nt=10&seed=1" \
+  --out "$tmp/rec" > /dev/null 2>&1 || { echo "FAIL: recording a run"; failed=$((failed + 1)); }
+expect 78 "oracle needs a simulated device" -- "$pnn" train "$cfg" --set "network.1.device=replay:$tmp/ok.pnnrec" --set network.1.twin_noise=oracle --out "$tmp/b8"
+expect 64 "asked for call 16 but the recording holds 15 calls" -- "$pnn" train "$cfg" --set epochs=2 --set "network.1.device=replay:$tmp/ok.pnnrec" --out "$tmp/b9"
+for d in b1 b2 b3 b4 b5 b6 b7; do [ -e "$tmp/$d" ] && { echo "FAIL: a failed start left $tmp/$d"; failed=$((failed + 1)); }; done
+
 # data files: missing, NaN, truncated
 expect 66 "nowhere.csv" -- "$pnn" train "$cfg" --set data.path="$tmp/nowhere.csv" --out "$tmp/r9"
 sed '5s/,678,/,nan,/;5s/,624,/,nan,/' "$src/data/vowels_hillenbrand_women.csv" > "$tmp/nan.csv"
