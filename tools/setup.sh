@@ -22,10 +22,10 @@ fi
 # Python's safetensors and NumPy read pnn's checkpoints in a test (PyTorch/NumPy interop). The
 # python3 on PATH may not be Debian's (pyenv, venv), so check it and use pip when needed.
 # pyzmq runs tools/pnn-device-server.py, the example device server, in its tests.
-if ! python3 -c "import numpy, safetensors.numpy, zmq" 2>/dev/null; then
-  echo "setup: installing the safetensors, numpy and pyzmq Python packages"
-  python3 -m pip install -q safetensors numpy pyzmq 2>/dev/null ||
-    python3 -m pip install -q --break-system-packages safetensors numpy pyzmq
+if ! python3 -c "import numpy, safetensors.numpy, zmq, matplotlib" 2>/dev/null; then
+  echo "setup: installing the safetensors, numpy, pyzmq and matplotlib Python packages"
+  python3 -m pip install -q safetensors numpy pyzmq matplotlib 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages safetensors numpy pyzmq matplotlib
 fi
 
 [ "${1:-}" = "--no-build" ] && exit 0
