@@ -1,7 +1,7 @@
 /* Communication between ranks: choosing the kind from the launch environment, batch sharding,
  * device URI templates, the fixed-order (exact) reduction, metric sums, and agreement on
  * failures. The collectives themselves come from a kind's table: the one-process kind here,
- * MPI in host/comm_mpi.c. */
+ * MPI in host/comm_mpi.c, NCCL (over MPI) in host/comm_nccl.c. */
 #include "pnn/comm.h"
 
 #include <limits.h>
@@ -131,10 +131,15 @@ pnn_status pnn_comm_choose(const char *kind, const pnn_comm_launch *l, int have_
                              "then configure with cmake -DPNN_MPI=ON");
         *out = PNN_COMM_MPI;
     } else if (!strcmp(kind, "nccl")) {
-        return PNN_ERROR(PNN_ERR_UNSUPPORTED,
-                         "comm 'nccl' (GPU all-reduce) is not part of this version of pnn; use comm 'mpi'");
+        if (!have_mpi || !pnn_comm_have_nccl())
+            return PNN_ERROR(PNN_ERR_UNSUPPORTED,
+                             "comm 'nccl' (GPU all-reduce) needs a pnn built with the CUDA backend, MPI and NCCL; "
+                             "this one lacks %s: install it and configure with cmake -DPNN_NCCL=ON, or use comm "
+                             "'mpi'",
+                             !have_mpi ? "MPI" : "NCCL (or the CUDA backend)");
+        *out = PNN_COMM_NCCL;
     } else {
-        return PNN_ERROR(PNN_ERR_INVALID, "unknown comm kind '%s'; known: auto, none, mpi (nccl later)", kind);
+        return PNN_ERROR(PNN_ERR_INVALID, "unknown comm kind '%s'; known: auto, none, mpi, nccl", kind);
     }
     return PNN_OK;
 }
@@ -151,8 +156,8 @@ pnn_status pnn_comm_init(const char *kind, int *argc, char ***argv, pnn_comm **o
     c->exit_timeout_s = 60;
     pnn_comm_detect_launch(&c->launch);
     pnn_status st = pnn_comm_choose(kind, &c->launch, pnn_comm_have_mpi(), &c->kind);
-    if (st == PNN_OK && c->kind == PNN_COMM_MPI) {
-        st = pnn_comm_mpi_open(c, argc, argv);
+    if (st == PNN_OK && (c->kind == PNN_COMM_MPI || c->kind == PNN_COMM_NCCL)) {
+        st = c->kind == PNN_COMM_NCCL ? pnn_comm_nccl_open(c, argc, argv) : pnn_comm_mpi_open(c, argc, argv);
         if (st == PNN_OK && c->launch.size > 1 && c->launch.size != c->size) {
             st = PNN_ERROR(PNN_ERR_UNSUPPORTED,
                            "the launcher started %d ranks (%s) but MPI sees %d: the launcher belongs to another "
@@ -259,6 +264,10 @@ static pnn_status check_buffer(const void *buf, int64_t n, const char *what) {
 
 pnn_status pnn_comm_allreduce_sum(pnn_comm *c, float *buf, int64_t n, pnn_reduce_mode mode) {
     PNN_TRY(check_buffer(buf, n, "pnn_comm_allreduce_sum"));
+    if (mode == PNN_REDUCE_EXACT && c->kind == PNN_COMM_NCCL)
+        return PNN_ERROR(PNN_ERR_UNSUPPORTED,
+                         "comm nccl sums GPU memory in NCCL's order only: an exact (fixed-order) all-reduce is not "
+                         "available; use PNN_REDUCE_FAST, or copy to the host and use pnn_comm_reduce_shards");
     if (mode == PNN_REDUCE_EXACT) return pnn_comm_reduce_shards(c, buf, 1, c->size, n, buf);
     return c->iface->allreduce_sum_f32(c->ctx, buf, n);
 }

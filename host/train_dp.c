@@ -2,7 +2,11 @@
  * failures and stop requests once per step, sum their gradients (fast: MPI_Allreduce; exact:
  * one gradient per shard of bridge.micro_batch rows, added in shard order, so that any number
  * of ranks gives the bits of one), split the test set, and gather the device call counters for
- * checkpoints. One process in fast mode never comes here: host/train.c steps as before. */
+ * checkpoints. One process in fast mode never comes here: host/train.c steps as before, unless
+ * the comm is nccl. With comm nccl (backend cuda required) fast mode packs the gradients into one
+ * buffer of GPU memory with the backend's copy op and all-reduces it there, never through the
+ * host; exact mode, and every other exchange, go through the host buffers and MPI as with comm
+ * mpi. */
 #include "train_dp.h"
 
 #include <stdio.h>
@@ -18,6 +22,7 @@ typedef struct pnn_train_dp {
     int64_t cap;
     double *sums;     /* metric sums, sums_cap doubles */
     int64_t sums_cap;
+    pnn_tensor dev; /* n floats of GPU memory: packed gradients for comm nccl, fast mode */
 } pnn_train_dp;
 
 /* ---- positions of the noise draws ---- */
@@ -89,6 +94,7 @@ pnn_status pnn_dp_unpack(pnn_network *net, int grads, const float *buf) {
 
 pnn_status pnn_train_comm_kind(const pnn_cfg *cfg, const char **kind) {
     static const char *const comm_keys[] = {"kind", "reduce", NULL};
+    const char *backend = "cpu";
     *kind = "auto";
     const pnn_cfg *cc = pnn_cfg_get(cfg, "comm");
     if (!cc) return PNN_OK;
@@ -97,17 +103,27 @@ pnn_status pnn_train_comm_kind(const pnn_cfg *cfg, const char **kind) {
                          pnn_cfg_source(cc), pnn_cfg_line(cc));
     PNN_TRY(pnn_cfg_check_keys(cc, comm_keys, "'comm'"));
     PNN_TRY(pnn_cfg_str(cc, "kind", 0, "auto", kind));
-    if (strcmp(*kind, "auto") && strcmp(*kind, "none") && strcmp(*kind, "mpi"))
-        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown comm.kind '%s'; known: auto, none, mpi%s",
-                         pnn_cfg_source(cc), pnn_cfg_line(pnn_cfg_get(cc, "kind")), *kind,
-                         strcmp(*kind, "nccl") ? "" : " (nccl is not part of this version)");
+    if (strcmp(*kind, "auto") && strcmp(*kind, "none") && strcmp(*kind, "mpi") && strcmp(*kind, "nccl"))
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown comm.kind '%s'; known: auto, none, mpi, nccl",
+                         pnn_cfg_source(cc), pnn_cfg_line(pnn_cfg_get(cc, "kind")), *kind);
+    if (!strcmp(*kind, "nccl")) {
+        PNN_TRY(pnn_cfg_str(cfg, "backend", 0, "cpu", &backend));
+        if (!strcmp(backend, "cpu"))
+            return PNN_ERROR(PNN_ERR_CONFIG,
+                             "%s:%d: comm.kind nccl sums gradients in GPU memory and needs backend: cuda, but the "
+                             "backend is cpu; set backend: cuda (--set backend=cuda) or use comm.kind mpi",
+                             pnn_cfg_source(cc), pnn_cfg_line(pnn_cfg_get(cc, "kind")));
+    }
     return PNN_OK;
 }
 
 int pnn_dp_size(const pnn_trainer *tr) { return tr->comm ? tr->comm->size : 1; }
 
+static int comm_is_nccl(const pnn_trainer *tr) { return tr->comm && tr->comm->kind == PNN_COMM_NCCL; }
+
 int pnn_dp_active(const pnn_trainer *tr) {
-    return pnn_dp_size(tr) > 1 || tr->opt.reduce == PNN_REDUCE_EXACT;
+    /* nccl: one rank too, so that a one-GPU run goes through the NCCL path it will take on many */
+    return pnn_dp_size(tr) > 1 || tr->opt.reduce == PNN_REDUCE_EXACT || comm_is_nccl(tr);
 }
 
 pnn_status pnn_dp_agree(pnn_trainer *tr, pnn_status st, int *flag) {
@@ -151,6 +167,13 @@ pnn_status pnn_dp_setup(pnn_trainer *tr, pnn_status st) {
             if (p.count > shards) shards = p.count;
         }
         if (!dp->buf) st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory for %lld gradients", (long long)dp->n);
+        if (st == PNN_OK && comm_is_nccl(tr) && strcmp(tr->be->iface->name, "cuda"))
+            st = PNN_ERROR(PNN_ERR_UNSUPPORTED,
+                           "comm nccl sums gradients in GPU memory, but the backend is %s; use backend: cuda "
+                           "(backend auto found no GPU?), or comm mpi",
+                           tr->be->iface->name);
+        if (st == PNN_OK && comm_is_nccl(tr) && tr->opt.reduce == PNN_REDUCE_FAST)
+            st = pnn_tensor_init2(&dp->dev, tr->be, 1, dp->n ? dp->n : 1);
         if (st == PNN_OK) st = grow_shards(dp, shards);
         if (st == PNN_OK) st = grow_sums(dp, 2 * (tr->opt.batch + 2));
     }
@@ -173,6 +196,7 @@ void pnn_dp_free(pnn_trainer *tr) {
     free(dp->buf);
     free(dp->shards);
     free(dp->sums);
+    pnn_tensor_free(&dp->dev);
     free(dp);
     tr->dp = NULL;
 }
@@ -233,6 +257,29 @@ pnn_status pnn_dp_load_counters(pnn_trainer *tr, const pnn_safetensors *st, cons
 
 /* ---- the step ---- */
 
+/* comm nccl: every gradient into dp->dev (backend copies, in parameter order, as pnn_dp_pack
+ * does on the host), summed there by NCCL, and copied back. */
+static pnn_status sum_on_device(pnn_trainer *tr) {
+    pnn_train_dp *dp = tr->dp;
+    const pnn_backend *be = tr->be;
+    int64_t off = 0;
+    for (int i = 0; i < tr->net->n_params; i++) {
+        const pnn_tensor *g = &tr->net->params[i]->grad;
+        be->iface->copy(be->ctx, dp->dev.data + off, g->data, (size_t)g->numel * sizeof(float));
+        off += g->numel;
+    }
+    /* the copies (and the backward pass before them) are done before NCCL reads the buffer */
+    PNN_TRY(pnn_backend_status(be));
+    PNN_TRY(pnn_comm_allreduce_sum(tr->comm, dp->dev.data, dp->n, PNN_REDUCE_FAST));
+    off = 0;
+    for (int i = 0; i < tr->net->n_params; i++) {
+        pnn_tensor *g = &tr->net->params[i]->grad;
+        be->iface->copy(be->ctx, g->data, dp->dev.data + off, (size_t)g->numel * sizeof(float));
+        off += g->numel;
+    }
+    return pnn_backend_status(be);
+}
+
 /* Fast: this rank's contiguous rows of the batch, in micro-batches as in one process. */
 static pnn_status fast_local(pnn_trainer *tr, const int64_t *idx, int64_t b) {
     int64_t first = 0, count = 0;
@@ -287,12 +334,15 @@ pnn_status pnn_dp_step(pnn_trainer *tr, const int64_t *idx, int64_t b, double *l
             sums[0] += dp->sums[s];
             sums[1] += dp->sums[plan.shards + s];
         }
+    } else if (st == PNN_OK && dp->dev.data) {
+        st = sum_on_device(tr);
+        if (st == PNN_OK) st = pnn_comm_allreduce_double(tr->comm, sums, 2);
     } else if (st == PNN_OK) {
         st = pnn_dp_pack(tr->net, 1, dp->buf);
         if (st == PNN_OK) st = pnn_comm_allreduce_sum(tr->comm, dp->buf, dp->n, PNN_REDUCE_FAST);
         if (st == PNN_OK) st = pnn_comm_allreduce_double(tr->comm, sums, 2);
     }
-    if (st == PNN_OK) st = pnn_dp_unpack(tr->net, 1, dp->buf);
+    if (st == PNN_OK && !dp->dev.data) st = pnn_dp_unpack(tr->net, 1, dp->buf);
     if (st != PNN_OK) {
         /* the step did not happen: a checkpoint written now resumes before it */
         for (int i = 0; i < nc; i++) *counters[i] = saved[i];

@@ -283,8 +283,13 @@ START_TEST(kind_is_chosen_from_launch_and_build) {
         ck_assert_int_eq(pnn_comm_choose("none", &one, mpi, &k), PNN_OK);
         ck_assert_int_eq(pnn_comm_choose("none", &four, mpi, &k), PNN_ERR_INVALID);
         ck_assert_ptr_nonnull(strstr(pnn_last_error(), "every rank would train alone"));
-        ck_assert_int_eq(pnn_comm_choose("nccl", &four, mpi, &k), PNN_ERR_UNSUPPORTED);
-        ck_assert_ptr_nonnull(strstr(pnn_last_error(), "not part of this version"));
+        if (mpi && pnn_comm_have_nccl()) {
+            ck_assert_int_eq(pnn_comm_choose("nccl", &four, mpi, &k), PNN_OK);
+            ck_assert_int_eq(k, PNN_COMM_NCCL);
+        } else {
+            ck_assert_int_eq(pnn_comm_choose("nccl", &four, mpi, &k), PNN_ERR_UNSUPPORTED);
+            ck_assert_ptr_nonnull(strstr(pnn_last_error(), "-DPNN_NCCL=ON"));
+        }
         ck_assert_int_eq(pnn_comm_choose("tcp", &alone, mpi, &k), PNN_ERR_INVALID);
         ck_assert_ptr_nonnull(strstr(pnn_last_error(), "known: auto, none, mpi"));
     }

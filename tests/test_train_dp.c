@@ -153,7 +153,7 @@ START_TEST(comm_config_keys) {
     } bad[] = {
         {"comm: {reduce: exact}\n", "bridge.micro_batch"},
         {"comm: {reduce: slow}\n", "known: fast, exact"},
-        {"comm: {kind: nccl}\n", "not part of this version"},
+        {"comm: {kind: nccl}\n", "needs backend: cuda"},
         {"comm: {kind: mpi, shards: 4}\n", "shards"},
         {"comm: mpi\n", "must be a map"},
     };

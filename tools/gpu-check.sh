@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check, in one call of a few minutes (hard limit 9): configures with PNN_CUDA=ON and
 # PNN_CUDNN=ON, builds, runs the GPU tests (test_backend_ops, test_conv2d, then the whole CTest
-# suite), the GPU benchmarks (bench_cuda_osc: the large-twin forward+VJP against measured
+# suite), the nccl comm kind (test_comm_nccl; bench_nccl: the NCCL all-reduce of 2.6 M floats in
+# GPU memory against no comm, one rank, and one rank per GPU when there are several), the GPU
+# benchmarks (bench_cuda_osc: the large-twin forward+VJP against measured
 # ceilings; `pnn bench` of the Fashion-MNIST PAT step on cuda and on cpu) and the PyTorch
 # reference on the GPU (eager and torch.compile in one call), and writes JSON under
 # benchmarks/results/ (or --out DIR): gpu-check-<date>.json with the machine (nvidia-smi), the
@@ -76,6 +78,24 @@ run_test test_conv2d 60 "$build/test_conv2d"
 run_test ctest $(($(left) > 300 ? 200 : $(left) / 2)) ctest --test-dir "$build" -j "$(nproc)" --timeout 150 --output-on-failure
 ctest_summary=$(grep -E "tests passed|tests failed" "$out/ctest.log" | tail -1)
 
+# ---- the nccl comm kind (exit 77, "skipped", in a build without NCCL) ----
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
+  OMPI_MCA_btl_vader_single_copy_mechanism=none
+nccl_json="$out/nccl_allreduce-$date_tag.json" nccl_multi_json="$out/nccl_allreduce_multi-$date_tag.json"
+if (($(left) > 240)); then
+  run_test test_comm_nccl 90 env CK_FORK=no "$build/test_comm_nccl"
+  run_test bench_nccl 60 "$build/bench_nccl" --json "$nccl_json" --commit "$commit"
+  ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+  ((ngpu > 8)) && ngpu=8
+  if ((ngpu >= 2)) && [ "${status[bench_nccl]}" = passed ] && command -v mpirun > /dev/null; then
+    run_test bench_nccl_multi 60 mpirun --allow-run-as-root -np "$ngpu" "$build/bench_nccl" --json "$nccl_multi_json" \
+      --commit "$commit"
+  fi
+  grep -h '"bench": "nccl_allreduce"' "$out/bench_nccl.log" "$out/bench_nccl_multi.log" 2>/dev/null | tee -a "$log"
+else
+  status[test_comm_nccl]="skipped (time)"
+fi
+
 # ---- benchmarks ----
 bench_json="$out/cuda_osc-$date_tag.json"
 bench_args=(--json "$bench_json" --commit "$commit")
@@ -116,9 +136,9 @@ summary="$out/gpu-check-$date_tag.json"
 statuses=""
 for k in "${!status[@]}"; do statuses+="$k=${status[$k]}"$'\n'; done
 GPU="$gpu" COMMIT="$commit" DIRTY="$dirty" STATUSES="$statuses" CTEST="$ctest_summary" ELAPSED="$(elapsed)" \
-python3 - "$summary" "$bench_json" "$pat_cuda" "$pat_cpu" "$torch_json" <<'EOF'
+python3 - "$summary" "$bench_json" "$pat_cuda" "$pat_cpu" "$torch_json" "$nccl_json" "$nccl_multi_json" <<'EOF'
 import datetime, json, os, sys
-summary, bench, pat_cuda, pat_cpu, torch_json = sys.argv[1:6]
+summary, bench, pat_cuda, pat_cpu, torch_json, nccl_json, nccl_multi_json = sys.argv[1:8]
 def load(p):
     try:
         with open(p) as f:
@@ -131,7 +151,8 @@ res = {"check": "gpu-check", "date": datetime.datetime.now(datetime.timezone.utc
        "results": dict(l.split("=", 1) for l in os.environ["STATUSES"].splitlines() if "=" in l),
        "ctest": os.environ["CTEST"], "elapsed_s": int(os.environ["ELAPSED"]),
        "cuda_osc": load(bench), "pat_step_cuda": load(pat_cuda), "pat_step_cpu": load(pat_cpu),
-       "torch_cuda": load(torch_json)}
+       "torch_cuda": load(torch_json), "nccl_allreduce": load(nccl_json),
+       "nccl_allreduce_multi": load(nccl_multi_json)}
 pc, pg, t = res["pat_step_cpu"], res["pat_step_cuda"], res["torch_cuda"]
 ratios = {}
 if pc and pg:
@@ -148,7 +169,7 @@ EOF
 say "wrote $summary ($(elapsed) s in all)"
 # pnn's own tests and benchmarks decide the exit status; the PyTorch reference only reports
 failed=0
-for k in test_backend_ops test_conv2d ctest bench_cuda_osc pnn_bench_cuda; do
+for k in test_backend_ops test_conv2d ctest test_comm_nccl bench_nccl bench_nccl_multi bench_cuda_osc pnn_bench_cuda; do
   [[ "${status[$k]:-}" == failed* || "${status[$k]:-}" == timeout ]] && failed=1
 done
 exit $failed

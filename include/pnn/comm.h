@@ -1,7 +1,8 @@
 /* Communication between ranks for data-parallel training: how many processes train together,
  * which part of a batch is this one's, and the collective operations that keep their
  * parameters equal (gradient sums, metric sums, broadcasts, agreement on failures).
- * Kinds: none (one process), mpi (CPU, Open MPI or another MPI), nccl (reserved: GPU). */
+ * Kinds: none (one process), mpi (CPU, Open MPI or another MPI), nccl (NCCL for sums of GPU
+ * memory, started over MPI: host/comm_nccl.c). */
 #ifndef PNN_COMM_H
 #define PNN_COMM_H
 
@@ -31,8 +32,10 @@ typedef struct pnn_comm_launch {
     int local_rank;     /* its rank among those on this node, -1 when unknown */
 } pnn_comm_launch;
 
-/* The operations a kind implements (none and mpi here; nccl later). All counts are elements;
- * every rank calls every operation in the same order with matching sizes. */
+/* The operations a kind implements. All counts are elements; every rank calls every operation
+ * in the same order with matching sizes. Buffers are host memory, except allreduce_sum_f32 of
+ * the nccl kind, which takes GPU memory of this rank's device (its other operations go through
+ * MPI on host memory). */
 typedef struct pnn_comm_i {
     const char *name;
     /* buf[0..n) = sum over ranks, in place, in the implementation's order */
@@ -75,7 +78,10 @@ typedef struct pnn_comm {
  * process (also mpirun -np 1); it fails, naming the launcher, when started as one of several
  * ranks by a build without MPI, so that a job never becomes N independent runs. "none": one
  * process (fails likewise under a multi-rank launch). "mpi": MPI even for one rank, also
- * without a launcher. "nccl": not in this version.
+ * without a launcher. "nccl": MPI as "mpi" (even for one rank), then an NCCL communicator
+ * on the GPU local_rank % (GPUs visible), or PNN_CUDA_DEVICE when that is set (it is set to
+ * the chosen GPU otherwise, so that the CUDA backend started later uses the same one); needs
+ * a build with NCCL (PNN_NCCL) and a GPU, and is never chosen by "auto". One rank per GPU.
  * argc/argv (may be NULL) go to MPI_Init_thread. Call once per process, from the thread
  * that will make every other comm call. */
 pnn_status pnn_comm_init(const char *kind, int *argc, char ***argv, pnn_comm **out);
@@ -88,6 +94,8 @@ void pnn_comm_free(pnn_comm *c);
 
 /* 1 when this build has MPI (PNN_MPI found it at configure time). */
 int pnn_comm_have_mpi(void);
+/* 1 when this build has the nccl kind (PNN_NCCL: CUDA backend, MPI and NCCL found). */
+int pnn_comm_have_nccl(void);
 const char *pnn_comm_kind_name(pnn_comm_kind kind);
 /* "fast" or "exact". */
 pnn_status pnn_comm_parse_reduce(const char *s, pnn_reduce_mode *out);
@@ -109,7 +117,11 @@ pnn_status pnn_comm_expand(const char *templ, int rank, int local_rank, char *ou
 
 /* Sums buf[0..n) (host or CPU-backend memory) over ranks, in place, on every rank. FAST:
  * MPI_Allreduce. EXACT: rank 0's + rank 1's + ... in rank order, accumulated in double and
- * rounded once: the same bits on every run with the same number of ranks. */
+ * rounded once: the same bits on every run with the same number of ranks.
+ * The nccl kind: buf is GPU memory on this rank's device, whose writers have finished
+ * (pnn_backend_status); FAST is ncclAllReduce (ring or tree order, chosen by NCCL), synchronous;
+ * EXACT is refused (copy to the host and use pnn_comm_reduce_shards, which works on host
+ * memory through MPI in the nccl kind too). */
 pnn_status pnn_comm_allreduce_sum(pnn_comm *c, float *buf, int64_t n, pnn_reduce_mode mode);
 /* The reduction whose result does not depend on the number of ranks. The global work is cut
  * into total_shards shards in a fixed order; this rank holds shards [first, first + count) of
@@ -140,6 +152,10 @@ pnn_status pnn_comm_check_same(pnn_comm *c, const void *buf, size_t bytes, const
 /* The mpi kind's constructor (host/comm_mpi.c): fills c's rank, size, local_rank, local_size,
  * iface and ctx. PNN_ERR_UNSUPPORTED in a build without MPI. */
 pnn_status pnn_comm_mpi_open(pnn_comm *c, int *argc, char ***argv);
+/* The nccl kind's constructor (host/comm_nccl.c): opens the mpi kind, then NCCL on top of it
+ * (rank 0's ncclGetUniqueId broadcast over MPI, ncclCommInitRank) and takes over iface and ctx.
+ * PNN_ERR_UNSUPPORTED in a build without NCCL or on a machine without a GPU. */
+pnn_status pnn_comm_nccl_open(pnn_comm *c, int *argc, char ***argv);
 
 #ifdef __cplusplus
 }
