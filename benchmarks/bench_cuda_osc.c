@@ -15,21 +15,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "pnn/clock.h"
 #include "pnn/pnn.h"
 #ifdef PNN_USE_CUDA
 #include "kernels/cuda/cuda_backend.h"
 #endif
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 typedef void (*bench_fn)(void *arg);
 
@@ -39,14 +29,14 @@ static double time_median(const pnn_backend *be, bench_fn fn, void *arg, double 
     int reps = 0;
     fn(arg);
     be->iface->sync(be->ctx);
-    double start = now_s();
-    while (reps < 64 && (reps < 3 || now_s() - start < min_s)) {
-        double t0 = now_s();
+    double start = pnn_now_s();
+    while (reps < 64 && (reps < 3 || pnn_now_s() - start < min_s)) {
+        double t0 = pnn_now_s();
         fn(arg);
         be->iface->sync(be->ctx);
-        t[reps++] = now_s() - t0;
+        t[reps++] = pnn_now_s() - t0;
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    qsort(t, (size_t)reps, sizeof *t, pnn_cmp_double);
     return t[reps / 2];
 }
 

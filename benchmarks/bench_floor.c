@@ -6,11 +6,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "pnn/clock.h"
 
 /* Best GFLOP/s of C[m,n] = A[m,k] B[k,n] over repeats lasting ~0.5 s. */
 static double gemm_gflops(int m, int n, int k, int trans_b) {
@@ -18,12 +14,12 @@ static double gemm_gflops(int m, int n, int k, int trans_b) {
     float *c = malloc(sizeof(float) * (size_t)m * n);
     for (size_t i = 0; i < (size_t)m * k; i++) a[i] = (float)(i % 7) * 0.1f;
     for (size_t i = 0; i < (size_t)k * n; i++) b[i] = (float)(i % 5) * 0.1f;
-    double best = 1e30, t_end = now_s() + 0.5;
-    for (int rep = 0; rep < 3 || now_s() < t_end; rep++) {
-        double t0 = now_s();
+    double best = 1e30, t_end = pnn_now_s() + 0.5;
+    for (int rep = 0; rep < 3 || pnn_now_s() < t_end; rep++) {
+        double t0 = pnn_now_s();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, k, b,
                     trans_b ? k : n, 0.0f, c, n);
-        double dt = now_s() - t0;
+        double dt = pnn_now_s() - t0;
         if (dt < best) best = dt;
     }
     free(a), free(b), free(c);
@@ -37,10 +33,10 @@ static double triad_gbs(void) {
     for (size_t i = 0; i < n; i++) b[i] = 1.0f, c[i] = 2.0f, a[i] = 0.0f;
     double best = 1e30;
     for (int rep = 0; rep < 8; rep++) {
-        double t0 = now_s();
+        double t0 = pnn_now_s();
 #pragma omp parallel for
         for (size_t i = 0; i < n; i++) a[i] = b[i] + 0.5f * c[i];
-        double dt = now_s() - t0;
+        double dt = pnn_now_s() - t0;
         if (dt < best) best = dt;
     }
     double gbs = 3.0 * n * sizeof(float) / best / 1e9 + a[n / 2] * 0.0;

@@ -16,22 +16,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "pnn/clock.h"
 #include "pnn/comm.h"
 
 #ifdef PNN_USE_NCCL
 
 #include <cuda_runtime_api.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 typedef enum { NCCL_ALLREDUCE, NCCL_STEP, NONE, HOST_ROUNDTRIP } variant;
 static const char *const variant_names[] = {"nccl_allreduce", "nccl_step", "none", "host_roundtrip"};
@@ -76,9 +66,9 @@ static pnn_status time_variant(variant v, pnn_comm *c, pnn_comm *none, float *de
     pnn_status st = t && all ? PNN_OK : PNN_ERROR(PNN_ERR_NOMEM, "out of memory for timings");
     for (int k = -3; k < reps && st == PNN_OK; k++) {
         st = pnn_comm_barrier(c);
-        double t0 = now_s();
+        double t0 = pnn_now_s();
         if (st == PNN_OK) st = one(v, c, none, dev, grads, host, n);
-        double dt = now_s() - t0;
+        double dt = pnn_now_s() - t0;
         if (st == PNN_OK) st = pnn_comm_allgather(c, &dt, sizeof dt, all);
         if (st == PNN_OK && k >= 0) {
             t[k] = 0;
@@ -88,7 +78,7 @@ static pnn_status time_variant(variant v, pnn_comm *c, pnn_comm *none, float *de
     if (st == PNN_OK) {
         double sum = 0;
         for (int k = 0; k < reps; k++) sum += t[k];
-        qsort(t, (size_t)reps, sizeof *t, cmp_double);
+        qsort(t, (size_t)reps, sizeof *t, pnn_cmp_double);
         out->median = 1e3 * t[reps / 2];
         out->best = 1e3 * t[0];
         out->mean = 1e3 * sum / reps;

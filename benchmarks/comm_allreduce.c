@@ -8,18 +8,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "pnn/clock.h"
 #include "pnn/comm.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 typedef enum { FAST, EXACT, EXACT_SHARDS } variant;
 
@@ -41,11 +31,11 @@ static pnn_status time_variant(pnn_comm *c, variant v, int64_t n, int reps, int6
     pnn_status st = PNN_OK;
     for (int k = -1; k < reps && st == PNN_OK; k++) {
         st = pnn_comm_barrier(c);
-        double t0 = now_s();
+        double t0 = pnn_now_s();
         if (st == PNN_OK && v == FAST) st = pnn_comm_allreduce_sum(c, buf, n, PNN_REDUCE_FAST);
         if (st == PNN_OK && v == EXACT) st = pnn_comm_allreduce_sum(c, buf, n, PNN_REDUCE_EXACT);
         if (st == PNN_OK && v == EXACT_SHARDS) st = pnn_comm_reduce_shards(c, buf, rows, shards, n, out);
-        double dt[1] = {now_s() - t0};
+        double dt[1] = {pnn_now_s() - t0};
         /* a repetition lasts as long as its slowest rank */
         double *all = malloc((size_t)c->size * sizeof(double));
         if (st == PNN_OK && all) st = pnn_comm_allgather(c, dt, sizeof dt, all);
@@ -59,7 +49,7 @@ static pnn_status time_variant(pnn_comm *c, variant v, int64_t n, int reps, int6
             for (int64_t i = 0; i < n; i++) buf[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
     }
     if (st == PNN_OK) {
-        qsort(t, (size_t)reps, sizeof *t, cmp_double);
+        qsort(t, (size_t)reps, sizeof *t, pnn_cmp_double);
         *median = 1e3 * t[reps / 2];
         *best = 1e3 * t[0];
     }

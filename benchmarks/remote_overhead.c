@@ -16,22 +16,12 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "pnn/clock.h"
 #include "pnn/pnn.h"
 #include "pnn/remote.h"
 
 #define DEVICE "sim:oscillator?n=16&nt=1&noise=0&mismatch=0"
 #define PY_SCRIPT "tools/pnn-device-server.py"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 typedef struct figure {
     char server[16], transport[8];
@@ -56,15 +46,15 @@ static int measure(pnn_device *dev, int64_t batch, int requests, figure *f) {
     double *lat = malloc((size_t)requests * sizeof(double));
     int rc = 0;
     for (int i = 0; i < 20 && !rc; i++) rc = pnn_device_forward(dev, &x, th.data, &y) != PNN_OK;
-    double t_start = now_s();
+    double t_start = pnn_now_s();
     for (int i = 0; i < requests && !rc; i++) {
-        double t0 = now_s();
+        double t0 = pnn_now_s();
         rc = pnn_device_forward(dev, &x, th.data, &y) != PNN_OK;
-        lat[i] = (now_s() - t0) * 1e6;
+        lat[i] = (pnn_now_s() - t0) * 1e6;
     }
-    double total = now_s() - t_start;
+    double total = pnn_now_s() - t_start;
     if (rc) fprintf(stderr, "remote_overhead: %s\n", pnn_last_error());
-    qsort(lat, (size_t)requests, sizeof *lat, cmp_double);
+    qsort(lat, (size_t)requests, sizeof *lat, pnn_cmp_double);
     f->batch = batch;
     f->requests = requests;
     f->median_us = lat[requests / 2];
@@ -128,18 +118,18 @@ static int measure_echo(const char *bind, int64_t batch, int requests, figure *f
     char *buf = calloc(1, xb + tb), header[128];
     double *lat = malloc((size_t)requests * sizeof(double)), t_start = 0;
     for (int i = -20; i < requests; i++) {
-        if (i == 0) t_start = now_s();
-        double t0 = now_s();
+        if (i == 0) t_start = pnn_now_s();
+        double t0 = pnn_now_s();
         int hl = snprintf(header, sizeof header, "{\"op\":\"forward\",\"id\":%d,\"batch\":%lld}", i, (long long)batch);
         zmq_send(d, "", 0, ZMQ_SNDMORE);
         zmq_send(d, header, (size_t)hl, ZMQ_SNDMORE);
         zmq_send(d, buf, xb, ZMQ_SNDMORE);
         zmq_send(d, buf + xb, tb, 0);
         for (int k = 0; k < 4; k++) zmq_recv(d, buf, xb + tb, 0);
-        if (i >= 0) lat[i] = (now_s() - t0) * 1e6;
+        if (i >= 0) lat[i] = (pnn_now_s() - t0) * 1e6;
     }
-    double total = now_s() - t_start;
-    qsort(lat, (size_t)requests, sizeof *lat, cmp_double);
+    double total = pnn_now_s() - t_start;
+    qsort(lat, (size_t)requests, sizeof *lat, pnn_cmp_double);
     f->batch = batch;
     f->requests = requests;
     f->median_us = lat[requests / 2];

@@ -1,5 +1,6 @@
 /* The training loop: batches, the PAT or in-silico step, evaluation on device and twin,
  * metrics, checkpoints and exact resume. Several ranks and exact mode: host/train_dp.c. */
+#include "pnn/clock.h"
 #include "pnn/train.h"
 
 #include <errno.h>
@@ -16,12 +17,6 @@
 
 #define CHECKPOINT_FORMAT "pnn-checkpoint/1"
 #define MAX_DEVICES 64
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static pnn_status read_options(const pnn_cfg *cfg, const char *config_dir, pnn_train_options *o) {
     static const char *const top_keys[] = {"name", "data", "network", "method", "loss", "optimizer", "batch",
@@ -701,7 +696,7 @@ static void report(pnn_trainer *tr, const char *phase, int64_t steps, double los
     if (!tr->progress) return;
     pnn_progress p = {.epoch = tr->epoch, .epochs = tr->opt.epochs, .step_in_epoch = tr->step_in_epoch,
                       .steps_per_epoch = steps, .global_step = tr->global_step, .loss = loss, .acc = acc,
-                      .elapsed_s = now_s() - t0, .phase = phase};
+                      .elapsed_s = pnn_now_s() - t0, .phase = phase};
     tr->progress(tr->progress_user, &p);
 }
 
@@ -715,7 +710,7 @@ static pnn_status checkpoint(pnn_trainer *tr) {
 pnn_status pnn_trainer_run(pnn_trainer *tr) {
     const pnn_train_options *o = &tr->opt;
     int64_t n = tr->train.n, steps = (n + o->batch - 1) / o->batch;
-    double t_start = now_s();
+    double t_start = pnn_now_s();
     while (tr->epoch < o->epochs) {
         pnn_rng_permutation(o->seed, pnn_rng_stream("train.shuffle", (uint64_t)tr->epoch), n, tr->perm);
         double ep_loss = 0, ep_acc = 0, win_loss = 0, win_acc = 0, win_s = 0;
@@ -723,9 +718,9 @@ pnn_status pnn_trainer_run(pnn_trainer *tr) {
         pnn_bridge_stats ep_start = tr->bridge_run, win_start = tr->bridge_run;
         while (tr->step_in_epoch < steps) {
             int64_t first = tr->step_in_epoch * o->batch, b = n - first < o->batch ? n - first : o->batch;
-            double loss, acc, t0 = now_s();
+            double loss, acc, t0 = pnn_now_s();
             PNN_TRY(pnn_trainer_step(tr, tr->perm + first, b, &loss, &acc));
-            double dt = now_s() - t0;
+            double dt = pnn_now_s() - t0;
             tr->train_s += dt;
             tr->step_in_epoch++;
             tr->global_step++;

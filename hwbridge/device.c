@@ -3,6 +3,7 @@
 #include "pnn/device.h"
 #include "pnn/remote.h"
 
+#include "pnn/clock.h"
 #include "pnn/rng.h"
 
 #include <math.h>
@@ -10,12 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 pnn_status pnn_uri_parse(const char *uri, pnn_uri *out) {
     memset(out, 0, sizeof *out);
@@ -193,7 +188,7 @@ pnn_status pnn_device_attempt(pnn_device *dev, const pnn_tensor *x, const float 
         return PNN_ERROR(PNN_ERR_INVALID, "device %s: batch %lld over its max_batch %lld", info->uri,
                          (long long)b, (long long)info->max_batch);
     /* the simulated time is slept here, or handed to the caller (deferred_s) to wait out later */
-    double latency_s, t0 = now_s(), pause_s = 0;
+    double latency_s, t0 = pnn_now_s(), pause_s = 0;
     int outcome = simulated_outcome(dev, &latency_s);
     dev->attempts++;
     pnn_status st;
@@ -209,7 +204,7 @@ pnn_status pnn_device_attempt(pnn_device *dev, const pnn_tensor *x, const float 
         st = dev->iface->forward(dev, x, theta, y);
         if (latency_s > 0) {
             dev->be->iface->sync(dev->be->ctx);
-            pause_s = latency_s - (now_s() - t0);
+            pause_s = latency_s - (pnn_now_s() - t0);
         }
     }
     if (st == PNN_OK) {
@@ -223,10 +218,10 @@ pnn_status pnn_device_attempt(pnn_device *dev, const pnn_tensor *x, const float 
     }
     if (deferred_s) {
         *deferred_s = pause_s > 0 ? pause_s : 0;
-        dev->busy_s += now_s() - t0 + *deferred_s;
+        dev->busy_s += pnn_now_s() - t0 + *deferred_s;
     } else {
         sleep_s(pause_s);
-        dev->busy_s += now_s() - t0;
+        dev->busy_s += pnn_now_s() - t0;
     }
     if (st == PNN_OK) dev->calls++;
     else {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pnn/clock.h"
 #include "pnn/device.h"
 
 #define QUEUE_CAP 256 /* requests in flight per device */
@@ -38,12 +39,6 @@ struct pnn_device_queue {
     int has_thread;
     double busy_until;   /* eager devices: when the last submitted call ends */
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void sleep_ms(double ms) {
     if (ms <= 0) return;
@@ -196,12 +191,12 @@ pnn_status pnn_device_submit(pnn_device *dev, const pnn_request *req, pnn_ticket
     /* eager: compute now; the call ends when the device, busy with the calls before it, would
      * have finished it: max(compute, simulated time) after it could start */
     pthread_mutex_unlock(&q->mu);
-    double t0 = now_s(), deferred = 0;
+    double t0 = pnn_now_s(), deferred = 0;
     e->first_call = dev->calls;
     e->status = run_request(dev, req, &q->retry, &deferred);
     snprintf(e->message, sizeof e->message, "%s", e->status == PNN_OK ? "" : pnn_last_error());
     double start = q->busy_until > t0 ? q->busy_until : t0;
-    e->due = start + (now_s() - t0) + deferred;
+    e->due = start + (pnn_now_s() - t0) + deferred;
     q->busy_until = e->due;
     e->state = ENTRY_DONE;
     q->next_run++;
@@ -218,7 +213,7 @@ int pnn_device_ready(pnn_device *dev, pnn_ticket ticket) {
     if (!q) return 0;
     pthread_mutex_lock(&q->mu);
     queue_entry *e = find_entry(q, ticket);
-    int ready = e && e->state == ENTRY_DONE && (!dev->eager || now_s() >= e->due);
+    int ready = e && e->state == ENTRY_DONE && (!dev->eager || pnn_now_s() >= e->due);
     pthread_mutex_unlock(&q->mu);
     return ready;
 }
@@ -229,7 +224,7 @@ pnn_status pnn_device_wait(pnn_device *dev, pnn_ticket ticket, int timeout_ms, u
     if (!e)
         return PNN_ERROR(PNN_ERR_INVALID, "device %s: ticket %llu is not in flight (never submitted, or "
                          "already waited for)", dev->info.uri, (unsigned long long)ticket);
-    double t0 = now_s();
+    double t0 = pnn_now_s();
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     if (timeout_ms >= 0) {
@@ -247,15 +242,15 @@ pnn_status pnn_device_wait(pnn_device *dev, pnn_ticket ticket, int timeout_ms, u
         else timed_out = pthread_cond_timedwait(&q->done, &q->mu, &deadline) == ETIMEDOUT;
     }
     if (dev->eager) { /* let the simulated time pass */
-        double left = e->due - now_s();
-        if (timeout_ms >= 0 && left > timeout_ms * 1e-3 - (now_s() - t0)) {
-            sleep_ms(timeout_ms - 1e3 * (now_s() - t0));
+        double left = e->due - pnn_now_s();
+        if (timeout_ms >= 0 && left > timeout_ms * 1e-3 - (pnn_now_s() - t0)) {
+            sleep_ms(timeout_ms - 1e3 * (pnn_now_s() - t0));
             timed_out = 1;
         } else {
             sleep_ms(1e3 * left);
         }
     }
-    q->wait_s += now_s() - t0;
+    q->wait_s += pnn_now_s() - t0;
     if (e->state != ENTRY_DONE || timed_out) {
         pthread_mutex_unlock(&q->mu);
         return PNN_ERROR(PNN_ERR_TIMEOUT, "device %s: request %llu not done within %d ms", dev->info.uri,

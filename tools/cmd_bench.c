@@ -4,6 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "pnn/clock.h"
+
 #include "cli.h"
 
 static const char help[] =
@@ -17,17 +19,6 @@ static const char help[] =
     "device with latency_ms=... to see the overlap.\n"
     "Under mpirun (or srun) the ranks train together as in pnn train (config key comm) and each\n"
     "step is one global batch; rank 0 prints and writes the JSON (with \"ranks\" and \"reduce\").\n";
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int cmd_bench(int argc, char **argv) {
     const char *config = NULL, *json = NULL;
@@ -93,9 +84,9 @@ int cmd_bench(int argc, char **argv) {
     for (long s = 0; st == PNN_OK && s < warmup + steps; s++) {
         if (s == warmup) at_warmup = tr->bridge_run;
         for (int64_t i = 0; i < b; i++) idx[i] = (s * b + i) % n;
-        double t0 = now_s();
+        double t0 = pnn_now_s();
         st = pnn_trainer_step(tr, idx, b, NULL, NULL);
-        if (s >= warmup) ms[s - warmup] = 1e3 * (now_s() - t0);
+        if (s >= warmup) ms[s - warmup] = 1e3 * (pnn_now_s() - t0);
     }
     if (st != PNN_OK) {
         free(ms);
@@ -115,7 +106,7 @@ int cmd_bench(int argc, char **argv) {
     double duty = wall > 0 ? busiest / wall : 0;
     double step_mean = 0; /* whole steps, communication included (mean= below is the passes only) */
     for (long s = 0; s < steps; s++) step_mean += ms[s] / (double)steps;
-    qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
+    qsort(ms, (size_t)steps, sizeof *ms, pnn_cmp_double);
     double median = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
     const char *reduce = tr->opt.reduce == PNN_REDUCE_EXACT ? "exact" : "fast";
     if (!rank0) {
