@@ -220,7 +220,12 @@ int pnn_device_ready(pnn_device *dev, pnn_ticket ticket) {
 
 pnn_status pnn_device_wait(pnn_device *dev, pnn_ticket ticket, int timeout_ms, uint64_t *first_call) {
     pnn_device_queue *q = dev->queue;
-    queue_entry *e = q ? find_entry(q, ticket) : NULL;
+    queue_entry *e = NULL;
+    if (q) {
+        pthread_mutex_lock(&q->mu);
+        e = find_entry(q, ticket);
+        pthread_mutex_unlock(&q->mu);
+    }
     if (!e)
         return PNN_ERROR(PNN_ERR_INVALID, "device %s: ticket %llu is not in flight (never submitted, or "
                          "already waited for)", dev->info.uri, (unsigned long long)ticket);
