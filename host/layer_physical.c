@@ -186,6 +186,8 @@ static pnn_status phys_backward(pnn_layer *l, const pnn_tensor *x, const pnn_ten
     return PNN_OK;
 }
 
+static void phys_params_changed(pnn_layer *l) { pnn_twin_theta_changed(((phys_layer *)l->impl)->twin); }
+
 static void phys_destroy(pnn_layer *l) {
     phys_layer *p = l->impl;
     if (!p) return;
@@ -212,6 +214,7 @@ static const pnn_layer_i phys_iface = {
     .forward_ready = phys_forward_ready,
     .forward_end = phys_forward_end,
     .forward_abandon = phys_forward_abandon,
+    .params_changed = phys_params_changed,
     .destroy = phys_destroy,
 };
 

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "pnn/clock.h"
 #include "pnn/comm.h"
 #include "pnn/device.h"
 #include "pnn/twin.h"
@@ -291,11 +291,9 @@ static pnn_status forward_advance(pnn_network *net, int slot, pnn_pass pass, adv
             if (mode == ADVANCE_NONBLOCKING) return PNN_OK;
         }
         if (mode == ADVANCE_NONBLOCKING && !l->iface->forward_ready(l, slot)) return PNN_OK;
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        double t0 = pnn_now_s();
         pnn_status s = l->iface->forward_end(l, &acts[i], &acts[i + 1], pass, slot);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        if (waited) *waited += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        if (waited) *waited += pnn_now_s() - t0;
         st->begun = 0;
         PNN_TRY(s);
         st->layer++;
@@ -335,7 +333,14 @@ static pnn_status abandon_all(pnn_network *net, pnn_status st) {
     return pnn_error_at(st, __FILE__, __LINE__, "%s", message);
 }
 
+/* Every pass starts from parameters that may have changed since the last one. */
+static void params_may_have_changed(pnn_network *net) {
+    for (int i = 0; i < net->n_layers; i++)
+        if (net->layers[i]->iface->params_changed) net->layers[i]->iface->params_changed(net->layers[i]);
+}
+
 pnn_status pnn_network_forward(pnn_network *net, const pnn_tensor *x, pnn_pass pass, const pnn_tensor **y) {
+    params_may_have_changed(net);
     pnn_status st = forward_start(net, 0, x);
     if (st == PNN_OK) st = forward_advance(net, 0, pass, ADVANCE_TO_END, net->n_layers, NULL);
     if (st != PNN_OK) return abandon_all(net, st);
@@ -397,15 +402,13 @@ pnn_status pnn_network_train_micro(pnn_network *net, int n, const pnn_tensor *xs
                                    int pipelined, pnn_loss_fn loss, void *user, pnn_schedule_stats *stats) {
     if (n < 1 || n > PNN_LAYER_MAX_SLOTS)
         return PNN_ERROR(PNN_ERR_INVALID, "%d micro-batches: use between 1 and %d", n, PNN_LAYER_MAX_SLOTS);
-    struct timespec t0, t1;
-    double waited = 0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double waited = 0, t0 = pnn_now_s();
+    params_may_have_changed(net);
     pnn_status st = pipelined ? run_pipelined(net, n, xs, pass, loss, user, &waited)
                               : run_sequential(net, n, xs, pass, loss, user, &waited);
     if (st != PNN_OK) st = abandon_all(net, st);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (stats) {
-        stats->wall_s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        stats->wall_s = pnn_now_s() - t0;
         stats->wait_s = waited;
     }
     return st;

@@ -12,7 +12,7 @@ typedef struct osc_twin {
     float noise;    /* input noise of taped forwards */
     uint64_t seed;
     float *x_noisy; /* [rows_cap, n] */
-    float *q_mat;   /* Q = J2Q(C) of the last forward (theta is the same for every slot of a step) */
+    float *q_mat;   /* Q = J2Q(C), rebuilt when theta changed (tw->theta_stale) */
     float *dq_mat;  /* gradient of Q, n x n */
     float *work;
     int64_t rows_cap;     /* rows work and x_noisy can hold */
@@ -79,7 +79,10 @@ static pnn_status twin_forward(pnn_twin *tw, const pnn_tensor *x, const float *t
     pnn_osc_params p = t->p;
     p.batch = rows;
     int taped = tape_slot >= 0;
-    be->iface->osc_build_q(be->ctx, n, theta, t->q_mat);
+    if (tw->theta_stale) {
+        be->iface->osc_build_q(be->ctx, n, theta, t->q_mat);
+        tw->theta_stale = 0;
+    }
     const float *q0 = x->data;
     if (input_noise) {
         be->iface->copy(be->ctx, t->x_noisy, input_noise, (size_t)(rows * n) * sizeof(float));
@@ -156,6 +159,7 @@ pnn_status pnn_twin_oscillator_create(pnn_device *dev, double noise, pnn_twin **
     tw->iface = &osc_twin_iface;
     tw->info = dev->info;
     tw->be = dev->be;
+    tw->theta_stale = 1;
     tw->impl = t;
     int64_t n = dev->info.x_dim;
     t->p = (pnn_osc_params){.batch = 0, .n = n, .nt = (int)nt, .dt = (float)dt, .eta = 0.0f};

@@ -59,7 +59,8 @@ typedef struct pnn_layer_i {
     int (*forward_ready)(pnn_layer *l, int slot);
     pnn_status (*forward_end)(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot);
     void (*forward_abandon)(pnn_layer *l);
-    /* May be NULL: called after an optimizer step changed parameters (cached derived values). */
+    /* May be NULL: the parameters may have changed (an optimizer step, a checkpoint, a test's
+     * poke): drop values derived from them. The network calls it at the start of every pass. */
     void (*params_changed)(pnn_layer *l);
     void (*destroy)(pnn_layer *l);  /* frees impl; the params are freed by pnn_layer_free */
 } pnn_layer_i;

@@ -24,7 +24,8 @@ typedef struct pnn_twin_i {
     pnn_status (*forward)(pnn_twin *tw, const pnn_tensor *x, const float *theta, pnn_tensor *y,
                           int tape_slot, const float *input_noise);
     /* At the tape of slot: dx [b, x_dim] = J_x^T dy (may be NULL); dtheta [theta_dim] +=
-     * J_theta^T dy. theta must not have changed since the taped forward. */
+     * J_theta^T dy. theta must not have changed since the taped forward. Forward uses values
+     * derived from theta at the last forward unless theta_stale is set (see below). */
     pnn_status (*vjp)(pnn_twin *tw, const float *theta, const pnn_tensor *dy, pnn_tensor *dx,
                       float *dtheta, int tape_slot);
     /* Initial theta (theta_dim floats, backend memory), drawn from (seed, stream). */
@@ -39,8 +40,14 @@ struct pnn_twin {
     /* taped forwards so far: a twin that models the device's known input noise draws it from
      * (seed, call index), so resume restores this counter like the device's */
     uint64_t calls;
+    /* Values derived from theta (the oscillator's Q) are rebuilt at the next forward when set;
+     * whoever changes theta sets it (pnn_twin_theta_changed), so the micro-batches of one step
+     * build them once. */
+    int theta_stale;
     void *impl;
 };
+
+static inline void pnn_twin_theta_changed(pnn_twin *tw) { tw->theta_stale = 1; }
 
 /* The twin of a device: kind "analytic" is the ideal physics of the device's system, with the
  * integration settings of the device URI (n, nt, dt) but none of its hidden differences.
