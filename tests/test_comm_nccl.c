@@ -14,29 +14,11 @@
 
 #include "host/train_dp.h"
 #include "pnn/pnn.h"
+#include "tests/testutil.h"
 
 #ifdef PNN_USE_NCCL
 #include <cuda_runtime_api.h>
 #endif
-
-static pnn_cfg *parse(const char *yaml) {
-    pnn_cfg *cfg = NULL;
-    ck_assert_msg(pnn_cfg_parse(yaml, strlen(yaml), "test.yaml", &cfg) == PNN_OK, "%s", pnn_last_error());
-    return cfg;
-}
-
-static const char *vowels_yaml(char *buf, size_t cap, const char *extra) {
-    snprintf(buf, cap,
-             "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\n"
-             "network:\n"
-             "  - {kind: linear, name: enc, out: 10}\n"
-             "  - {kind: physical, name: osc, device: 'sim:oscillator?n=10&nt=6&mismatch=0&noise=0', outputs: "
-             "'last:7'}\n"
-             "  - {kind: scale, init: 5}\n"
-             "batch: 16\nepochs: 1\nseed: 3\noptimizer: {kind: adam, lr: 0.01}\n%s",
-             PNN_SOURCE_DIR, extra);
-    return buf;
-}
 
 /* ---- without a GPU ---- */
 
@@ -63,16 +45,16 @@ END_TEST
 START_TEST(config_with_backend_cpu_is_refused) {
     char yaml[2048];
     const char *kind;
-    pnn_cfg *cfg = parse(vowels_yaml(yaml, sizeof yaml, "comm: {kind: nccl}\n"));
+    pnn_cfg *cfg = pnn_test_parse(pnn_test_vowels_yaml(yaml, sizeof yaml, "comm: {kind: nccl}\n"));
     ck_assert_int_eq(pnn_train_comm_kind(cfg, &kind), PNN_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(pnn_last_error(), "test.yaml:"));
     ck_assert_ptr_nonnull(strstr(pnn_last_error(), "needs backend: cuda"));
     pnn_cfg_free(cfg);
-    cfg = parse(vowels_yaml(yaml, sizeof yaml, "backend: cuda\ncomm: {kind: nccl, reduce: fast}\n"));
+    cfg = pnn_test_parse(pnn_test_vowels_yaml(yaml, sizeof yaml, "backend: cuda\ncomm: {kind: nccl, reduce: fast}\n"));
     ck_assert_int_eq(pnn_train_comm_kind(cfg, &kind), PNN_OK);
     ck_assert_str_eq(kind, "nccl");
     pnn_cfg_free(cfg);
-    cfg = parse(vowels_yaml(yaml, sizeof yaml, "comm: {kind: gloo}\n"));
+    cfg = pnn_test_parse(pnn_test_vowels_yaml(yaml, sizeof yaml, "comm: {kind: gloo}\n"));
     ck_assert_int_eq(pnn_train_comm_kind(cfg, &kind), PNN_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(pnn_last_error(), "known: auto, none, mpi, nccl"));
     pnn_cfg_free(cfg);
@@ -158,7 +140,7 @@ END_TEST
 static void train_epoch(const char *extra, pnn_comm *comm, float *params, int64_t cap) {
     char yaml[2048];
     pnn_trainer *tr = NULL;
-    pnn_status st = pnn_trainer_create_comm(parse(vowels_yaml(yaml, sizeof yaml, extra)), ".", comm, &tr);
+    pnn_status st = pnn_trainer_create_comm(pnn_test_parse(pnn_test_vowels_yaml(yaml, sizeof yaml, extra)), ".", comm, &tr);
     ck_assert_msg(st == PNN_OK, "%s", pnn_last_error());
     ck_assert_msg(pnn_trainer_run(tr) == PNN_OK, "%s", pnn_last_error());
     ck_assert_int_le(pnn_dp_param_floats(tr->net), cap);
@@ -177,7 +159,7 @@ START_TEST(trainer_sums_gradients_on_the_gpu) {
     train_epoch("backend: cuda\n", NULL, without, 8192);
     char yaml[2048];
     pnn_trainer *tr = NULL;
-    ck_assert_int_eq(pnn_trainer_create_comm(parse(vowels_yaml(yaml, sizeof yaml, extra)), ".", g_comm, &tr), PNN_OK);
+    ck_assert_int_eq(pnn_trainer_create_comm(pnn_test_parse(pnn_test_vowels_yaml(yaml, sizeof yaml, extra)), ".", g_comm, &tr), PNN_OK);
     int64_t n = pnn_dp_param_floats(tr->net);
     pnn_trainer_free(tr);
     double worst = 0, scale = 1e-30;
@@ -187,7 +169,7 @@ START_TEST(trainer_sums_gradients_on_the_gpu) {
     }
     ck_assert_msg(worst / scale < 1e-4, "max |nccl - none| / max |none| = %g", worst / scale);
     /* a cpu-backend trainer is refused before it reaches NCCL */
-    pnn_status st = pnn_trainer_create_comm(parse(vowels_yaml(yaml, sizeof yaml, "comm: {kind: nccl}\n")), ".",
+    pnn_status st = pnn_trainer_create_comm(pnn_test_parse(pnn_test_vowels_yaml(yaml, sizeof yaml, "comm: {kind: nccl}\n")), ".",
                                             g_comm, &tr);
     ck_assert_int_eq(st, PNN_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(pnn_last_error(), "needs backend: cuda"));

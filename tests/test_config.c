@@ -10,13 +10,7 @@
 #include <unistd.h>
 
 #include "pnn/config.h"
-
-static pnn_cfg *parse(const char *yaml) {
-    pnn_cfg *cfg = NULL;
-    ck_assert_msg(pnn_cfg_parse(yaml, strlen(yaml), "test.yaml", &cfg) == PNN_OK, "%s", pnn_last_error());
-    ck_assert_ptr_nonnull(cfg);
-    return cfg;
-}
+#include "tests/testutil.h"
 
 /* Parsing yaml must fail with status and an error containing every one of the NULL-terminated
  * fragments. */
@@ -53,7 +47,7 @@ static const char *nested_yaml = "# a training config\n"
                                  "empty:\n";
 
 START_TEST(parses_nested_maps_and_lists) {
-    pnn_cfg *cfg = parse(nested_yaml);
+    pnn_cfg *cfg = pnn_test_parse(nested_yaml);
     ck_assert_int_eq(pnn_cfg_type_of(cfg), PNN_CFG_MAP);
     ck_assert_int_eq(pnn_cfg_len(cfg), 5);
     ck_assert_str_eq(pnn_cfg_key_at(cfg, 0), "seed");
@@ -95,7 +89,7 @@ START_TEST(parses_nested_maps_and_lists) {
 END_TEST
 
 START_TEST(typed_reads_defaults_required_and_ranges) {
-    pnn_cfg *cfg = parse(nested_yaml);
+    pnn_cfg *cfg = pnn_test_parse(nested_yaml);
     const pnn_cfg *optim = pnn_cfg_get(cfg, "optim");
     int64_t i = -1;
     double d = -1;
@@ -154,7 +148,7 @@ START_TEST(typed_reads_defaults_required_and_ranges) {
 END_TEST
 
 START_TEST(scalar_syntaxes) {
-    pnn_cfg *cfg = parse("a: 0x10\nb: 12abc\nc: 99999999999999999999\nd: -42\ne: nan\nf: inf\ng: 1e400\n"
+    pnn_cfg *cfg = pnn_test_parse("a: 0x10\nb: 12abc\nc: 99999999999999999999\nd: -42\ne: nan\nf: inf\ng: 1e400\n"
                          "h: Off\ni: 1\nj: TRUE\nk: '-3.5'\nl: \" 5\"\n");
     int64_t i;
     double d;
@@ -213,18 +207,18 @@ START_TEST(malformed_files_are_refused_with_their_line) {
 END_TEST
 
 START_TEST(unknown_keys_suggest_the_close_one) {
-    pnn_cfg *cfg = parse("epochs: 3\nlr: 0.1\n");
+    pnn_cfg *cfg = pnn_test_parse("epochs: 3\nlr: 0.1\n");
     static const char *const allowed[] = {"epochs", "lr", "seed", NULL};
     ck_assert_int_eq(pnn_cfg_check_keys(cfg, allowed, "the top level"), PNN_OK);
     pnn_cfg_free(cfg);
 
-    cfg = parse("lr: 0.1\nepohcs: 3\n");
+    cfg = pnn_test_parse("lr: 0.1\nepohcs: 3\n");
     ck_assert_int_eq(pnn_cfg_check_keys(cfg, allowed, "the top level"), PNN_ERR_CONFIG);
     error_has("test.yaml:2: unknown key 'epohcs' in the top level; allowed keys: epochs, lr, seed");
     error_has("did you mean 'epochs'?");
     pnn_cfg_free(cfg);
 
-    cfg = parse("network:\n  - kind: linear\n    colour: red\n");
+    cfg = pnn_test_parse("network:\n  - kind: linear\n    colour: red\n");
     ck_assert_int_eq(pnn_cfg_check_keys(pnn_cfg_at(pnn_cfg_get(cfg, "network"), 0), allowed, "layer 0 (linear)"),
                      PNN_ERR_CONFIG);
     error_has("test.yaml:2: unknown key 'kind' in layer 0 (linear)");
@@ -274,7 +268,7 @@ START_TEST(missing_and_oversized_files) {
 END_TEST
 
 START_TEST(set_edits_scalars_paths_and_lists) {
-    pnn_cfg *cfg = parse(nested_yaml);
+    pnn_cfg *cfg = pnn_test_parse(nested_yaml);
     int64_t i;
     ck_assert_int_eq(pnn_cfg_set(cfg, "seed=11"), PNN_OK);
     ck_assert_int_eq(pnn_cfg_int(cfg, "seed", 1, 0, 0, 100, &i), PNN_OK);
@@ -327,7 +321,7 @@ START_TEST(set_edits_scalars_paths_and_lists) {
 END_TEST
 
 START_TEST(bad_assignments_name_themselves_and_change_nothing) {
-    pnn_cfg *cfg = parse(nested_yaml);
+    pnn_cfg *cfg = pnn_test_parse(nested_yaml);
     char *before = pnn_cfg_to_yaml(cfg);
     ck_assert_ptr_nonnull(before);
     static const struct {
@@ -378,7 +372,7 @@ static void check_round_trip(pnn_cfg *cfg) {
 }
 
 START_TEST(to_yaml_round_trips) {
-    pnn_cfg *cfg = parse(nested_yaml);
+    pnn_cfg *cfg = pnn_test_parse(nested_yaml);
     char *y = pnn_cfg_to_yaml(cfg);
     /* Block style with lists of maps written inline after the dash; flow input becomes block. */
     ck_assert_ptr_nonnull(strstr(y, "network:\n  - kind: physical\n    device: \"sim:oscillator?n=100\"\n"));
@@ -390,7 +384,7 @@ START_TEST(to_yaml_round_trips) {
     pnn_cfg_free(cfg);
 
     /* Strings that need quoting, nested lists, empty collections and odd keys. */
-    cfg = parse("colon: 'a: b'\n"
+    cfg = pnn_test_parse("colon: 'a: b'\n"
                 "hash: 'x #y'\n"
                 "lead: '  spaces'\n"
                 "trail: 'spaces  '\n"
@@ -441,7 +435,7 @@ START_TEST(to_yaml_round_trips) {
     check_round_trip(cfg);
     pnn_cfg_free(cfg);
 
-    cfg = parse("{}");
+    cfg = pnn_test_parse("{}");
     y = pnn_cfg_to_yaml(cfg);
     ck_assert_str_eq(y, "{}\n");
     free(y);

@@ -9,14 +9,8 @@
 #include "pnn/pnn.h"
 #include "tests/testutil.h"
 
-static pnn_cfg *parse(const char *yaml) {
-    pnn_cfg *cfg = NULL;
-    ck_assert_msg(pnn_cfg_parse(yaml, strlen(yaml), "test.yaml", &cfg) == PNN_OK, "%s", pnn_last_error());
-    return cfg;
-}
-
 static pnn_status build(const char *yaml, int64_t in_dim, pnn_network **net) {
-    pnn_cfg *cfg = parse(yaml);
+    pnn_cfg *cfg = pnn_test_parse(yaml);
     pnn_status st = pnn_network_build(pnn_cfg_get(cfg, "network"), pnn_backend_cpu(), in_dim, 1, net);
     pnn_cfg_free(cfg);
     return st;
@@ -180,7 +174,7 @@ static pnn_trainer *vowel_trainer(const char *method, const char *device) {
              "method: %s\nbatch: 16\nepochs: 1\nseed: 3\noptimizer: {kind: adam, lr: 0.01}\n",
              PNN_SOURCE_DIR, device, method);
     pnn_trainer *tr;
-    ck_assert_msg(pnn_trainer_create(parse(yaml), ".", &tr) == PNN_OK, "%s", pnn_last_error());
+    ck_assert_msg(pnn_trainer_create(pnn_test_parse(yaml), ".", &tr) == PNN_OK, "%s", pnn_last_error());
     return tr;
 }
 

@@ -9,12 +9,7 @@
 
 #include "host/train_dp.h"
 #include "pnn/pnn.h"
-
-static pnn_cfg *parse(const char *yaml) {
-    pnn_cfg *cfg = NULL;
-    ck_assert_msg(pnn_cfg_parse(yaml, strlen(yaml), "test.yaml", &cfg) == PNN_OK, "%s", pnn_last_error());
-    return cfg;
-}
+#include "tests/testutil.h"
 
 /* Every rank's shards and rows, side by side, are the batch's, in order; a shard is mb rows. */
 START_TEST(exact_plan_covers_the_batch_in_order) {
@@ -64,7 +59,7 @@ static const char *const small_net =
     "  - {kind: scale, name: out, init: 2}\n";
 
 START_TEST(gradients_pack_and_unpack_in_parameter_order) {
-    pnn_cfg *cfg = parse(small_net);
+    pnn_cfg *cfg = pnn_test_parse(small_net);
     pnn_network *net;
     ck_assert_msg(pnn_network_build(pnn_cfg_get(cfg, "network"), pnn_backend_cpu(), 5, 1, &net) == PNN_OK, "%s",
                   pnn_last_error());
@@ -94,7 +89,7 @@ END_TEST
 /* {rank} in a device URI becomes this rank's number (0 for pnn_network_build); the counters of
  * simulators and twins follow pnn_dp_set_counters. */
 START_TEST(device_templates_and_counters) {
-    pnn_cfg *cfg = parse(small_net);
+    pnn_cfg *cfg = pnn_test_parse(small_net);
     pnn_network *net0, *net2;
     ck_assert_int_eq(pnn_network_build(pnn_cfg_get(cfg, "network"), pnn_backend_cpu(), 5, 1, &net0), PNN_OK);
     ck_assert_msg(pnn_network_build_rank(pnn_cfg_get(cfg, "network"), pnn_backend_cpu(), 5, 1, 2, 0, &net2) == PNN_OK,
@@ -112,7 +107,7 @@ START_TEST(device_templates_and_counters) {
     pnn_network_free(net0), pnn_network_free(net2);
     pnn_cfg_free(cfg);
 
-    cfg = parse("network:\n  - {kind: physical, name: osc, device: 'sim:oscillator?n=6&seed={node}'}\n");
+    cfg = pnn_test_parse("network:\n  - {kind: physical, name: osc, device: 'sim:oscillator?n=6&seed={node}'}\n");
     pnn_network *bad = NULL;
     ck_assert_int_eq(pnn_network_build_rank(pnn_cfg_get(cfg, "network"), pnn_backend_cpu(), 6, 1, 1, 0, &bad),
                      PNN_ERR_CONFIG);
@@ -123,27 +118,14 @@ START_TEST(device_templates_and_counters) {
 }
 END_TEST
 
-static const char *vowels_yaml(char *buf, size_t cap, const char *extra) {
-    snprintf(buf, cap,
-             "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\n"
-             "network:\n"
-             "  - {kind: linear, name: enc, out: 10}\n"
-             "  - {kind: physical, name: osc, device: 'sim:oscillator?n=10&nt=6&mismatch=0&noise=0', outputs: "
-             "'last:7'}\n"
-             "  - {kind: scale, init: 5}\n"
-             "batch: 16\nepochs: 1\nseed: 3\noptimizer: {kind: adam, lr: 0.01}\n%s",
-             PNN_SOURCE_DIR, extra);
-    return buf;
-}
-
 START_TEST(comm_config_keys) {
     char yaml[2048];
     const char *kind;
-    pnn_cfg *cfg = parse(vowels_yaml(yaml, sizeof yaml, ""));
+    pnn_cfg *cfg = pnn_test_parse(pnn_test_vowels_yaml(yaml, sizeof yaml, ""));
     ck_assert_int_eq(pnn_train_comm_kind(cfg, &kind), PNN_OK);
     ck_assert_str_eq(kind, "auto");
     pnn_cfg_free(cfg);
-    cfg = parse(vowels_yaml(yaml, sizeof yaml, "comm: {kind: mpi, reduce: fast}\n"));
+    cfg = pnn_test_parse(pnn_test_vowels_yaml(yaml, sizeof yaml, "comm: {kind: mpi, reduce: fast}\n"));
     ck_assert_int_eq(pnn_train_comm_kind(cfg, &kind), PNN_OK);
     ck_assert_str_eq(kind, "mpi");
     pnn_cfg_free(cfg);
@@ -159,7 +141,7 @@ START_TEST(comm_config_keys) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         pnn_trainer *tr = NULL;
-        pnn_status st = pnn_trainer_create(parse(vowels_yaml(yaml, sizeof yaml, bad[i].extra)), ".", &tr);
+        pnn_status st = pnn_trainer_create(pnn_test_parse(pnn_test_vowels_yaml(yaml, sizeof yaml, bad[i].extra)), ".", &tr);
         ck_assert_msg(st == PNN_ERR_CONFIG, "%s: %d %s", bad[i].extra, st, pnn_last_error());
         ck_assert_msg(strstr(pnn_last_error(), "test.yaml:") && strstr(pnn_last_error(), bad[i].says), "%s: %s",
                       bad[i].extra, pnn_last_error());
@@ -170,7 +152,7 @@ END_TEST
 static void train_epoch(const char *extra, float *params, int64_t cap, pnn_eval_result *ev) {
     char yaml[2048];
     pnn_trainer *tr;
-    ck_assert_msg(pnn_trainer_create(parse(vowels_yaml(yaml, sizeof yaml, extra)), ".", &tr) == PNN_OK, "%s",
+    ck_assert_msg(pnn_trainer_create(pnn_test_parse(pnn_test_vowels_yaml(yaml, sizeof yaml, extra)), ".", &tr) == PNN_OK, "%s",
                   pnn_last_error());
     ck_assert_int_eq(pnn_trainer_run(tr), PNN_OK);
     ck_assert_int_le(pnn_dp_param_floats(tr->net), cap);

@@ -1,8 +1,10 @@
 /* Shared test helpers (see testutil.h). */
 #include "testutil.h"
 
+#include <check.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "pnn/rng.h"
 
@@ -35,4 +37,24 @@ double pnn_test_norm_err(const float *a, const double *b, int64_t n) {
         if (fabs(b[i]) > den) den = fabs(b[i]);
     }
     return num / den;
+}
+
+pnn_cfg *pnn_test_parse(const char *yaml) {
+    pnn_cfg *cfg = NULL;
+    ck_assert_msg(pnn_cfg_parse(yaml, strlen(yaml), "test.yaml", &cfg) == PNN_OK, "%s", pnn_last_error());
+    ck_assert_ptr_nonnull(cfg);
+    return cfg;
+}
+
+const char *pnn_test_vowels_yaml(char *buf, size_t cap, const char *extra) {
+    snprintf(buf, cap,
+             "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\n"
+             "network:\n"
+             "  - {kind: linear, name: enc, out: 10}\n"
+             "  - {kind: physical, name: osc, device: 'sim:oscillator?n=10&nt=6&mismatch=0&noise=0', outputs: "
+             "'last:7'}\n"
+             "  - {kind: scale, init: 5}\n"
+             "batch: 16\nepochs: 1\nseed: 3\noptimizer: {kind: adam, lr: 0.01}\n%s",
+             PNN_SOURCE_DIR, extra);
+    return buf;
 }

@@ -3,7 +3,10 @@
 #ifndef PNN_TESTUTIL_H
 #define PNN_TESTUTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "pnn/config.h"
 
 /* 1 when |got - want| <= atol + rtol * |want| everywhere; otherwise prints the first few
  * mismatches (with `what`) and returns 0. */
@@ -13,5 +16,10 @@ int pnn_test_allclose(const char *what, const float *got, const double *want, in
 void pnn_test_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream);
 /* max |a - b| / max(1e-12, max |b|): the normalized error used to compare backends. */
 double pnn_test_norm_err(const float *a, const double *b, int64_t n);
+
+/* Parses a YAML config (named test.yaml in messages); fails the test on error. */
+pnn_cfg *pnn_test_parse(const char *yaml);
+/* A vowels training config with a 10-oscillator ideal device, `extra` appended (top-level keys). */
+const char *pnn_test_vowels_yaml(char *buf, size_t cap, const char *extra);
 
 #endif
