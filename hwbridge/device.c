@@ -99,22 +99,20 @@ pnn_status pnn_uri_check_all_used(const pnn_uri *u, const char *known_keys) {
     return PNN_OK;
 }
 
-/* Reads the generic timing and fault keys of a simulated device (pnn_device_timing). */
-static pnn_status read_timing(pnn_uri *u, pnn_device_timing *t, int64_t *threads) {
-    int64_t seed;
+/* Reads the generic keys of a simulated device: its timing and faults, and how it runs (async,
+ * threads). The seed of its faults is the system's own `seed`, read after the system. */
+static pnn_status read_sim_keys(pnn_uri *u, const pnn_backend *be, pnn_device_timing *t, int64_t *threads,
+                                int64_t *async) {
     PNN_TRY(pnn_uri_int(u, "threads", 0, 0, 1024, threads));
+    PNN_TRY(pnn_uri_int(u, "async", strcmp(be->iface->name, "cpu") ? 1 : 0, 0, 1, async));
     PNN_TRY(pnn_uri_double(u, "latency_ms", 0, 0, 3.6e6, &t->latency_ms));
     PNN_TRY(pnn_uri_double(u, "jitter_ms", 0, 0, 3.6e6, &t->jitter_ms));
     PNN_TRY(pnn_uri_double(u, "fault_rate", 0, 0, 1, &t->fault_rate));
     PNN_TRY(pnn_uri_double(u, "drop_rate", 0, 0, 1, &t->drop_rate));
     PNN_TRY(pnn_uri_double(u, "timeout_ms", 10000, 1, 3.6e6, &t->timeout_ms));
-    PNN_TRY(pnn_uri_int(u, "seed", 0, 0, INT64_MAX, &seed));
-    for (int i = 0; i < u->n; i++)  /* the system reads seed too */
-        if (!strcmp(u->keys[i], "seed")) u->used[i] = 0;
     if (t->fault_rate + t->drop_rate > 1)
         return PNN_ERROR(PNN_ERR_INVALID, "device parameters fault_rate + drop_rate = %g: must be at most 1",
                          t->fault_rate + t->drop_rate);
-    t->seed = (uint64_t)seed;
     return PNN_OK;
 }
 
@@ -127,13 +125,14 @@ pnn_status pnn_device_open(const char *uri, const pnn_backend *be, pnn_device **
     PNN_TRY(pnn_uri_parse(uri, &u));
     if (!strcmp(u.scheme, "sim")) {
         pnn_device_timing timing;
-        int64_t threads, async;
-        PNN_TRY(read_timing(&u, &timing, &threads));
-        PNN_TRY(pnn_uri_int(&u, "async", strcmp(be->iface->name, "cpu") ? 1 : 0, 0, 1, &async));
+        int64_t threads, async, seed;
+        PNN_TRY(read_sim_keys(&u, be, &timing, &threads, &async));
         if (!strcmp(u.system, "oscillator")) PNN_TRY(pnn_sim_oscillator_open(&u, uri, be, out));
         else
             return PNN_ERROR(PNN_ERR_INVALID, "unknown simulated system '%s' in '%s'; known: oscillator",
                              u.system, uri);
+        pnn_uri_int(&u, "seed", 0, 0, INT64_MAX, &seed); /* checked by the system already */
+        timing.seed = (uint64_t)seed;
         (*out)->timing = timing;
         (*out)->worker_threads = (int)threads;
         (*out)->eager = !async;

@@ -423,8 +423,19 @@ START_TEST(python_server_gives_the_same_answers) {
     for (int i = 0; i < 3 * 64; i++) ck_assert(fabsf(y[i] - x[i]) < 0.05f);
     free(x), free(th), free(y);
     pnn_device_close(dev);
+    /* SIGTERM stops it; on a loaded machine it once did not within a minute (not understood
+     * yet), so the test ends it for certain after 5 s rather than hang */
     kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
+    int exited = 0;
+    for (int i = 0; i < 500 && !exited; i++) {
+        exited = waitpid(pid, NULL, WNOHANG) == pid;
+        if (!exited) nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    if (!exited) {
+        fprintf(stderr, "python_server_gives_the_same_answers: the Python server ignored SIGTERM for 5 s\n");
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
 }
 END_TEST
 
