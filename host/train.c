@@ -674,6 +674,7 @@ done:
 
 pnn_status pnn_checkpoint_config(const char *path, pnn_cfg **cfg) {
     pnn_safetensors *st;
+    *cfg = NULL;
     PNN_TRY(pnn_safetensors_read(path, &st));
     const char *yaml = pnn_safetensors_meta(st, "config");
     pnn_status s = yaml ? pnn_cfg_parse(yaml, strlen(yaml), path, cfg)

@@ -99,6 +99,46 @@ pnn_status pnn_uri_check_all_used(const pnn_uri *u, const char *known_keys) {
     return PNN_OK;
 }
 
+static int terminated(const char *s, size_t cap) { return memchr(s, '\0', cap) != NULL; }
+
+pnn_status pnn_device_info_check(const pnn_device_info *info, const char *who) {
+    if (!terminated(info->system, sizeof info->system) || !terminated(info->uri, sizeof info->uri) ||
+        !terminated(info->system_uri, sizeof info->system_uri) || !info->system[0])
+        return PNN_ERROR(PNN_ERR_FORMAT, "%s: its system name or URI is missing or not a string", who);
+    if (info->x_dim < 1 || info->x_dim > PNN_DEVICE_MAX_XY_DIM || info->y_dim < 1 ||
+        info->y_dim > PNN_DEVICE_MAX_XY_DIM)
+        return PNN_ERROR(PNN_ERR_FORMAT, "%s reports x_dim %lld and y_dim %lld; each must be in [1, %lld]", who,
+                         (long long)info->x_dim, (long long)info->y_dim, (long long)PNN_DEVICE_MAX_XY_DIM);
+    if (info->theta_dim < 1 || info->theta_dim > PNN_DEVICE_MAX_THETA_DIM)
+        return PNN_ERROR(PNN_ERR_FORMAT, "%s reports theta_dim %lld; it must be in [1, %lld]", who,
+                         (long long)info->theta_dim, (long long)PNN_DEVICE_MAX_THETA_DIM);
+    if (info->max_batch < 1)
+        return PNN_ERROR(PNN_ERR_FORMAT, "%s reports max_batch %lld; it must be at least 1", who,
+                         (long long)info->max_batch);
+    for (int r = 0; r < 2; r++) {
+        const float *range = r ? info->theta_range : info->x_range;
+        if (!isfinite(range[0]) || !isfinite(range[1]) || range[0] > range[1])
+            return PNN_ERROR(PNN_ERR_FORMAT, "%s reports %s [%g, %g]; it must be finite with lo <= hi", who,
+                             r ? "theta_range" : "x_range", range[0], range[1]);
+    }
+    if (info->n_theta_parts < 0 || info->n_theta_parts > PNN_DEVICE_MAX_THETA_PARTS)
+        return PNN_ERROR(PNN_ERR_FORMAT, "%s reports %d theta parts; at most %d", who, info->n_theta_parts,
+                         PNN_DEVICE_MAX_THETA_PARTS);
+    int64_t sum = 0;
+    for (int i = 0; i < info->n_theta_parts; i++) {
+        const pnn_theta_part *p = &info->theta_parts[i];
+        if (!terminated(p->name, sizeof p->name) || !p->name[0] || p->ndim < 1 || p->ndim > 2 || p->shape[0] < 1 ||
+            p->shape[0] > PNN_DEVICE_MAX_THETA_DIM ||
+            (p->ndim == 2 && (p->shape[1] < 1 || p->shape[1] > PNN_DEVICE_MAX_THETA_DIM / p->shape[0])))
+            return PNN_ERROR(PNN_ERR_FORMAT, "%s: theta part %d has a bad name or shape", who, i);
+        sum += p->ndim == 2 ? p->shape[0] * p->shape[1] : p->shape[0];
+    }
+    if (info->n_theta_parts && sum != info->theta_dim)
+        return PNN_ERROR(PNN_ERR_FORMAT, "%s: its theta parts hold %lld values but theta_dim is %lld", who,
+                         (long long)sum, (long long)info->theta_dim);
+    return PNN_OK;
+}
+
 /* Reads the generic keys of a simulated device: its timing and faults, and how it runs (async,
  * threads). The seed of its faults is the system's own `seed`, read after the system. */
 static pnn_status read_sim_keys(pnn_uri *u, const pnn_backend *be, pnn_device_timing *t, int64_t *threads,
@@ -116,8 +156,21 @@ static pnn_status read_sim_keys(pnn_uri *u, const pnn_backend *be, pnn_device_ti
     return PNN_OK;
 }
 
+static pnn_status open_kind(const char *uri, const pnn_backend *be, pnn_device **out);
+
+/* Every kind of device, then the check of what it reports, before anyone sizes a buffer from it. */
 pnn_status pnn_device_open(const char *uri, const pnn_backend *be, pnn_device **out) {
     *out = NULL;
+    PNN_TRY(open_kind(uri, be, out));
+    pnn_status st = pnn_device_info_check(&(*out)->info, uri);
+    if (st != PNN_OK) {
+        pnn_device_close(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+static pnn_status open_kind(const char *uri, const pnn_backend *be, pnn_device **out) {
     if (!strncmp(uri, "record:", 7)) return pnn_record_open(uri, be, out);
     if (!strncmp(uri, "replay:", 7)) return pnn_replay_open(uri, be, out);
     if (!strncmp(uri, "remote:", 7)) return pnn_remote_open(uri, be, out);

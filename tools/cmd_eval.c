@@ -66,7 +66,7 @@ int cmd_eval(int argc, char **argv) {
         rc = cli_usage_error("eval", "give the CHECKPOINT to evaluate");
         goto done;
     }
-    pnn_cfg *cfg;
+    pnn_cfg *cfg = NULL;
     pnn_status st = pnn_checkpoint_config(ckpt, &cfg);
     for (int i = 0; st == PNN_OK && i < n_sets; i++) st = pnn_cfg_set(cfg, sets[i]);
     for (int i = 0; st == PNN_OK && i < n_devices; i++) {

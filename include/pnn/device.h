@@ -39,6 +39,16 @@ typedef struct pnn_device_info {
     pnn_theta_part theta_parts[PNN_DEVICE_MAX_THETA_PARTS];
 } pnn_device_info;
 
+/* What any device may report, whatever it is: a server or a recording header is not trusted to
+ * size buffers. x_dim and y_dim up to 2^24 floats per sample, theta up to 2^28 floats (1 GiB). */
+#define PNN_DEVICE_MAX_XY_DIM ((int64_t)1 << 24)
+#define PNN_DEVICE_MAX_THETA_DIM ((int64_t)1 << 28)
+
+/* Checks info as reported by a device (who: "remote device tcp://...", "recording FILE"): dims
+ * in range, theta parts that add up to theta_dim with NUL-terminated names, max_batch >= 1,
+ * finite ranges with lo <= hi, NUL-terminated strings. PNN_ERR_FORMAT names the field. */
+pnn_status pnn_device_info_check(const pnn_device_info *info, const char *who);
+
 typedef struct pnn_device pnn_device;
 
 typedef struct pnn_device_i {

@@ -7,6 +7,7 @@
 #include "pnn/config.h"
 #include "pnn/data.h"
 #include "pnn/device.h"
+#include "pnn/fileio.h"
 #include "pnn/layer.h"
 #include "pnn/loss.h"
 #include "pnn/network.h"
