@@ -2,6 +2,7 @@
 #include "pnn/status.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ const char *pnn_status_name(pnn_status s) {
     case PNN_ERR_UNSUPPORTED: return "unsupported";
     case PNN_ERR_NOT_FOUND: return "not found";
     case PNN_ERR_CONFIG: return "bad configuration";
+    case PNN_ERR_INTERRUPTED: return "interrupted";
     }
     return "unknown status";
 }
@@ -63,3 +65,10 @@ void pnn_error_clear(void) {
     last_message[0] = '\0';
     last_trail[0] = '\0';
 }
+
+/* a lock-free atomic: safe to set from a signal handler and to read from any thread */
+static atomic_int interrupt_flag;
+
+void pnn_interrupt_request(void) { atomic_store(&interrupt_flag, 1); }
+int pnn_interrupt_requested(void) { return atomic_load(&interrupt_flag) != 0; }
+void pnn_interrupt_clear(void) { atomic_store(&interrupt_flag, 0); }

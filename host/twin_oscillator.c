@@ -7,6 +7,9 @@
 #include "pnn/rng.h"
 #include "pnn/twin.h"
 
+/* Largest n: theta = n*n + n floats must stay within PNN_DEVICE_MAX_THETA_DIM. */
+#define PNN_OSC_MAX_N 16383
+
 typedef struct osc_twin {
     pnn_osc_params p;
     float noise;    /* input noise of taped forwards */
@@ -39,6 +42,11 @@ static pnn_status twin_reserve(pnn_twin *tw, int64_t rows, int slot) {
     const pnn_backend *be = tw->be;
     pnn_osc_params p = t->p;
     p.batch = rows;
+    /* the tape is 8 nt B n floats: refuse what no memory holds before multiplying it out */
+    if ((double)rows * (double)p.n * (8.0 * p.nt + 8) * sizeof(float) > 0x1p50)
+        return PNN_ERROR(PNN_ERR_NOMEM, "oscillator twin: a batch of %lld rows at n=%lld, nt=%d would need %.3g GiB "
+                         "of tape; use smaller (micro-)batches", (long long)rows, (long long)p.n, p.nt,
+                         (double)rows * (double)p.n * 8.0 * p.nt * sizeof(float) / 0x1p30);
     if (rows > t->rows_cap) {
         float **bufs[] = {&t->work, &t->x_noisy};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -140,11 +148,32 @@ static pnn_status twin_init_theta(pnn_twin *tw, uint64_t seed, uint64_t stream, 
 static const pnn_twin_i osc_twin_iface = {
     .forward = twin_forward, .vjp = twin_vjp, .init_theta = twin_init_theta, .free = twin_free};
 
+/* The oscillator system has x_dim = y_dim = n and theta = [C (n x n), e (n)]: a device that
+ * reports anything else (a crafted server or recording header) is refused before any buffer is
+ * sized from its dims. */
+static pnn_status check_device_dims(const pnn_device_info *info, pnn_uri *u) {
+    int64_t n = info->x_dim, n_uri;
+    if (n < 1 || n > PNN_OSC_MAX_N || info->y_dim != n || info->theta_dim != n * n + n)
+        return PNN_ERROR(PNN_ERR_FORMAT,
+                         "device %s reports x_dim %lld, y_dim %lld, theta_dim %lld, which is not an oscillator "
+                         "system (x_dim = y_dim = n in [1, %d] and theta_dim = n*n + n); check the device or "
+                         "recording",
+                         info->uri, (long long)info->x_dim, (long long)info->y_dim, (long long)info->theta_dim,
+                         PNN_OSC_MAX_N);
+    PNN_TRY(pnn_uri_int(u, "n", n, 1, PNN_OSC_MAX_N, &n_uri));
+    if (n_uri != n)
+        return PNN_ERROR(PNN_ERR_FORMAT, "device %s reports x_dim %lld but its system URI %s says n=%lld; check the "
+                         "device or recording", info->uri, (long long)n, info->system_uri, (long long)n_uri);
+    return PNN_OK;
+}
+
 pnn_status pnn_twin_oscillator_create(pnn_device *dev, double noise, pnn_twin **out) {
     pnn_uri u;
     int64_t nt, seed;
     double dt, nominal_noise;
+    *out = NULL;
     PNN_TRY(pnn_uri_parse(dev->info.system_uri[0] ? dev->info.system_uri : dev->info.uri, &u));
+    PNN_TRY(check_device_dims(&dev->info, &u));
     PNN_TRY(pnn_uri_int(&u, "nt", 5, 1, 100000, &nt));
     PNN_TRY(pnn_uri_double(&u, "dt", 0.1, 1e-6, 10, &dt));
     PNN_TRY(pnn_uri_double(&u, "noise", 0.02, 0, 100, &nominal_noise));

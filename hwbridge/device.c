@@ -161,6 +161,11 @@ static pnn_status open_kind(const char *uri, const pnn_backend *be, pnn_device *
 /* Every kind of device, then the check of what it reports, before anyone sizes a buffer from it. */
 pnn_status pnn_device_open(const char *uri, const pnn_backend *be, pnn_device **out) {
     *out = NULL;
+    /* the URI is kept in the device's info, and a twin reads the system's settings from it: a
+     * cut one would silently drop settings */
+    if (strlen(uri) >= sizeof((pnn_device_info *)0)->uri)
+        return PNN_ERROR(PNN_ERR_INVALID, "device URI '%.60s...' is %zu characters long; at most %zu", uri,
+                         strlen(uri), sizeof((pnn_device_info *)0)->uri - 1);
     PNN_TRY(open_kind(uri, be, out));
     pnn_status st = pnn_device_info_check(&(*out)->info, uri);
     if (st != PNN_OK) {
@@ -209,13 +214,6 @@ const pnn_device_info *pnn_device_info_get(const pnn_device *dev) { return &dev-
 
 const char *pnn_device_last_error(const pnn_device *dev) { return dev->last_error; }
 
-static void sleep_s(double s) {
-    if (s <= 0) return;
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
 /* The simulated instrument's behaviour for this attempt: 0 = answer, 1 = fault, 2 = drop. */
 static int simulated_outcome(const pnn_device *dev, double *latency_s) {
     const pnn_device_timing *t = &dev->timing;
@@ -259,8 +257,10 @@ pnn_status pnn_device_attempt(pnn_device *dev, const pnn_tensor *x, const float 
             pause_s = latency_s - (pnn_now_s() - t0);
         }
     }
+    dev->last_output_invalid = 0;
     if (st == PNN_OK) {
         int64_t bad = dev->be->iface->count_nonfinite(dev->be->ctx, y->numel, y->data);
+        dev->last_output_invalid = bad != 0;
         if (bad)
             st = PNN_ERROR(PNN_ERR_DEVICE,
                            "device %s returned %lld NaN/Inf values in a batch of %lld (call %llu): "
@@ -272,7 +272,8 @@ pnn_status pnn_device_attempt(pnn_device *dev, const pnn_tensor *x, const float 
         *deferred_s = pause_s > 0 ? pause_s : 0;
         dev->busy_s += pnn_now_s() - t0 + *deferred_s;
     } else {
-        sleep_s(pause_s);
+        pnn_status slept = pnn_sleep_s(pause_s);
+        if (slept != PNN_OK && st == PNN_OK) st = pnn_error_prefix(slept, "device %s: ", info->uri);
         dev->busy_s += pnn_now_s() - t0;
     }
     if (st == PNN_OK) dev->calls++;

@@ -40,11 +40,12 @@ struct pnn_device_queue {
     double busy_until;   /* eager devices: when the last submitted call ends */
 };
 
-static void sleep_ms(double ms) {
-    if (ms <= 0) return;
-    struct timespec ts = {(time_t)(ms / 1000), (long)((ms - 1000.0 * (double)(time_t)(ms / 1000)) * 1e6)};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
+/* Backoff before retry k (0-based): base_ms doubled k times, but no more than
+ * max(base_ms, PNN_BACKOFF_CAP_MS), so many retries never overflow or wait for hours. */
+double pnn_retry_backoff_ms(double base_ms, int k) {
+    double cap = base_ms > PNN_BACKOFF_CAP_MS ? base_ms : PNN_BACKOFF_CAP_MS, b = base_ms;
+    for (int i = 0; i < k && b < cap; i++) b *= 2;
+    return b < cap ? b : cap;
 }
 
 /* Runs rows [r0, r0 + rows) of a request as one device call, with retries. deferred (may be
@@ -55,19 +56,28 @@ static pnn_status run_chunk(pnn_device *dev, const pnn_request *req, int64_t r0,
     int64_t xs[2] = {rows, dev->info.x_dim}, ys[2] = {rows, dev->info.y_dim};
     PNN_TRY(pnn_tensor_view(&xv, dev->be, req->x->data + r0 * dev->info.x_dim, 2, xs));
     PNN_TRY(pnn_tensor_view(&yv, dev->be, req->y->data + r0 * dev->info.y_dim, 2, ys));
-    double backoff = retry->backoff_ms;
     for (int attempt = 0;; attempt++) {
         double sim_s = 0;
         pnn_status st = pnn_device_attempt(dev, &xv, req->theta, &yv, deferred ? &sim_s : NULL);
         if (deferred) *deferred += sim_s;
         if (st == PNN_OK || !pnn_status_retryable(st)) return st;
         if (attempt >= retry->retries)
-            return pnn_error_prefix(st, "device %s is down: %d attempts failed, the last with: ", dev->info.uri,
-                                    attempt + 1);
+            return pnn_error_prefix(st, dev->last_output_invalid
+                                            ? "device %s gave no valid output: %d attempts failed, the last with: "
+                                            : "device %s is down: %d attempts failed, the last with: ",
+                                    dev->info.uri, attempt + 1);
         dev->retries++;
-        if (deferred) *deferred += backoff * 1e-3;
-        else sleep_ms(backoff);
-        backoff *= 2;
+        double backoff_ms = pnn_retry_backoff_ms(retry->backoff_ms, attempt);
+        if (deferred) {
+            *deferred += backoff_ms * 1e-3;
+        } else {
+            char failed[512];
+            snprintf(failed, sizeof failed, "%s", pnn_last_error());
+            pnn_status slept = pnn_sleep_s(backoff_ms * 1e-3);
+            if (slept != PNN_OK)
+                return PNN_ERROR(slept, "device %s: %s before retry %d (the attempt before failed with: %s)",
+                                 dev->info.uri, pnn_last_error(), attempt + 1, failed);
+        }
     }
 }
 
@@ -246,16 +256,21 @@ pnn_status pnn_device_wait(pnn_device *dev, pnn_ticket ticket, int timeout_ms, u
         if (timeout_ms < 0) pthread_cond_wait(&q->done, &q->mu);
         else timed_out = pthread_cond_timedwait(&q->done, &q->mu, &deadline) == ETIMEDOUT;
     }
+    pnn_status slept = PNN_OK;
     if (dev->eager) { /* let the simulated time pass */
         double left = e->due - pnn_now_s();
         if (timeout_ms >= 0 && left > timeout_ms * 1e-3 - (pnn_now_s() - t0)) {
-            sleep_ms(timeout_ms - 1e3 * (pnn_now_s() - t0));
+            slept = pnn_sleep_s(timeout_ms * 1e-3 - (pnn_now_s() - t0));
             timed_out = 1;
         } else {
-            sleep_ms(1e3 * left);
+            slept = pnn_sleep_s(left);
         }
     }
     q->wait_s += pnn_now_s() - t0;
+    if (slept != PNN_OK) { /* the request stays in flight and may be waited for again */
+        pthread_mutex_unlock(&q->mu);
+        return pnn_error_prefix(slept, "device %s, request %llu: ", dev->info.uri, (unsigned long long)ticket);
+    }
     if (e->state != ENTRY_DONE || timed_out) {
         pthread_mutex_unlock(&q->mu);
         return PNN_ERROR(PNN_ERR_TIMEOUT, "device %s: request %llu not done within %d ms", dev->info.uri,

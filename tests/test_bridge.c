@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "pnn/pnn.h"
+#include "pnn/clock.h"
 #include "tests/testutil.h"
 
 static const pnn_backend *be;
@@ -188,6 +189,37 @@ START_TEST(a_device_that_stays_down_fails_the_request) {
     ck_assert_ptr_nonnull(strstr(pnn_device_last_error(dev), "device_fault"));
     pnn_retry_policy bad = {-1, 0};
     ck_assert_int_eq(pnn_device_set_retry(dev, &bad), PNN_ERR_INVALID);
+    free(x), free(theta);
+    pnn_tensor_free(&th), pnn_tensor_free(&tx), pnn_tensor_free(&ty);
+    pnn_device_close(dev);
+}
+END_TEST
+
+/* Many retries never overflow the doubling backoff (70 retries from 10 ms once turned into an
+ * endless busy loop), and a stop request cuts a backoff short. */
+START_TEST(backoff_is_capped_and_interruptible) {
+    ck_assert_double_eq(pnn_retry_backoff_ms(10, 0), 10);
+    ck_assert_double_eq(pnn_retry_backoff_ms(10, 3), 80);
+    ck_assert_double_eq(pnn_retry_backoff_ms(10, 70), PNN_BACKOFF_CAP_MS);
+    ck_assert_double_eq(pnn_retry_backoff_ms(10, 1000000), PNN_BACKOFF_CAP_MS);
+    ck_assert_double_eq(pnn_retry_backoff_ms(60000, 5), 60000);
+    ck_assert_double_eq(pnn_retry_backoff_ms(0, 70), 0);
+    int64_t n = 5, rows = 2;
+    float *x = random_floats(rows * n, 1, 9), *theta = random_floats(n * n + n, 0.3f, 10);
+    char uri[128];
+    snprintf(uri, sizeof uri, "sim:oscillator?n=5&fault_rate=1%s", modes[_i]);
+    pnn_device *dev = open_dev(uri);
+    pnn_retry_policy retry = {70, 1000};
+    ck_assert_int_eq(pnn_device_set_retry(dev, &retry), PNN_OK);
+    pnn_tensor th = matrix(1, n * n + n, theta), tx = matrix(rows, n, x), ty = matrix(rows, n, NULL);
+    pnn_request req = {&tx, th.data, &ty};
+    pnn_ticket t;
+    pnn_interrupt_request();
+    double t0 = pnn_now_s();
+    ck_assert_int_eq(pnn_device_submit(dev, &req, &t), PNN_OK);
+    ck_assert_int_eq(pnn_device_wait(dev, t, -1, NULL), PNN_ERR_INTERRUPTED);
+    ck_assert_double_lt(pnn_now_s() - t0, 1.0);
+    pnn_interrupt_clear();
     free(x), free(theta);
     pnn_tensor_free(&th), pnn_tensor_free(&tx), pnn_tensor_free(&ty);
     pnn_device_close(dev);
@@ -468,6 +500,7 @@ int main(void) {
     tcase_add_loop_test(tc, wait_times_out_and_can_wait_again, 0, 2);
     tcase_add_loop_test(tc, retries_hide_faults_and_drops, 0, 2);
     tcase_add_loop_test(tc, a_device_that_stays_down_fails_the_request, 0, 2);
+    tcase_add_loop_test(tc, backoff_is_capped_and_interruptible, 0, 2);
     tcase_add_loop_test(tc, pipelined_schedule_equals_sequential_bit_for_bit, 0, 2);
     tcase_add_loop_test(tc, pipelined_schedule_equals_sequential_with_oracle_twin, 0, 2);
     tcase_add_loop_test(tc, one_micro_batch_is_the_plain_step, 0, 2);

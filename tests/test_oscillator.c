@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/math/oscillator.h"
+#include "pnn/pnn.h"
 #include "tests/testutil.h"
 
 static float *floats(size_t n) {
@@ -378,6 +379,33 @@ START_TEST(vjp_accumulates_and_takes_null_dq0) {
 }
 END_TEST
 
+/* A device whose reported dims are not an oscillator system's (a crafted server or recording
+ * header: x_dim 40 with theta_dim 56 overflowed the twin's buffers) gets no twin. */
+START_TEST(twin_refuses_device_dims_of_another_system) {
+    pnn_device *dev;
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?n=40&nt=2", pnn_backend_cpu(), &dev), PNN_OK);
+    pnn_device_info good = dev->info;
+    const int64_t bad[][3] = {{40, 40, 56}, {40, 39, 1640}, {41, 41, 1640}, {0, 0, 0}, {20000, 20000, 20000}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        dev->info.x_dim = bad[i][0], dev->info.y_dim = bad[i][1], dev->info.theta_dim = bad[i][2];
+        pnn_twin *tw = (pnn_twin *)1;
+        ck_assert_int_eq(pnn_twin_create("analytic", dev, -1, &tw), PNN_ERR_FORMAT);
+        ck_assert_ptr_null(tw);
+        ck_assert_ptr_nonnull(strstr(pnn_last_error(), "not an oscillator system"));
+    }
+    /* the system URI's n must agree with the dims too */
+    dev->info = good;
+    snprintf(dev->info.system_uri, sizeof dev->info.system_uri, "sim:oscillator?n=41");
+    pnn_twin *tw;
+    ck_assert_int_eq(pnn_twin_create("analytic", dev, -1, &tw), PNN_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(pnn_last_error(), "n=41"));
+    dev->info = good;
+    ck_assert_int_eq(pnn_twin_create("analytic", dev, -1, &tw), PNN_OK);
+    pnn_twin_free(tw);
+    pnn_device_close(dev);
+}
+END_TEST
+
 static Suite *oscillator_suite(void) {
     Suite *s = suite_create("oscillator");
     TCase *tc = tcase_create("cpu");
@@ -390,6 +418,7 @@ static Suite *oscillator_suite(void) {
     tcase_add_test(tc, vjp_matches_directional_finite_differences);
     tcase_add_test(tc, vjp_matches_elementwise_finite_differences);
     tcase_add_test(tc, vjp_accumulates_and_takes_null_dq0);
+    tcase_add_test(tc, twin_refuses_device_dims_of_another_system);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -18,6 +18,7 @@ int cli_exit_code(pnn_status st) {
     case PNN_ERR_UNSUPPORTED: return EX_UNAVAILABLE_;
     case PNN_ERR_IO: return EX_IOERR_;
     case PNN_ERR_CONFIG: return EX_CONFIG_;
+    case PNN_ERR_INTERRUPTED: return EX_INTERRUPTED_;
     case PNN_ERR_NOMEM:
     case PNN_ERR_CUDA: return EX_SOFTWARE_;
     }

@@ -6,7 +6,7 @@
 
 /* sysexits.h codes, as DESIGN.md asks */
 enum { EX_OK_ = 0, EX_USAGE_ = 64, EX_DATAERR_ = 65, EX_NOINPUT_ = 66, EX_UNAVAILABLE_ = 69,
-       EX_SOFTWARE_ = 70, EX_IOERR_ = 74, EX_CONFIG_ = 78 };
+       EX_SOFTWARE_ = 70, EX_IOERR_ = 74, EX_CONFIG_ = 78, EX_INTERRUPTED_ = 130 };
 
 /* The sysexits code of a status (what cli_fail returns), without printing anything. */
 int cli_exit_code(pnn_status st);

@@ -24,7 +24,8 @@ static const char help[] =
     "  --resume RUN_DIR continue the run in RUN_DIR from its checkpoint; the result is the same as\n"
     "                   a run that never stopped. --set epochs=N extends it.\n"
     "\n"
-    "Ctrl-C stops after the current step and saves the state for --resume (exit 130). A device\n"
+    "Ctrl-C stops after the current step (a second one at once) and saves the state for --resume\n"
+    "(exit 130). A device\n"
     "that stays down (after the retries of `bridge`) ends the run the same way, with exit 69.\n"
     "\n"
     "Config key bridge (how PAT steps use the devices), defaults shown:\n"
@@ -70,9 +71,12 @@ static void print_bridge_summary(const pnn_trainer *tr) {
     fprintf(stderr, "pnn train: backend busy %.2f s, waiting on devices %.2f s\n", b->wall_s - b->wait_s, b->wait_s);
 }
 
+/* The step in flight finishes (or its waits give up at once: retry backoff, a slow device's
+ * latency), the state is saved; a second Ctrl-C stops at once (SA_RESETHAND). */
 static void on_interrupt(int sig) {
     (void)sig;
     stop_requested = 1;
+    pnn_interrupt_request();
 }
 
 /* Ends the run: frees the trainer, waits for the other ranks and releases MPI. rc is the exit
@@ -194,10 +198,19 @@ int cmd_train(int argc, char **argv) {
     tr->stop = &stop_requested;
     struct sigaction sa = {0};
     sa.sa_handler = on_interrupt;
+    sa.sa_flags = SA_RESETHAND;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     st = pnn_trainer_run(tr);
     if (rank0) print_bridge_summary(tr);
+    if (st == PNN_ERR_INTERRUPTED) {
+        /* a wait gave up on the stop request: the failed step was undone; keep the one before */
+        char path[PNN_PATH_MAX + 1];
+        st = pnn_path_format(path, sizeof path, "%s/checkpoint.safetensors", run_dir);
+        if (st == PNN_OK) st = pnn_trainer_save_checkpoint(tr, path);
+        if (st != PNN_OK) return fail_agreed(tr, comm, st);
+        tr->interrupted = 1;
+    }
     if (st == PNN_OK && tr->interrupted) {
         if (rank0)
             fprintf(stderr, "\npnn train: interrupted after step %lld; the state is saved in %s; continue with "

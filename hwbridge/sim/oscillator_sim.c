@@ -97,7 +97,7 @@ static const pnn_device_i osc_iface = {
 pnn_status pnn_sim_oscillator_open(pnn_uri *u, const char *uri, const pnn_backend *be, pnn_device **out) {
     int64_t n, nt, seed, max_batch;
     double dt, eta, qn, mismatch, noise;
-    PNN_TRY(pnn_uri_int(u, "n", 100, 1, 65536, &n));
+    PNN_TRY(pnn_uri_int(u, "n", 100, 1, 16383, &n)); /* theta = n*n + n within PNN_DEVICE_MAX_THETA_DIM */
     PNN_TRY(pnn_uri_int(u, "nt", 5, 1, 100000, &nt));
     PNN_TRY(pnn_uri_double(u, "dt", 0.1, 1e-6, 10, &dt));
     PNN_TRY(pnn_uri_double(u, "eta", 0.1, -0.99, 10, &eta));

@@ -28,10 +28,10 @@ typedef struct pnn_theta_part {
 
 typedef struct pnn_device_info {
     char system[32];       /* "oscillator" */
-    char uri[256];         /* as opened */
+    char uri[1024];        /* as opened (pnn_device_open refuses longer URIs) */
     /* the URI whose parameters describe the system (n, nt, dt, noise...), which a twin reads:
      * the URI itself for sim:, the wrapped device's for record:, the recorded one for replay: */
-    char system_uri[256];
+    char system_uri[1024];
     int64_t x_dim, y_dim, theta_dim;
     int64_t max_batch;
     float x_range[2], theta_range[2];
@@ -87,6 +87,7 @@ struct pnn_device {
     uint64_t faults;        /* attempts that failed with a device fault or a timeout */
     uint64_t retries;       /* attempts repeated by the queue after a fault */
     double busy_s;          /* wall time spent inside forward, failed attempts included */
+    int last_output_invalid; /* the last failed attempt answered, but with NaN or Inf in y */
     pnn_device_timing timing;
     /* OpenMP threads the worker runs the device with (a simulator computing on the CPU beside
      * the backend: its threads compete for the same cores); 0 = the process default */
@@ -136,8 +137,13 @@ typedef uint64_t pnn_ticket;
 
 typedef struct pnn_retry_policy {
     int retries;            /* further attempts after a retryable failure */
-    double backoff_ms;      /* wait before the first retry; doubles each time */
+    double backoff_ms;      /* wait before the first retry; doubles each time, up to the cap */
 } pnn_retry_policy;
+
+/* The doubling backoff stops at max(backoff_ms, this). */
+#define PNN_BACKOFF_CAP_MS 30000.0
+/* The wait before retry k (0-based) under that rule. */
+double pnn_retry_backoff_ms(double base_ms, int k);
 
 /* Sets how the worker retries failed attempts (default: 3 retries from 10 ms). */
 pnn_status pnn_device_set_retry(pnn_device *dev, const pnn_retry_policy *policy);

@@ -18,7 +18,8 @@ typedef enum {
     PNN_ERR_CUDA,        /* a CUDA, cuBLAS or cuDNN call failed */
     PNN_ERR_UNSUPPORTED, /* asked for something this build or backend cannot do */
     PNN_ERR_NOT_FOUND,   /* an input file or run directory does not exist */
-    PNN_ERR_CONFIG       /* a configuration file or override is wrong */
+    PNN_ERR_CONFIG,      /* a configuration file or override is wrong */
+    PNN_ERR_INTERRUPTED  /* stopped on request (Ctrl-C, SIGTERM) while waiting */
 } pnn_status;
 
 /* The message of the last error on this thread ("" when none). */
@@ -34,6 +35,13 @@ pnn_status pnn_error_at(pnn_status s, const char *file, int line, const char *fm
 pnn_status pnn_error_prefix(pnn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pnn_error_trail_push(const char *file, int line);
 void pnn_error_clear(void);
+
+/* A process-wide stop request (a signal handler may call pnn_interrupt_request: it only stores
+ * to an atomic flag). Long waits inside pnn (retry backoff, a simulated instrument's latency)
+ * look at it and return PNN_ERR_INTERRUPTED, so that a stop is not held up by them. */
+void pnn_interrupt_request(void);
+int pnn_interrupt_requested(void);
+void pnn_interrupt_clear(void);
 
 #define PNN_ERROR(s, ...) pnn_error_at((s), __FILE__, __LINE__, __VA_ARGS__)
 
