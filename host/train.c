@@ -1,5 +1,6 @@
-/* The training loop: batches, the PAT or in-silico step, evaluation on device and twin,
- * metrics, checkpoints and exact resume. Several ranks and exact mode: host/train_dp.c. */
+/* The training loop: options, batches, the PAT or in-silico step, evaluation on device and
+ * twin. Several ranks and exact mode: host/train_dp.c; the run directory and metrics:
+ * host/run_dir.c; checkpoints: host/checkpoint.c. */
 #include "pnn/clock.h"
 #include "pnn/train.h"
 
@@ -14,9 +15,8 @@
 #include "pnn/rng.h"
 #include "pnn/safetensors.h"
 #include "train_dp.h"
+#include "train_files.h"
 
-#define CHECKPOINT_FORMAT "pnn-checkpoint/1"
-#define MAX_DEVICES 64
 
 static pnn_status read_options(const pnn_cfg *cfg, const char *config_dir, pnn_train_options *o) {
     static const char *const top_keys[] = {"name", "data", "network", "method", "loss", "optimizer", "batch",
@@ -44,9 +44,9 @@ static pnn_status read_options(const pnn_cfg *cfg, const char *config_dir, pnn_t
     snprintf(o->data_set, sizeof o->data_set, "%s", set);
     PNN_TRY(pnn_cfg_str(data, "path", 0, default_path, &path));
     if (path[0] != '/' && config_dir && config_dir[0])
-        snprintf(o->data_path, sizeof o->data_path, "%s/%s", config_dir, path);
+        PNN_TRY(pnn_path_format(o->data_path, sizeof o->data_path, "%s/%s", config_dir, path));
     else
-        snprintf(o->data_path, sizeof o->data_path, "%s", path);
+        PNN_TRY(pnn_path_format(o->data_path, sizeof o->data_path, "%s", path));
     PNN_TRY(pnn_cfg_bool(data, "hflip", 0, 0, &o->hflip));
     PNN_TRY(pnn_cfg_int(data, "limit_train", 0, 0, 0, INT64_MAX, &o->limit_train));
     PNN_TRY(pnn_cfg_int(data, "limit_test", 0, 0, 0, INT64_MAX, &o->limit_test));
@@ -160,6 +160,7 @@ static pnn_status load_data(pnn_trainer *tr) {
 void pnn_trainer_free(pnn_trainer *tr) {
     if (!tr) return;
     if (tr->metrics) fclose(tr->metrics);
+    if (tr->run_lock >= 0) close(tr->run_lock);
     pnn_optimizer_free(tr->optim);
     pnn_network_free(tr->net);
     pnn_dataset_free(&tr->train);
@@ -193,8 +194,8 @@ static pnn_status create_local(pnn_trainer *tr, const char *config_dir, pnn_comm
         tr->comm = tr->own_comm;
     }
     /* the config as run names the resolved data path, so resume and eval find the data */
-    char set_path[1100];
-    snprintf(set_path, sizeof set_path, "data.path=%s", tr->opt.data_path);
+    char set_path[PNN_PATH_MAX + 16];
+    PNN_TRY(pnn_path_format(set_path, sizeof set_path, "data.path=%s", tr->opt.data_path));
     PNN_TRY(pnn_cfg_set(cfg, set_path));
     PNN_TRY(pnn_backend_get(tr->opt.backend, &tr->be));
     PNN_TRY(load_data(tr));
@@ -230,6 +231,8 @@ pnn_status pnn_trainer_create_comm(pnn_cfg *cfg, const char *config_dir, pnn_com
     pnn_status st = tr ? PNN_OK : PNN_ERROR(PNN_ERR_NOMEM, "out of memory creating a trainer");
     if (tr) {
         tr->cfg = cfg;
+        tr->run_lock = -1;
+        tr->eval_step = -1;
         st = create_local(tr, config_dir, comm);
     } else {
         pnn_cfg_free(cfg);
@@ -377,322 +380,6 @@ pnn_status pnn_trainer_evaluate(pnn_trainer *tr, pnn_pass pass, pnn_eval_result 
     return PNN_OK;
 }
 
-/* Writes text to path through a temporary file and a rename, so readers never see half of it. */
-static pnn_status write_file_atomic(const char *path, const char *text) {
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return PNN_ERROR(PNN_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-    size_t len = strlen(text);
-    int ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return PNN_ERROR(PNN_ERR_IO, "cannot write %s: %s", path, strerror(err));
-    }
-    return PNN_OK;
-}
-
-static const char metrics_header[] =
-    "step,epoch,kind,loss,acc,acc_batchmean,ms_per_step,elapsed_s,device_busy_s,device_duty,backend_busy_s,"
-    "backend_wait_s\n";
-
-static pnn_status mkdir_p(const char *dir) {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return PNN_ERROR(PNN_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return PNN_ERROR(PNN_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
-    return PNN_OK;
-}
-
-static pnn_status open_run_files(pnn_trainer *tr, const char *run_dir) {
-    char path[1100];
-    struct stat sb;
-    snprintf(path, sizeof path, "%s/config.yaml", run_dir);
-    if (stat(path, &sb) == 0)
-        return PNN_ERROR(PNN_ERR_INVALID,
-                         "run directory %s already holds a run; continue it with --resume %s or choose "
-                         "another --out",
-                         run_dir, run_dir);
-    PNN_TRY(mkdir_p(run_dir));
-    snprintf(tr->run_dir, sizeof tr->run_dir, "%s", run_dir);
-    char *yaml = pnn_cfg_to_yaml(tr->cfg);
-    if (!yaml) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory writing the config");
-    pnn_status st = write_file_atomic(path, yaml);
-    free(yaml);
-    PNN_TRY(st);
-    snprintf(path, sizeof path, "%s/metrics.csv", run_dir);
-    PNN_TRY(write_file_atomic(path, metrics_header));
-    tr->metrics = fopen(path, "a");
-    if (!tr->metrics) return PNN_ERROR(PNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    return PNN_OK;
-}
-
-pnn_status pnn_trainer_open_run(pnn_trainer *tr, const char *run_dir) {
-    /* rank 0 writes the run directory; the others only need to know where it is */
-    pnn_status st = pnn_trainer_rank(tr) == 0 ? open_run_files(tr, run_dir) : PNN_OK;
-    snprintf(tr->run_dir, sizeof tr->run_dir, "%s", run_dir);
-    return pnn_dp_agree(tr, st, NULL);
-}
-
-/* Timing columns of a window of training steps: the differences of two bridge_stats. */
-static void metrics_timing(FILE *f, const pnn_bridge_stats *now, const pnn_bridge_stats *then) {
-    double wall = now->wall_s - then->wall_s, wait = now->wait_s - then->wait_s, busy = 0, busiest = 0;
-    for (int d = 0; d < now->n_devices; d++) {
-        double b = now->device_busy_s[d] - then->device_busy_s[d];
-        busy += b;
-        if (b > busiest) busiest = b;
-    }
-    if (now->n_devices)
-        fprintf(f, "%.4f,%.4f,", busy, wall > 0 ? busiest / wall : 0);
-    else
-        fputs(",,", f);
-    fprintf(f, "%.4f,%.4f", wall - wait, wait);
-}
-
-/* One row; timing (may be NULL) with `since` gives the timing columns of training rows. */
-static void metrics_row(pnn_trainer *tr, const char *kind, double loss, double acc, double acc_bm, double ms,
-                        double elapsed, const pnn_bridge_stats *since) {
-    if (!tr->metrics) return;
-    fprintf(tr->metrics, "%lld,%lld,%s,%.6g,%.6g,", (long long)tr->global_step, (long long)tr->epoch, kind,
-            loss, acc);
-    if (acc_bm >= 0) fprintf(tr->metrics, "%.6g", acc_bm);
-    fputc(',', tr->metrics);
-    if (ms >= 0) fprintf(tr->metrics, "%.4g", ms);
-    fprintf(tr->metrics, ",%.3f,", elapsed);
-    if (since) metrics_timing(tr->metrics, &tr->bridge_run, since);
-    else fputs(",,,", tr->metrics);
-    fputc('\n', tr->metrics);
-    fflush(tr->metrics);
-}
-
-/* Keeps the metrics rows up to the checkpoint's step, so a resumed run's file reads as one run. */
-static pnn_status truncate_metrics(pnn_trainer *tr) {
-    char path[1100];
-    snprintf(path, sizeof path, "%s/metrics.csv", tr->run_dir);
-    FILE *f = fopen(path, "r");
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap), line[4096];
-    if (!out) {
-        if (f) fclose(f);
-        return PNN_ERROR(PNN_ERR_NOMEM, "out of memory reading %s", path);
-    }
-    out[0] = '\0';
-    int first = 1;
-    while (f && fgets(line, sizeof line, f)) {
-        long long step = 0;
-        if (!first && (sscanf(line, "%lld,", &step) != 1 || step > tr->global_step)) continue;
-        first = 0;
-        size_t l = strlen(line);
-        if (len + l + 1 > cap) {
-            char *grown = realloc(out, cap * 2 + l);
-            if (!grown) {
-                free(out);
-                fclose(f);
-                return PNN_ERROR(PNN_ERR_NOMEM, "out of memory reading %s", path);
-            }
-            out = grown;
-            cap = cap * 2 + l;
-        }
-        memcpy(out + len, line, l + 1);
-        len += l;
-    }
-    if (f) fclose(f);
-    pnn_status st = write_file_atomic(path, len ? out : metrics_header);
-    free(out);
-    PNN_TRY(st);
-    tr->metrics = fopen(path, "a");
-    if (!tr->metrics) return PNN_ERROR(PNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    return PNN_OK;
-}
-
-/* "c0,c1,..." of n counters, into buf. */
-static void format_counters(const uint64_t *c, int n, char *buf, size_t cap) {
-    buf[0] = '\0';
-    for (int i = 0; i < n; i++) {
-        size_t l = strlen(buf);
-        snprintf(buf + l, cap - l, "%s%llu", i ? "," : "", (unsigned long long)c[i]);
-    }
-}
-
-/* Rank 0's part of a checkpoint: the file, with every rank's counters (all[r * nc ..]). */
-static pnn_status write_checkpoint(pnn_trainer *tr, const char *path, const uint64_t *all, int nc) {
-    pnn_status st = PNN_OK;
-    int P = pnn_dp_size(tr), n_opt = pnn_optimizer_state_count(tr->optim), n = tr->net->n_params + n_opt;
-    pnn_st_entry *entries = calloc((size_t)n, sizeof *entries);
-    float **host = calloc((size_t)n, sizeof *host);
-    char *yaml = pnn_cfg_to_yaml(tr->cfg);
-    size_t clen = (size_t)nc * 21 + 1;
-    char *calls = calloc((size_t)P, clen + 24), num[8][32];
-    pnn_st_meta *meta = calloc((size_t)P + 11, sizeof *meta);
-    if (!entries || !host || !yaml || !calls || !meta) {
-        st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory writing checkpoint %s", path);
-        goto fail;
-    }
-    for (int i = 0; i < n; i++) {
-        const pnn_tensor *t;
-        const char *name;
-        if (i < tr->net->n_params) {
-            t = &tr->net->params[i]->value;
-            name = tr->net->params[i]->name;
-        } else {
-            t = pnn_optimizer_state(tr->optim, i - tr->net->n_params, &name);
-        }
-        host[i] = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
-        if (!host[i]) {
-            st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory writing checkpoint %s", path);
-            goto fail;
-        }
-        PNN_GOTO(pnn_tensor_to_host(t, host[i], t->numel));
-        entries[i].name = name;
-        entries[i].ndim = t->ndim;
-        memcpy(entries[i].shape, t->shape, sizeof entries[i].shape);
-        entries[i].data = host[i];
-    }
-    snprintf(num[0], sizeof num[0], "%lld", (long long)tr->epoch);
-    snprintf(num[1], sizeof num[1], "%lld", (long long)tr->step_in_epoch);
-    snprintf(num[2], sizeof num[2], "%lld", (long long)tr->global_step);
-    snprintf(num[3], sizeof num[3], "%lld", (long long)pnn_optimizer_step_count(tr->optim));
-    snprintf(num[4], sizeof num[4], "%.17g", tr->train_s);
-    snprintf(num[5], sizeof num[5], "%.6f", tr->last_device.acc);
-    snprintf(num[6], sizeof num[6], "%.6f", tr->last_twin.acc);
-    snprintf(num[7], sizeof num[7], "%d", P);
-    /* "counters" is rank 0's (what a one-process run wrote); rank r's is "counters_rank<r>" */
-    pnn_st_meta fixed[] = {{"format", CHECKPOINT_FORMAT}, {"config", yaml},        {"epoch", num[0]},
-                           {"step_in_epoch", num[1]},     {"global_step", num[2]}, {"optimizer_steps", num[3]},
-                           {"train_s", num[4]},           {"test_acc_device", num[5]},
-                           {"test_acc_twin", num[6]},     {"comm_size", num[7]}};
-    int n_meta = (int)(sizeof fixed / sizeof fixed[0]);
-    memcpy(meta, fixed, sizeof fixed);
-    for (int r = 0; r < P; r++) {
-        char *key = calls + (size_t)r * (clen + 24), *val = key + 24;
-        snprintf(key, 24, r ? "counters_rank%d" : "counters", r);
-        format_counters(all + (size_t)r * (size_t)nc, nc, val, clen);
-        meta[n_meta++] = (pnn_st_meta){key, val};
-    }
-    PNN_GOTO(pnn_safetensors_write(path, entries, n, meta, n_meta));
-fail:
-    if (host)
-        for (int i = 0; i < n; i++) free(host[i]);
-    free(host);
-    free(entries);
-    free(yaml);
-    free(calls);
-    free(meta);
-    return st;
-}
-
-pnn_status pnn_trainer_save_checkpoint(pnn_trainer *tr, const char *path) {
-    uint64_t *counters[MAX_DEVICES], mine[MAX_DEVICES];
-    int nc = pnn_network_counters(tr->net, counters, MAX_DEVICES), P = pnn_dp_size(tr);
-    for (int i = 0; i < nc; i++) mine[i] = *counters[i];
-    uint64_t *all = malloc((size_t)P * (size_t)(nc ? nc : 1) * sizeof *all);
-    pnn_status st = all ? PNN_OK : PNN_ERROR(PNN_ERR_NOMEM, "out of memory writing checkpoint %s", path);
-    if (P > 1) {
-        /* the parameters must be the same on every rank for one file to hold them */
-        st = pnn_dp_agree(tr, st, NULL);
-        if (st == PNN_OK) st = pnn_dp_check_params(tr, "at a checkpoint");
-        if (st == PNN_OK) st = pnn_dp_gather_counters(tr, mine, nc, all);
-        if (st != PNN_OK) {
-            free(all);
-            return st;
-        }
-    } else if (all) {
-        memcpy(all, mine, (size_t)nc * sizeof *all);
-    }
-    if (st == PNN_OK && pnn_trainer_rank(tr) == 0) st = write_checkpoint(tr, path, all, nc);
-    free(all);
-    /* a full disk on rank 0 stops every rank */
-    return pnn_dp_agree(tr, st, NULL);
-}
-
-static pnn_status meta_int(const pnn_safetensors *st, const char *path, const char *key, long long *out) {
-    const char *v = pnn_safetensors_meta(st, key);
-    char *end;
-    if (!v || (*out = strtoll(v, &end, 10), *end) || *out < 0)
-        return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: metadata '%s' missing or not a count", path, key);
-    return PNN_OK;
-}
-
-/* Copies a checkpoint tensor into t, checking that it exists and has t's shape. */
-static pnn_status load_tensor(const pnn_safetensors *st, const char *path, const char *name, pnn_tensor *t) {
-    const pnn_st_entry *e = pnn_safetensors_find(st, name);
-    if (!e)
-        return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s has no tensor '%s': it was written for another network",
-                         path, name);
-    int64_t numel = 1;
-    for (int d = 0; d < e->ndim; d++) numel *= e->shape[d];
-    if (e->ndim != t->ndim || numel != t->numel || memcmp(e->shape, t->shape, (size_t)t->ndim * sizeof(int64_t)))
-        return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: tensor '%s' has another shape than the network's", path,
-                         name);
-    return pnn_tensor_from_host(t, e->data, numel);
-}
-
-pnn_status pnn_trainer_load_checkpoint(pnn_trainer *tr, const char *path, int full) {
-    pnn_safetensors *st;
-    pnn_status s = PNN_OK;
-    PNN_TRY(pnn_safetensors_read(path, &st));
-    const char *fmt = pnn_safetensors_meta(st, "format");
-    if (!fmt || strcmp(fmt, CHECKPOINT_FORMAT)) {
-        s = PNN_ERROR(PNN_ERR_FORMAT, "%s is not a pnn checkpoint (format '%s', expected '%s')", path,
-                      fmt ? fmt : "none", CHECKPOINT_FORMAT);
-        goto done;
-    }
-    for (int i = 0; i < tr->net->n_params && s == PNN_OK; i++)
-        s = load_tensor(st, path, tr->net->params[i]->name, &tr->net->params[i]->value);
-    if (s != PNN_OK || !full) goto done;
-    for (int i = 0; i < pnn_optimizer_state_count(tr->optim) && s == PNN_OK; i++) {
-        const char *name;
-        pnn_tensor *t = pnn_optimizer_state(tr->optim, i, &name);
-        s = load_tensor(st, path, name, t);
-    }
-    long long epoch = 0, step = 0, gstep = 0, osteps = 0;
-    if (s == PNN_OK) s = meta_int(st, path, "epoch", &epoch);
-    if (s == PNN_OK) s = meta_int(st, path, "step_in_epoch", &step);
-    if (s == PNN_OK) s = meta_int(st, path, "global_step", &gstep);
-    if (s == PNN_OK) s = meta_int(st, path, "optimizer_steps", &osteps);
-    if (s != PNN_OK) goto done;
-    tr->epoch = epoch;
-    tr->step_in_epoch = step;
-    tr->global_step = gstep;
-    pnn_optimizer_set_step_count(tr->optim, osteps);
-    const char *ts = pnn_safetensors_meta(st, "train_s");
-    tr->train_s = ts ? strtod(ts, NULL) : 0;
-    s = pnn_dp_load_counters(tr, st, path);
-done:
-    pnn_safetensors_free(st);
-    return s;
-}
-
-pnn_status pnn_checkpoint_config(const char *path, pnn_cfg **cfg) {
-    pnn_safetensors *st;
-    *cfg = NULL;
-    PNN_TRY(pnn_safetensors_read(path, &st));
-    const char *yaml = pnn_safetensors_meta(st, "config");
-    pnn_status s = yaml ? pnn_cfg_parse(yaml, strlen(yaml), path, cfg)
-                        : PNN_ERROR(PNN_ERR_FORMAT, "%s has no 'config' metadata: not a pnn checkpoint", path);
-    pnn_safetensors_free(st);
-    return s;
-}
-
-pnn_status pnn_trainer_resume(pnn_trainer *tr, const char *run_dir) {
-    char path[1100];
-    snprintf(tr->run_dir, sizeof tr->run_dir, "%s", run_dir);
-    snprintf(path, sizeof path, "%s/checkpoint.safetensors", run_dir);
-    /* every rank loads the same file (on a file system they all see) */
-    PNN_TRY(pnn_dp_agree(tr, pnn_trainer_load_checkpoint(tr, path, 1), NULL));
-    if (pnn_dp_size(tr) > 1) PNN_TRY(pnn_dp_check_params(tr, "after loading the checkpoint"));
-    return pnn_dp_agree(tr, pnn_trainer_rank(tr) == 0 ? truncate_metrics(tr) : PNN_OK, NULL);
-}
-
 static void report(pnn_trainer *tr, const char *phase, int64_t steps, double loss, double acc, double t0) {
     if (!tr->progress) return;
     pnn_progress p = {.epoch = tr->epoch, .epochs = tr->opt.epochs, .step_in_epoch = tr->step_in_epoch,
@@ -703,20 +390,28 @@ static void report(pnn_trainer *tr, const char *phase, int64_t steps, double los
 
 static pnn_status checkpoint(pnn_trainer *tr) {
     if (!tr->run_dir[0]) return PNN_OK;
-    char path[1100];
-    snprintf(path, sizeof path, "%s/checkpoint.safetensors", tr->run_dir);
+    char path[PNN_PATH_MAX + 1];
+    PNN_TRY(pnn_train_checkpoint_path(tr->run_dir, path, sizeof path));
     return pnn_trainer_save_checkpoint(tr, path);
+}
+
+/* Adds a step to the running sums of the epoch and of the metrics window. */
+static void sums_add(pnn_train_sums *s, double loss, double acc, double step_s) {
+    s->loss += loss, s->acc += acc, s->step_s += step_s, s->steps++;
 }
 
 pnn_status pnn_trainer_run(pnn_trainer *tr) {
     const pnn_train_options *o = &tr->opt;
     int64_t n = tr->train.n, steps = (n + o->batch - 1) / o->batch;
     double t_start = pnn_now_s();
+    pnn_train_sums *ep = &tr->epoch_sums, *win = &tr->window_sums;
     while (tr->epoch < o->epochs) {
         pnn_rng_permutation(o->seed, pnn_rng_stream("train.shuffle", (uint64_t)tr->epoch), n, tr->perm);
-        double ep_loss = 0, ep_acc = 0, win_loss = 0, win_acc = 0, win_s = 0;
-        int64_t ep_steps = 0, win_steps = 0;
-        pnn_bridge_stats ep_start = tr->bridge_run, win_start = tr->bridge_run;
+        /* a run resumed mid-epoch continues the sums its checkpoint kept */
+        if (tr->step_in_epoch == 0) {
+            pnn_train_sums_start(tr, ep);
+            pnn_train_sums_start(tr, win);
+        }
         while (tr->step_in_epoch < steps) {
             int64_t first = tr->step_in_epoch * o->batch, b = n - first < o->batch ? n - first : o->batch;
             double loss, acc, t0 = pnn_now_s();
@@ -725,16 +420,15 @@ pnn_status pnn_trainer_run(pnn_trainer *tr) {
             tr->train_s += dt;
             tr->step_in_epoch++;
             tr->global_step++;
-            ep_loss += loss, ep_acc += acc, ep_steps++;
-            win_loss += loss, win_acc += acc, win_s += dt, win_steps++;
+            tr->evaluated = 0;
+            sums_add(ep, loss, acc, dt);
+            sums_add(win, loss, acc, dt);
             if (tr->global_step % o->log_every == 0 || tr->step_in_epoch == steps) {
-                metrics_row(tr, "train", win_loss / win_steps, win_acc / win_steps, -1, 1e3 * win_s / win_steps,
-                            tr->train_s, &win_start);
-                win_start = tr->bridge_run;
-                win_loss = win_acc = win_s = 0;
-                win_steps = 0;
+                pnn_train_metrics_row(tr, "train", win->loss / win->steps, win->acc / win->steps, -1,
+                                      1e3 * win->step_s / win->steps, tr->train_s, &win->at_start);
+                pnn_train_sums_start(tr, win);
             }
-            report(tr, "train", steps, ep_loss / ep_steps, ep_acc / ep_steps, t_start);
+            report(tr, "train", steps, ep->loss / ep->steps, ep->acc / ep->steps, t_start);
             if (o->checkpoint_every && tr->global_step % o->checkpoint_every == 0) PNN_TRY(checkpoint(tr));
             /* with several ranks, the stop requests were exchanged in the step */
             if (pnn_dp_size(tr) > 1 ? tr->stop_agreed : tr->stop && *tr->stop) {
@@ -742,22 +436,27 @@ pnn_status pnn_trainer_run(pnn_trainer *tr) {
                 return checkpoint(tr);
             }
         }
-        if (ep_steps)
-            metrics_row(tr, "train_epoch", ep_loss / ep_steps, ep_acc / ep_steps, -1,
-                        1e3 * (tr->bridge_run.wall_s - ep_start.wall_s) / ep_steps, tr->train_s, &ep_start);
+        double ep_loss = ep->steps ? ep->loss / ep->steps : 0, ep_acc = ep->steps ? ep->acc / ep->steps : 0;
+        if (ep->steps)
+            pnn_train_metrics_row(tr, "train_epoch", ep_loss, ep_acc, -1,
+                                  1e3 * (tr->bridge_run.wall_s - ep->at_start.wall_s) / ep->steps, tr->train_s,
+                                  &ep->at_start);
         tr->epoch++;
         tr->step_in_epoch = 0;
-        report(tr, "eval", steps, ep_steps ? ep_loss / ep_steps : 0, ep_steps ? ep_acc / ep_steps : 0, t_start);
+        report(tr, "eval", steps, ep_loss, ep_acc, t_start);
         PNN_TRY(pnn_trainer_evaluate(tr, PNN_PASS_EVAL_DEVICE, &tr->last_device));
         PNN_TRY(pnn_trainer_evaluate(tr, PNN_PASS_EVAL_TWIN, &tr->last_twin));
         tr->evaluated = 1;
-        metrics_row(tr, "test_device", tr->last_device.loss, tr->last_device.acc, tr->last_device.acc_batchmean, -1,
-                    tr->train_s, NULL);
-        metrics_row(tr, "test_twin", tr->last_twin.loss, tr->last_twin.acc, tr->last_twin.acc_batchmean, -1,
-                    tr->train_s, NULL);
+        tr->eval_step = tr->global_step;
+        pnn_train_metrics_row(tr, "test_device", tr->last_device.loss, tr->last_device.acc,
+                              tr->last_device.acc_batchmean, -1, tr->train_s, NULL);
+        pnn_train_metrics_row(tr, "test_twin", tr->last_twin.loss, tr->last_twin.acc, tr->last_twin.acc_batchmean,
+                              -1, tr->train_s, NULL);
+        /* the next epoch's sums start here: a checkpoint taken now keeps empty ones */
+        pnn_train_sums_start(tr, ep);
+        pnn_train_sums_start(tr, win);
         PNN_TRY(checkpoint(tr));
-        report(tr, "epoch_done", steps, ep_steps ? ep_loss / ep_steps : 0, ep_steps ? ep_acc / ep_steps : 0,
-               t_start);
+        report(tr, "epoch_done", steps, ep_loss, ep_acc, t_start);
     }
     return PNN_OK;
 }

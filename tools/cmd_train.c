@@ -132,7 +132,13 @@ int cmd_train(int argc, char **argv) {
         free(sets);
         return cli_usage_error("train", "give either CONFIG.yaml (with optional --out) or --resume RUN_DIR");
     }
-    char config_path[1100], config_dir[1024], run_dir[1024] = "";
+    if ((out && !out[0]) || (resume && !resume[0])) {
+        free(sets);
+        return cli_usage_error("train", "%s needs a directory, not an empty string", out ? "--out" : "--resume");
+    }
+    /* paths are used as given or refused, never cut */
+    char config_path[PNN_PATH_MAX + 1], config_dir[PNN_PATH_MAX + 1], run_dir[PNN_PATH_MAX + 1] = "";
+    pnn_status st = PNN_OK;
     if (resume) {
         struct stat sb;
         if (stat(resume, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
@@ -140,15 +146,19 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "pnn train: error: run directory '%s' does not exist; nothing to resume\n", resume);
             return EX_NOINPUT_;
         }
-        snprintf(config_path, sizeof config_path, "%s/config.yaml", resume);
-        snprintf(run_dir, sizeof run_dir, "%s", resume);
+        st = pnn_path_format(config_path, sizeof config_path, "%s/config.yaml", resume);
+        if (st == PNN_OK) st = pnn_path_format(run_dir, sizeof run_dir, "%s", resume);
     } else {
-        snprintf(config_path, sizeof config_path, "%s", config);
-        if (out) snprintf(run_dir, sizeof run_dir, "%s", out);
+        st = pnn_path_format(config_path, sizeof config_path, "%s", config);
+        if (st == PNN_OK && out) st = pnn_path_format(run_dir, sizeof run_dir, "%s", out);
+    }
+    if (st != PNN_OK) {
+        free(sets);
+        return cli_fail("train", st);
     }
     cli_dirname(config_path, config_dir, sizeof config_dir);
     pnn_cfg *cfg;
-    pnn_status st = cli_load_config(config_path, sets, n_sets, &cfg);
+    st = cli_load_config(config_path, sets, n_sets, &cfg);
     free(sets);
     if (st != PNN_OK) return cli_fail("train", st);
     /* how many train together: from the launcher and comm.kind, before anything is printed */
@@ -169,9 +179,9 @@ int cmd_train(int argc, char **argv) {
             char stamp[32];
             time_t now = time(NULL);
             strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
-            snprintf(run_dir, sizeof run_dir, "runs/%.*s-%s", (int)len, base, stamp);
+            st = pnn_path_format(run_dir, sizeof run_dir, "runs/%.*s-%s", (int)len, base, stamp);
         }
-        st = pnn_comm_bcast(comm, run_dir, sizeof run_dir, 0);
+        if (st == PNN_OK) st = pnn_comm_bcast(comm, run_dir, sizeof run_dir, 0);
         if (st != PNN_OK) {
             pnn_cfg_free(cfg);
             return finish(NULL, comm, cli_fail("train", st));
@@ -182,6 +192,11 @@ int cmd_train(int argc, char **argv) {
     if (st != PNN_OK) return fail_agreed(NULL, comm, st);
     st = resume ? pnn_trainer_resume(tr, run_dir) : pnn_trainer_open_run(tr, run_dir);
     if (st != PNN_OK) return fail_agreed(tr, comm, st);
+    /* a finished run reprints its own result (its checkpoint keeps it), and says how to extend it */
+    int finished = tr->epoch >= tr->opt.epochs;
+    if (rank0 && resume && finished)
+        fprintf(stderr, "pnn train: the run in %s is finished (%lld epochs); its result is below. Train it further "
+                        "with --resume %s --set epochs=N\n", run_dir, (long long)tr->epoch, run_dir);
     if (rank0) {
         char ranks[96] = "";
         if (comm->size > 1)
@@ -222,18 +237,27 @@ int cmd_train(int argc, char **argv) {
         /* keep what was learned up to the last completed step: every rank learned of the failure
          * in the same step, so all take part in the checkpoint, and rank 0 writes it */
         pnn_status first = st;
-        char msg[2048];
+        char msg[2048], path[PNN_PATH_MAX + 1];
         snprintf(msg, sizeof msg, "%s", pnn_last_error());
-        char path[1100];
-        snprintf(path, sizeof path, "%s/checkpoint.safetensors", run_dir);
-        if (pnn_trainer_save_checkpoint(tr, path) == PNN_OK && rank0)
-            fprintf(stderr, "pnn train: saved the state after step %lld in %s; continue with --resume %s "
-                            "(with --set to point a layer at another device)\n",
-                    (long long)tr->global_step, path, run_dir);
+        pnn_status saved = pnn_path_format(path, sizeof path, "%s/checkpoint.safetensors", run_dir);
+        if (saved == PNN_OK) saved = pnn_trainer_save_checkpoint(tr, path);
+        if (rank0) {
+            if (saved == PNN_OK)
+                fprintf(stderr, "pnn train: saved the state after step %lld in %s; continue with --resume %s "
+                                "(with --set to point a layer at another device)\n",
+                        (long long)tr->global_step, path, run_dir);
+            else
+                fprintf(stderr, "pnn train: could not save the state after step %lld: %s; %s\n",
+                        (long long)tr->global_step, pnn_last_error(),
+                        "--resume continues from the last checkpoint written before, or from the start");
+        }
         pnn_error_at(first, __FILE__, __LINE__, "%s", msg);
         return fail_agreed(tr, comm, first);
     }
     if (!tr->evaluated) {
+        if (rank0 && resume && finished)
+            fprintf(stderr, "pnn train: note: this checkpoint predates stored results: the test runs again, with "
+                            "the devices' noise where the run left it\n");
         st = pnn_trainer_evaluate(tr, PNN_PASS_EVAL_DEVICE, &tr->last_device);
         if (st == PNN_OK) st = pnn_trainer_evaluate(tr, PNN_PASS_EVAL_TWIN, &tr->last_twin);
         if (st != PNN_OK) return fail_agreed(tr, comm, st);

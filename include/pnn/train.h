@@ -10,6 +10,7 @@
 #include "pnn/config.h"
 #include "pnn/data.h"
 #include "pnn/device.h"
+#include "pnn/fileio.h"
 #include "pnn/loss.h"
 #include "pnn/network.h"
 #include "pnn/optim.h"
@@ -39,7 +40,7 @@ typedef struct pnn_bridge_stats {
 
 typedef struct pnn_train_options {
     char data_set[32];      /* "fashion-mnist" or "vowels" */
-    char data_path[1024];   /* directory (fashion-mnist) or CSV (vowels), resolved */
+    char data_path[PNN_PATH_MAX + 1]; /* directory (fashion-mnist) or CSV (vowels), resolved */
     int hflip;              /* random horizontal flips of training images */
     int64_t limit_train, limit_test;
     double test_frac;
@@ -62,6 +63,16 @@ typedef struct pnn_eval_result {
     int64_t n;
 } pnn_eval_result;
 
+/* Running sums of an epoch, or of a metrics window (log_every steps), in progress. They are kept
+ * in checkpoints, so that a run resumed mid-epoch writes the metrics rows of one that never
+ * stopped. */
+typedef struct pnn_train_sums {
+    double loss, acc;          /* sums of the steps' batch means */
+    double step_s;             /* wall time of the steps */
+    int64_t steps;
+    pnn_bridge_stats at_start; /* the trainer's bridge_run when the epoch or window began */
+} pnn_train_sums;
+
 /* What a progress display needs, after every training step. */
 typedef struct pnn_progress {
     int64_t epoch, epochs, step_in_epoch, steps_per_epoch, global_step;
@@ -81,7 +92,8 @@ typedef struct pnn_trainer {
     pnn_optimizer *optim;
     int64_t epoch, step_in_epoch, global_step;
     double train_s;            /* training wall time so far (excluding evaluation) */
-    char run_dir[1024];        /* "" when the run keeps no files */
+    char run_dir[PNN_PATH_MAX + 1]; /* "" when the run keeps no files */
+    int run_lock;              /* the run directory's lock file (rank 0), or -1 */
     FILE *metrics;
     pnn_progress_fn progress;
     void *progress_user;
@@ -89,7 +101,9 @@ typedef struct pnn_trainer {
     float *xb_host, *yb_host;
     int64_t *perm;
     pnn_eval_result last_device, last_twin;
-    int evaluated;
+    int evaluated;             /* last_device and last_twin hold the test at the current position */
+    int64_t eval_step;         /* global_step of that test; -1 before any */
+    pnn_train_sums epoch_sums, window_sums;
     pnn_device *devices[PNN_TRAIN_MAX_DEVICES];  /* of the physical layers, in order */
     pnn_bridge_stats bridge_run;  /* this process's training steps so far */
     pnn_tensor *micro_x;          /* PNN_LAYER_MAX_SLOTS views into xb */
@@ -127,7 +141,11 @@ void pnn_trainer_free(pnn_trainer *tr);
 /* Starts a run directory: writes config.yaml, opens metrics.csv (atomically created). */
 pnn_status pnn_trainer_open_run(pnn_trainer *tr, const char *run_dir);
 /* Continues a run directory from its checkpoint: parameters, optimizer state, position in the
- * data and device call counters; metrics after the checkpoint are dropped. */
+ * data, device call counters, the running sums of the metrics and, when the checkpoint was
+ * written after the test at its position, that test's figures (evaluated is then set: a
+ * finished run is not evaluated again); metrics after the checkpoint are dropped. A run that
+ * stopped before its first checkpoint starts from its beginning (tr->note says so). Both this
+ * and pnn_trainer_open_run lock the directory for this process. */
 pnn_status pnn_trainer_resume(pnn_trainer *tr, const char *run_dir);
 /* Trains until opt.epochs are done, evaluating on the test set after each epoch and writing
  * checkpoints. */
@@ -142,7 +160,8 @@ pnn_status pnn_trainer_step(pnn_trainer *tr, const int64_t *idx, int64_t b, doub
 pnn_status pnn_trainer_evaluate(pnn_trainer *tr, pnn_pass pass, pnn_eval_result *res);
 /* Writes the checkpoint (parameters, optimizer state, counters, config) atomically. */
 pnn_status pnn_trainer_save_checkpoint(pnn_trainer *tr, const char *path);
-/* Loads parameters (and, when full, optimizer state and counters) from a checkpoint. */
+/* Loads parameters (and, when full, optimizer state, counters, position and run state) from a
+ * checkpoint. */
 pnn_status pnn_trainer_load_checkpoint(pnn_trainer *tr, const char *path, int full);
 
 /* Loads a checkpoint's config from its metadata (for `pnn eval`). */

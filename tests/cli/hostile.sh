@@ -52,5 +52,67 @@ for async in 0 1; do
   fi
 done
 
+# parameters of two checkpoints equal, bit for bit
+same_params() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+import numpy as np
+from safetensors.numpy import load_file
+a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
+assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a), "parameters differ"
+PY
+}
+slow_dev='network.1.device=sim:oscillator?n=40&nt=10&seed=1&latency_ms=150'
+fast_dev='network.1.device=sim:oscillator?n=40&nt=10&seed=1'
+"$pnn" train "$cfg" --set epochs=1 --out "$tmp/ref1" > "$tmp/ref1.out" 2> /dev/null || bad "reference run"
+
+# 4. a run killed before its first checkpoint is no dead end: --resume starts it from the beginning
+"$pnn" train "$cfg" --set epochs=1 --set "$slow_dev" --out "$tmp/dead" > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -s "$tmp/dead/metrics.csv" ] && break; sleep 0.05; done
+kill -9 $pid; wait $pid 2> /dev/null
+touch "$tmp/dead/checkpoint.safetensors.tmp.99999999"   # what a writer killed mid-checkpoint leaves
+expect 64 "already holds a run; continue it with --resume" -- "$pnn" train "$cfg" --out "$tmp/dead"
+expect 0 "no checkpoint yet.*starts from its beginning" -- "$pnn" train --resume "$tmp/dead" --set "$fast_dev"
+same_params "$tmp/ref1/checkpoint.safetensors" "$tmp/dead/checkpoint.safetensors" && ok || bad "restarted run differs"
+[ -e "$tmp/dead/checkpoint.safetensors.tmp.99999999" ] && bad "a stale checkpoint temporary was left" || ok
+
+# a run already running holds its directory: a second process cannot resume it
+"$pnn" train "$cfg" --set epochs=1 --set "$slow_dev" --out "$tmp/busy" > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -s "$tmp/busy/metrics.csv" ] && break; sleep 0.05; done
+expect 64 "in use by another pnn process \(pid $pid\)" -- "$pnn" train --resume "$tmp/busy"
+kill -9 $pid; wait $pid 2> /dev/null
+
+# 5. resuming a finished run reprints its own result, not a new test with advanced noise
+expect 0 "is finished \(1 epochs\)" -- "$pnn" train --resume "$tmp/ref1"
+cmp -s <(grep '^final:' "$tmp/out" | sed 's/train_s=.*//') <(grep '^final:' "$tmp/ref1.out" | sed 's/train_s=.*//') \
+  && ok || bad "finished run resumed printed $(grep final: "$tmp/out") instead of $(grep final: "$tmp/ref1.out")"
+
+# 6. a run resumed mid-epoch writes the metrics rows (epoch and window averages) of one that never stopped
+mid="--set epochs=2 --set log_every=2 --set checkpoint_every=3"
+"$pnn" train "$cfg" $mid --out "$tmp/whole" > /dev/null 2>&1 || bad "uninterrupted run"
+"$pnn" train "$cfg" $mid --set "$slow_dev" --out "$tmp/cut" > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 200); do [ -s "$tmp/cut/checkpoint.safetensors" ] && break; sleep 0.02; done
+kill -9 $pid; wait $pid 2> /dev/null
+at=$(python3 -c "
+from safetensors import safe_open
+print(safe_open('$tmp/cut/checkpoint.safetensors', 'np').metadata()['step_in_epoch'])")
+"$pnn" train --resume "$tmp/cut" --set "$fast_dev" > /dev/null 2>&1 || bad "resume mid-epoch"
+if cmp -s <(cut -d, -f1-5 "$tmp/whole/metrics.csv") <(cut -d, -f1-5 "$tmp/cut/metrics.csv"); then ok
+else bad "metrics after a resume at step $at of the epoch differ: $(diff <(cut -d, -f1-5 "$tmp/whole/metrics.csv") <(cut -d, -f1-5 "$tmp/cut/metrics.csv") | head -4)"; fi
+[ "$at" -gt 0 ] && ok || bad "the kill came after the epoch, not in it (step_in_epoch $at)"
+
+# 7. paths are used as given or refused, never cut: a 1500-byte --out is where the run goes
+long=$tmp
+while [ ${#long} -lt 1500 ]; do long=$long/$(printf 'd%.0s' $(seq 200)); done
+expect 0 "" -- "$pnn" train "$cfg" --set epochs=1 --out "$long"
+[ -s "$long/checkpoint.safetensors" ] && ok || bad "the run with a long --out is not in its directory"
+huge=$long
+while [ ${#huge} -lt 4200 ]; do huge=$huge/$(printf 'e%.0s' $(seq 200)); done
+expect 64 "too long" -- "$pnn" train "$cfg" --set epochs=1 --out "$huge"
+expect 64 "--out needs a directory, not an empty string" -- "$pnn" train "$cfg" --out ""
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
