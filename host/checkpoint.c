@@ -333,3 +333,58 @@ pnn_status pnn_checkpoint_config(const char *path, pnn_cfg **cfg) {
     pnn_safetensors_free(st);
     return s;
 }
+
+/* ---- what a checkpoint's config may not open by itself ---- */
+
+typedef struct untrusted_walk {
+    const char *const *given;
+    int n_given, count;
+    const char *data_default;
+    char *buf;
+    size_t cap;
+} untrusted_walk;
+
+static int is_given(const untrusted_walk *w, const char *key) {
+    for (int i = 0; i < w->n_given; i++)
+        if (!strcmp(w->given[i], key)) return 1;
+    return 0;
+}
+
+static int names_a_file(const char *key) {
+    size_t n = strlen(key);
+    return !strcmp(key, "path") || (n > 5 && !strcmp(key + n - 5, "_path")) || !strcmp(key, "file") ||
+           (n > 5 && !strcmp(key + n - 5, "_file"));
+}
+
+static void walk_untrusted(untrusted_walk *w, const pnn_cfg *node, const char *key, const char *where) {
+    if (pnn_cfg_type_of(node) == PNN_CFG_SCALAR) {
+        const char *v = pnn_cfg_scalar(node);
+        int risky = 0;
+        if (!strcmp(key, "device")) risky = strncmp(v, "sim:", 4) != 0;
+        else if (!strcmp(where, "data.path")) risky = !w->data_default || strcmp(v, w->data_default);
+        else risky = names_a_file(key);
+        if (risky && !is_given(w, where)) {
+            size_t l = strlen(w->buf);
+            if (l < w->cap)
+                snprintf(w->buf + l, w->cap - l, "%s%s = '%.200s'", w->count ? "; " : "", where, v);
+            w->count++;
+        }
+        return;
+    }
+    for (int i = 0; i < pnn_cfg_len(node); i++) {
+        char sub[512];
+        const char *k = pnn_cfg_key_at(node, i);
+        char index[24];
+        if (!k) snprintf(index, sizeof index, "%d", i);
+        snprintf(sub, sizeof sub, "%s%s%s", where, where[0] ? "." : "", k ? k : index);
+        walk_untrusted(w, pnn_cfg_at(node, i), k ? k : key, sub);
+    }
+}
+
+int pnn_checkpoint_untrusted(const pnn_cfg *cfg, const char *const *given, int n_given, char *buf, size_t cap) {
+    const char *set = pnn_cfg_scalar(pnn_cfg_get(pnn_cfg_get(cfg, "data"), "set"));
+    untrusted_walk w = {given, n_given, 0, set ? pnn_train_data_default_path(set) : NULL, buf, cap};
+    if (cap) buf[0] = '\0';
+    walk_untrusted(&w, cfg, "", "");
+    return w.count;
+}

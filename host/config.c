@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,7 +108,49 @@ typedef struct {
     const char *text;
     size_t len;
     int zero_lines; /* --set values: every node gets line 0 */
+    int64_t nodes;  /* values parsed so far, against CFG_MAX_NODES */
 } cfg_reader;
+
+/* The keys of one map being parsed, hashed, so that finding duplicates stays linear in the
+ * number of keys (a map of 200k keys took a minute with pairwise comparison). Slots hold
+ * index + 1 into the map's keys; 0 is empty. */
+typedef struct {
+    uint32_t *slots;
+    size_t cap; /* a power of two, at least twice the keys held */
+} key_set;
+
+static uint64_t hash_key(const char *s) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Index of key in map (through its key set), or -1 after adding it as map's next key. */
+static pnn_status key_set_add(key_set *ks, const pnn_cfg *map, const char *key, int *prev) {
+    if ((size_t)map->n + 1 > ks->cap / 2) {
+        size_t cap = ks->cap ? 2 * ks->cap : 64;
+        uint32_t *slots = calloc(cap, sizeof *slots);
+        if (!slots) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory indexing the keys of a config map");
+        for (size_t i = 0; i < ks->cap; i++) {
+            if (!ks->slots[i]) continue;
+            size_t j = hash_key(map->keys[ks->slots[i] - 1]) & (cap - 1);
+            while (slots[j]) j = (j + 1) & (cap - 1);
+            slots[j] = ks->slots[i];
+        }
+        free(ks->slots);
+        ks->slots = slots;
+        ks->cap = cap;
+    }
+    size_t j = hash_key(key) & (ks->cap - 1);
+    for (; ks->slots[j]; j = (j + 1) & (ks->cap - 1))
+        if (!strcmp(map->keys[ks->slots[j] - 1], key)) {
+            *prev = (int)ks->slots[j] - 1;
+            return PNN_OK;
+        }
+    ks->slots[j] = (uint32_t)map->n + 1;
+    *prev = -1;
+    return PNN_OK;
+}
 
 static int reader_line(const cfg_reader *r, yaml_mark_t mark) {
     return r->zero_lines ? 0 : (int)mark.line + 1;
@@ -206,6 +249,7 @@ static pnn_status parse_map(cfg_reader *r, int line, int depth, pnn_cfg **out) {
     pnn_cfg *map = pnn_cfg_new_node(PNN_CFG_MAP, r->source, line);
     if (!map) return PNN_ERROR(PNN_ERR_NOMEM, "%s:%d: out of memory for a map", r->source, line);
     pnn_status st;
+    key_set keys = {NULL, 0};
     for (;;) {
         yaml_event_t ev;
         PNN_GOTO(reader_next(r, &ev));
@@ -223,7 +267,12 @@ static pnn_status parse_map(cfg_reader *r, int line, int depth, pnn_cfg **out) {
             st = copy_scalar(r->source, key_line, ev.data.scalar.value, ev.data.scalar.length, &key);
         yaml_event_delete(&ev);
         if (st != PNN_OK) goto fail;
-        int prev = pnn_cfg_find_key(map, key);
+        int prev = -1;
+        st = key_set_add(&keys, map, key, &prev);
+        if (st != PNN_OK) {
+            free(key);
+            goto fail;
+        }
         if (prev >= 0) {
             st = PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: duplicate key '%s' (first at line %d); keep only one of them",
                            r->source, key_line, key, map->key_lines[prev]);
@@ -244,9 +293,11 @@ static pnn_status parse_map(cfg_reader *r, int line, int depth, pnn_cfg **out) {
         }
         PNN_GOTO(pnn_cfg_append_node(map, key, key_line, child));
     }
+    free(keys.slots);
     *out = map;
     return PNN_OK;
 fail:
+    free(keys.slots);
     pnn_cfg_free(map);
     return st;
 }
@@ -255,6 +306,9 @@ fail:
 static pnn_status parse_value(cfg_reader *r, const yaml_event_t *ev, int depth, pnn_cfg **out) {
     PNN_TRY(refuse_extras(r, ev));
     int line = reader_line(r, ev->start_mark);
+    if (++r->nodes > CFG_MAX_NODES)
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%zu: more than %d values; a config this large is not a pnn config",
+                         r->source, ev->start_mark.line + 1, CFG_MAX_NODES);
     if (depth > CFG_MAX_DEPTH)
         return PNN_ERROR(PNN_ERR_CONFIG, "%s:%zu: values are nested more than %d levels deep; flatten the config",
                          r->source, ev->start_mark.line + 1, CFG_MAX_DEPTH);
@@ -340,6 +394,9 @@ static pnn_status parse_document(cfg_reader *r, int want_map, pnn_cfg **out) {
 
 pnn_status pnn_cfg_parse_text(const char *text, size_t len, const char *source, int want_map, pnn_cfg **out) {
     cfg_reader r = {.source = source, .text = text, .len = len, .zero_lines = !want_map};
+    if (len > CFG_MAX_FILE_BYTES)
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s: the config is %zu bytes, over the 16 MiB a config may have", source,
+                         len);
     if (!yaml_parser_initialize(&r.parser)) return PNN_ERROR(PNN_ERR_NOMEM, "%s: out of memory starting the YAML parser", source);
     yaml_parser_set_input_string(&r.parser, (const unsigned char *)text, len);
     pnn_status st = parse_document(&r, want_map, out);

@@ -10,6 +10,7 @@
 
 #define CFG_MAX_FILE_BYTES ((size_t)16 << 20)
 #define CFG_MAX_DEPTH 64
+#define CFG_MAX_NODES 1000000 /* values in one config: about 150 MB of tree at most */
 #define CFG_SET_SOURCE "--set"
 
 struct pnn_cfg {

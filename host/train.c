@@ -18,6 +18,12 @@
 #include "train_files.h"
 
 
+const char *pnn_train_data_default_path(const char *set) {
+    if (!strcmp(set, "fashion-mnist")) return "/usr/share/datasets/fashion-mnist";
+    if (!strcmp(set, "vowels")) return PNN_DATA_DIR "/vowels_hillenbrand_women.csv";
+    return NULL;
+}
+
 static pnn_status read_options(const pnn_cfg *cfg, const char *config_dir, pnn_train_options *o) {
     static const char *const top_keys[] = {"name", "data", "network", "method", "loss", "optimizer", "batch",
                                            "eval_batch", "epochs", "seed", "log_every", "checkpoint_every",
@@ -35,10 +41,8 @@ static pnn_status read_options(const pnn_cfg *cfg, const char *config_dir, pnn_t
     PNN_TRY(pnn_cfg_check_keys(data, data_keys, "'data'"));
     const char *set, *path;
     PNN_TRY(pnn_cfg_str(data, "set", 1, NULL, &set));
-    const char *default_path;
-    if (!strcmp(set, "fashion-mnist")) default_path = "/usr/share/datasets/fashion-mnist";
-    else if (!strcmp(set, "vowels")) default_path = PNN_DATA_DIR "/vowels_hillenbrand_women.csv";
-    else
+    const char *default_path = pnn_train_data_default_path(set);
+    if (!default_path)
         return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown data set '%s'; known: fashion-mnist, vowels",
                          pnn_cfg_source(data), pnn_cfg_line(pnn_cfg_get(data, "set")), set);
     snprintf(o->data_set, sizeof o->data_set, "%s", set);

@@ -7,6 +7,7 @@
 
 static const char help[] =
     "usage: pnn eval CHECKPOINT [--device URI | --device LAYER=URI]... [--set key=value]...\n"
+    "                [--trust-checkpoint]\n"
     "\n"
     "Evaluates the network stored in CHECKPOINT (a run's checkpoint.safetensors) on its test set,\n"
     "on the device and on the twin, and prints the final line:\n"
@@ -15,10 +16,16 @@ static const char help[] =
     "  --device URI        run the network's physical layer on another device (e.g. a second copy of\n"
     "                      the hardware: sim:oscillator?n=100&seed=8); with several physical layers,\n"
     "                      name the layer: --device osc2=sim:oscillator?n=1610&seed=8\n"
-    "  --set key=value     override a config key (e.g. data.limit_test=1000)\n";
+    "  --set key=value     override a config key (e.g. data.limit_test=1000, data.path=DIR)\n"
+    "  --trust-checkpoint  open the devices and files the checkpoint's own config names\n"
+    "\n"
+    "A checkpoint is data that anyone may have made, so eval opens by itself only simulated devices\n"
+    "(sim:) and the data set's default files. A device that is a server, a recording or a replay,\n"
+    "and any other file the checkpoint names, must be given here (--device, --set) or allowed with\n"
+    "--trust-checkpoint (docs/security.md).\n";
 
 /* Points the physical layer called `name` (or the only one, when name is NULL) at uri. */
-static pnn_status set_device(pnn_cfg *cfg, const char *name, const char *uri) {
+static pnn_status set_device(pnn_cfg *cfg, const char *name, const char *uri, char *key, size_t key_cap) {
     const pnn_cfg *net = pnn_cfg_get(cfg, "network");
     int found = -1, count = 0;
     for (int i = 0; net && i < pnn_cfg_len(net); i++) {
@@ -35,16 +42,23 @@ static pnn_status set_device(pnn_cfg *cfg, const char *name, const char *uri) {
     if (!name && count != 1)
         return PNN_ERROR(PNN_ERR_INVALID,
                          "--device: the network has %d physical layers; name one as --device LAYER=URI", count);
-    char assignment[1200];
-    snprintf(assignment, sizeof assignment, "network.%d.device=%s", found, uri);
+    char assignment[2048];
+    PNN_TRY(pnn_path_format(assignment, sizeof assignment, "network.%d.device=%s", found, uri));
+    snprintf(key, key_cap, "network.%d.device", found);
     return pnn_cfg_set(cfg, assignment);
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL;
     char **sets = calloc((size_t)argc, sizeof *sets), **devices = calloc((size_t)argc, sizeof *devices);
-    int n_sets = 0, n_devices = 0, rc = 0;
-    if (!sets || !devices) return EX_SOFTWARE_;
+    /* the config keys given here: a checkpoint's own values of them are never used */
+    char (*given)[64] = calloc((size_t)argc, sizeof *given);
+    const char **given_keys = calloc((size_t)argc, sizeof *given_keys);
+    int n_sets = 0, n_devices = 0, n_given = 0, rc = 0, trust = 0;
+    if (!sets || !devices || !given || !given_keys) {
+        free(sets), free(devices), free(given), free(given_keys);
+        return EX_SOFTWARE_;
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -57,6 +71,7 @@ int cmd_eval(int argc, char **argv) {
         }
         if (!strcmp(a, "--set")) sets[n_sets++] = argv[++i];
         else if (!strcmp(a, "--device")) devices[n_devices++] = argv[++i];
+        else if (!strcmp(a, "--trust-checkpoint")) trust = 1;
         else if (a[0] == '-' || ckpt) {
             rc = cli_usage_error("eval", "unexpected argument '%s'", a);
             goto done;
@@ -68,18 +83,32 @@ int cmd_eval(int argc, char **argv) {
     }
     pnn_cfg *cfg = NULL;
     pnn_status st = pnn_checkpoint_config(ckpt, &cfg);
-    for (int i = 0; st == PNN_OK && i < n_sets; i++) st = pnn_cfg_set(cfg, sets[i]);
+    for (int i = 0; st == PNN_OK && i < n_sets; i++) {
+        st = pnn_cfg_set(cfg, sets[i]);
+        snprintf(given[n_given], sizeof given[0], "%.*s", (int)strcspn(sets[i], "="), sets[i]);
+        given_keys[n_given] = given[n_given];
+        n_given++;
+    }
     for (int i = 0; st == PNN_OK && i < n_devices; i++) {
         char name[64];
         const char *d = devices[i], *eq = strchr(d, '='), *colon = strchr(d, ':');
         /* LAYER=URI when '=' comes before the scheme's ':' */
         if (eq && (!colon || eq < colon) && (size_t)(eq - d) < sizeof name) {
             snprintf(name, sizeof name, "%.*s", (int)(eq - d), d);
-            st = set_device(cfg, name, eq + 1);
+            st = set_device(cfg, name, eq + 1, given[n_given], sizeof given[0]);
         } else {
-            st = set_device(cfg, NULL, d);
+            st = set_device(cfg, NULL, d, given[n_given], sizeof given[0]);
         }
+        given_keys[n_given] = given[n_given];
+        n_given++;
     }
+    char untrusted[1024];
+    if (st == PNN_OK && !trust && pnn_checkpoint_untrusted(cfg, given_keys, n_given, untrusted, sizeof untrusted))
+        st = PNN_ERROR(PNN_ERR_INVALID,
+                       "the config inside %s names %s. eval does not open servers, recordings or files that a "
+                       "checkpoint names (anyone may have made it): give them yourself with --device LAYER=URI or "
+                       "--set KEY=VALUE, or pass --trust-checkpoint if you made this checkpoint",
+                       ckpt, untrusted);
     if (st != PNN_OK) {
         if (cfg) pnn_cfg_free(cfg);
         rc = cli_fail("eval", st);
@@ -98,5 +127,7 @@ int cmd_eval(int argc, char **argv) {
 done:
     free(sets);
     free(devices);
+    free(given);
+    free(given_keys);
     return rc;
 }

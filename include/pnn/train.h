@@ -166,6 +166,14 @@ pnn_status pnn_trainer_load_checkpoint(pnn_trainer *tr, const char *path, int fu
 
 /* Loads a checkpoint's config from its metadata (for `pnn eval`). */
 pnn_status pnn_checkpoint_config(const char *path, pnn_cfg **cfg);
+/* A checkpoint is data that anyone may have made: what in its config would make pnn open a file,
+ * a server or a recording (device URIs other than sim:, a data.path other than the data set's
+ * default, any other key named path or *_file). Keys the caller set itself (given[0..n_given),
+ * as "network.1.device" or "data.path") are not counted. Lists the others in buf ("network.1.device
+ * = 'remote:...'; ...") and returns how many there are. */
+int pnn_checkpoint_untrusted(const pnn_cfg *cfg, const char *const *given, int n_given, char *buf, size_t cap);
+/* The default path of a data set ("fashion-mnist", "vowels"), or NULL for an unknown one. */
+const char *pnn_train_data_default_path(const char *set);
 
 #ifdef __cplusplus
 }

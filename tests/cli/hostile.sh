@@ -17,7 +17,7 @@ expect() {
   local code=$1 pattern=$2; shift 3
   "$@" > "$tmp/out" 2> "$tmp/err"
   local rc=$?
-  if [ "$rc" -eq "$code" ] && grep -qE -- "$pattern" "$tmp/err"; then ok
+  if [ "$rc" -eq "$code" ] && { [ -z "$pattern" ] || grep -qE -- "$pattern" "$tmp/err"; }; then ok
   else bad "$* -> exit $rc (want $code), stderr: $(tail -c 600 "$tmp/err") (want /$pattern/)"; fi
 }
 
@@ -113,6 +113,58 @@ huge=$long
 while [ ${#huge} -lt 4200 ]; do huge=$huge/$(printf 'e%.0s' $(seq 200)); done
 expect 64 "too long" -- "$pnn" train "$cfg" --set epochs=1 --out "$huge"
 expect 64 "--out needs a directory, not an empty string" -- "$pnn" train "$cfg" --out ""
+
+# 8. eval does not open what a checkpoint's config names: a recording it would write, a file it
+# would read (and quote in an error), unless the user gives them or says the checkpoint is theirs
+craft() {  # craft OUT KEY VALUE: ref1's checkpoint with one config key replaced
+  python3 - "$tmp/ref1/checkpoint.safetensors" "$@" <<'PY'
+import re, sys
+from safetensors import safe_open
+from safetensors.numpy import save_file
+src, out, key, value = sys.argv[1:5]
+with safe_open(src, "np") as f:
+    meta = f.metadata()
+    tensors = {k: f.get_tensor(k) for k in f.keys()}
+cfg = meta["config"]
+if key == "device":
+    cfg = re.sub(r'device: "?[^"\n}]*"?', 'device: "%s"' % value, cfg)
+else:
+    cfg = re.sub(r'path: [^\n}]*', 'path: "%s"' % value, cfg)
+assert value in cfg, cfg
+meta["config"] = cfg
+save_file(tensors, out, metadata=meta)
+PY
+}
+craft "$tmp/writes.safetensors" device "record:$tmp/planted.pnnrec@sim:oscillator?n=40&nt=10&seed=1"
+expect 64 "names network.1.device = 'record:.*--trust-checkpoint" -- "$pnn" eval "$tmp/writes.safetensors"
+[ -e "$tmp/planted.pnnrec" ] && bad "eval created a recording the checkpoint named" || ok
+craft "$tmp/reads.safetensors" path /etc/passwd
+expect 64 "names data.path = '/etc/passwd'" -- "$pnn" eval "$tmp/reads.safetensors"
+grep -q "root:" "$tmp/err" && bad "eval quoted a file the checkpoint named" || ok
+expect 0 "" -- "$pnn" eval "$tmp/writes.safetensors" --device "osc=sim:oscillator?n=40&nt=10&seed=1"
+expect 0 "" -- "$pnn" eval "$tmp/writes.safetensors" --trust-checkpoint
+[ -e "$tmp/planted.pnnrec" ] && ok || bad "--trust-checkpoint did not use the checkpoint's device"
+expect 0 "" -- "$pnn" eval "$tmp/ref1/checkpoint.safetensors"    # sim: devices and default data need no trust
+
+# 9. duplicate keys are found in linear time, in config files and in checkpoints' configs
+python3 - "$tmp/keys.yaml" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("data: {set: vowels}\nextra:\n")
+    f.writelines(f"  k{i}: {i}\n" for i in range(200000))
+    f.write("  k5: again\n")
+PY
+expect 78 "keys.yaml:200003: duplicate key 'k5' \(first at line 8\)" -- timeout 20 "$pnn" train "$tmp/keys.yaml" --out "$tmp/keys"
+python3 - "$tmp/ref1/checkpoint.safetensors" "$tmp/keys.yaml" "$tmp/keys.safetensors" <<'PY'
+import sys
+from safetensors import safe_open
+from safetensors.numpy import save_file
+with safe_open(sys.argv[1], "np") as f:
+    meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+meta["config"] = open(sys.argv[2]).read()
+save_file(tensors, sys.argv[3], metadata=meta)
+PY
+expect 78 "duplicate key 'k5'" -- timeout 20 "$pnn" eval "$tmp/keys.safetensors"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
