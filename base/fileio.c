@@ -18,8 +18,8 @@ pnn_status pnn_open_regular(const char *path, int flags, mode_t mode, const char
     int f = open(path, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, mode);
     if (f < 0) {
         int err = errno;
-        return PNN_ERROR(err == ENOENT ? PNN_ERR_NOT_FOUND : PNN_ERR_IO, "cannot open %s '%s': %s", what, path,
-                         strerror(err));
+        if (err == ENOENT) return PNN_ERROR(PNN_ERR_NOT_FOUND, "%s '%s' does not exist; check the path", what, path);
+        return PNN_ERROR(PNN_ERR_IO, "cannot open %s '%s': %s", what, path, strerror(err));
     }
     struct stat sb;
     if (fstat(f, &sb) != 0) {

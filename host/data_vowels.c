@@ -3,13 +3,16 @@
  * training split's statistics. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pnn/data.h"
+#include "pnn/fileio.h"
 #include "pnn/rng.h"
 
 #define PNN_VOWEL_FEATURES 12
@@ -111,12 +114,17 @@ static pnn_status pnn_vowel_row(const char *path, long lineno, char *line, char 
 /* Reads every row of the CSV: the first non-blank line is the header; blank lines are ignored
  * and CRLF line ends accepted. */
 static pnn_status pnn_vowel_read(const char *path, pnn_vowel_rows *rows) {
-    FILE *fp = fopen(path, "r");
+    int fd;
+    pnn_status opened = pnn_open_regular(path, O_RDONLY, 0, "vowel CSV", &fd);
+    if (opened != PNN_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", pnn_last_error());
+        return PNN_ERROR(opened, "%s; the project ships the vowels as data/vowels_hillenbrand_women.csv", why);
+    }
+    FILE *fp = fdopen(fd, "r");
     if (!fp) {
-        int e = errno;
-        return PNN_ERROR(e == ENOENT ? PNN_ERR_NOT_FOUND : PNN_ERR_IO,
-                         "cannot open the vowel CSV %s: %s; the project ships it as data/vowels_hillenbrand_women.csv",
-                         path, strerror(e));
+        close(fd);
+        return PNN_ERROR(PNN_ERR_NOMEM, "cannot read the vowel CSV %s: %s", path, strerror(errno));
     }
     char names[PNN_VOWEL_COLUMNS][64];
     char *line = NULL;

@@ -3,6 +3,8 @@
  * or foreign file fails with a message instead of loading garbage. float32 only. */
 #include "pnn/safetensors.h"
 
+#include "pnn/fileio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -461,17 +463,15 @@ fail: /* success falls through with st == PNN_OK */
 pnn_status pnn_safetensors_read(const char *path, pnn_safetensors **out) {
     if (!path || !out) return PNN_ERROR(PNN_ERR_INVALID, "pnn_safetensors_read: path and out must not be NULL");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) return PNN_ERROR(PNN_ERR_NOT_FOUND, "checkpoint '%s' does not exist; check the path", path);
-        return PNN_ERROR(PNN_ERR_IO, "cannot open checkpoint '%s': %s", path, strerror(errno));
-    }
+    int fd;
+    /* a FIFO or device node named as a checkpoint is refused before it can block */
+    PNN_TRY(pnn_open_regular(path, O_RDONLY, 0, "checkpoint", &fd));
     pnn_status s = PNN_OK;
     pnn_safetensors *st = NULL;
     struct stat sb;
     unsigned char len8[8];
-    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-        s = PNN_ERROR(PNN_ERR_IO, "'%s' is not a readable regular file", path);
+    if (fstat(fd, &sb)) {
+        s = PNN_ERROR(PNN_ERR_IO, "cannot stat checkpoint '%s': %s", path, strerror(errno));
         goto done;
     }
     if (sb.st_size < 8) {

@@ -529,8 +529,9 @@ START_TEST(vowels_malformed_csv) {
     ck_assert_int_eq(pnn_vowels_load("/nonexistent/pnn/vowels.csv", 1, 0.2, &tr, &te), PNN_ERR_NOT_FOUND);
     ck_assert_ptr_nonnull(strstr(pnn_last_error(), "/nonexistent/pnn/vowels.csv"));
     ck_assert_ptr_null(tr.x);
-    ck_assert_int_eq(pnn_vowels_load(dir, 1, 0.2, &tr, &te), PNN_ERR_IO); /* a directory */
+    ck_assert_int_eq(pnn_vowels_load(dir, 1, 0.2, &tr, &te), PNN_ERR_FORMAT); /* a directory */
     ck_assert_ptr_nonnull(strstr(pnn_last_error(), dir));
+    ck_assert_ptr_nonnull(strstr(pnn_last_error(), "not a regular file (a directory)"));
     remove_tmpdir(dir);
 }
 END_TEST

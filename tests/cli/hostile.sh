@@ -166,5 +166,10 @@ save_file(tensors, sys.argv[3], metadata=meta)
 PY
 expect 78 "duplicate key 'k5'" -- timeout 20 "$pnn" eval "$tmp/keys.safetensors"
 
+# a FIFO named as a checkpoint or a data file is refused, not waited on
+mkfifo "$tmp/fifo.safetensors" "$tmp/fifo.csv"
+expect 65 "not a regular file \(a FIFO\)" -- timeout 10 "$pnn" eval "$tmp/fifo.safetensors"
+expect 65 "not a regular file \(a FIFO\)" -- timeout 10 "$pnn" train "$cfg" --set data.path="$tmp/fifo.csv" --out "$tmp/fifo"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
