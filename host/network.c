@@ -2,6 +2,7 @@
 #include "pnn/network.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -350,11 +351,41 @@ pnn_status pnn_network_forward(pnn_network *net, const pnn_tensor *x, pnn_pass p
 
 pnn_status pnn_network_backward(pnn_network *net, const pnn_tensor *dy) { return backward_slot(net, 0, dy); }
 
+/* Largest |value| of a tensor (host copy in chunks; for error messages). */
+static double max_abs(const pnn_tensor *t) {
+    float buf[4096];
+    double m = 0;
+    for (int64_t first = 0; first < t->numel; first += 4096) {
+        int64_t k = t->numel - first < 4096 ? t->numel - first : 4096;
+        t->backend->iface->to_host(t->backend->ctx, buf, t->data + first, (size_t)k * sizeof(float));
+        for (int64_t i = 0; i < k; i++) m = fabs((double)buf[i]) > m ? fabs((double)buf[i]) : m;
+    }
+    return m;
+}
+
+/* After a loss that failed on NaN or Inf: names the first layer whose output holds them and how
+ * large its input was, so that a device answering 1e38 is not mistaken for a diverged run. */
+static pnn_status explain_nonfinite(pnn_network *net, int slot, pnn_status st) {
+    const pnn_tensor *acts = net->acts[slot];
+    for (int i = 0; i < net->n_layers; i++) {
+        const pnn_tensor *out = &acts[i + 1];
+        if (!out->backend || !out->backend->iface->count_nonfinite(out->backend->ctx, out->numel, out->data)) continue;
+        char why[2048];
+        snprintf(why, sizeof why, "%s", pnn_last_error());
+        return PNN_ERROR(st, "%s. Layer '%s' was the first to give NaN or Inf, from an input whose largest value is "
+                         "%.3g%s%s%s", why, net->layers[i]->name, max_abs(&acts[i]),
+                         i ? " (the output of layer '" : "", i ? net->layers[i - 1]->name : "", i ? "')" : "");
+    }
+    return st;
+}
+
 static pnn_status finish_micro(pnn_network *net, int slot, pnn_loss_fn loss, void *user) {
     pnn_tensor *dy = &net->grads[net->n_layers];
     const pnn_tensor *y = &net->acts[slot][net->n_layers];
     PNN_TRY(pnn_tensor_reshape2(dy, pnn_tensor_rows(y), net->out_dim));
-    PNN_TRY(loss(user, slot, y, dy));
+    pnn_status st = loss(user, slot, y, dy);
+    if (st == PNN_ERR_FORMAT) st = explain_nonfinite(net, slot, st);
+    PNN_TRY(st);
     /* backward_slot copies dy onto itself harmlessly: it is grads[n] already */
     return backward_slot(net, slot, dy);
 }

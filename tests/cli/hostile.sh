@@ -171,5 +171,37 @@ mkfifo "$tmp/fifo.safetensors" "$tmp/fifo.csv"
 expect 65 "not a regular file \(a FIFO\)" -- timeout 10 "$pnn" eval "$tmp/fifo.safetensors"
 expect 65 "not a regular file \(a FIFO\)" -- timeout 10 "$pnn" train "$cfg" --set data.path="$tmp/fifo.csv" --out "$tmp/fifo"
 
+# a server that answers NaN (retried, then "no valid output", not "down") or 1e38 (named as the
+# source of the Inf that follows, not "training has diverged")
+cat > "$tmp/evil.py" <<'PY'
+import json, sys, zmq
+import numpy as np
+ctx = zmq.Context()
+s = ctx.socket(zmq.ROUTER)
+port = s.bind_to_random_port("tcp://127.0.0.1")
+print(port, flush=True)
+n = 40
+while True:
+    m = s.recv_multipart()
+    env, h = m[:2], json.loads(m[2])
+    if h["op"] == "info":
+        r = {"id": h["id"], "ok": True, "protocol": "pnn-device/1", "name": "oscillator", "x_dim": n, "y_dim": n,
+             "theta_dim": n * n + n, "max_batch": 1024, "x_range": [-1e30, 1e30], "theta_range": [-1e30, 1e30],
+             "system_uri": "sim:oscillator?n=40&nt=10"}
+        s.send_multipart(env + [json.dumps(r).encode()])
+    else:
+        y = np.full((h["batch"], n), float(sys.argv[1]), np.float32)
+        s.send_multipart(env + [json.dumps({"id": h["id"], "ok": True, "batch": h["batch"]}).encode(), y.tobytes()])
+PY
+for v in nan 1e38; do
+  python3 "$tmp/evil.py" $v > "$tmp/port" & sp=$!
+  for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+  if [ $v = nan ]; then want="gave no valid output: 4 attempts failed.*NaN/Inf"; code=69
+  else want="Layer 'out' was the first to give NaN or Inf, from an input whose largest value is 1e\+38 \(the output of layer 'osc'\)"; code=65; fi
+  expect $code "$want" -- timeout 30 "$pnn" train "$cfg" --set bridge.backoff_ms=1 \
+    --set "network.1.device=remote:tcp://127.0.0.1:$(cat "$tmp/port")?timeout_ms=5000" --out "$tmp/evil-$v"
+  kill $sp; wait $sp 2> /dev/null; rm -f "$tmp/port"
+done
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
