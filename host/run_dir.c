@@ -142,9 +142,9 @@ static void metrics_timing(FILE *f, const pnn_bridge_stats *now, const pnn_bridg
     fprintf(f, "%.4f,%.4f", wall - wait, wait);
 }
 
-void pnn_train_metrics_row(pnn_trainer *tr, const char *kind, double loss, double acc, double acc_bm, double ms,
-                           double elapsed, const pnn_bridge_stats *since) {
-    if (!tr->metrics) return;
+pnn_status pnn_train_metrics_row(pnn_trainer *tr, const char *kind, double loss, double acc, double acc_bm,
+                                 double ms, double elapsed, const pnn_bridge_stats *since) {
+    if (!tr->metrics) return PNN_OK;
     fprintf(tr->metrics, "%lld,%lld,%s,%.6g,%.6g,", (long long)tr->global_step, (long long)tr->epoch, kind,
             loss, acc);
     if (acc_bm >= 0) fprintf(tr->metrics, "%.6g", acc_bm);
@@ -154,7 +154,11 @@ void pnn_train_metrics_row(pnn_trainer *tr, const char *kind, double loss, doubl
     if (since) metrics_timing(tr->metrics, &tr->bridge_run, since);
     else fputs(",,,", tr->metrics);
     fputc('\n', tr->metrics);
-    fflush(tr->metrics);
+    /* a full disk loses rows: stop the run (its checkpoint would not fit either) rather than go on */
+    if (fflush(tr->metrics) != 0 || ferror(tr->metrics))
+        return PNN_ERROR(PNN_ERR_IO, "cannot write %s/metrics.csv: %s (is the disk full?)", tr->run_dir,
+                         strerror(errno));
+    return PNN_OK;
 }
 
 /* Keeps the metrics rows up to the checkpoint's step, so a resumed run's file reads as one run. */

@@ -428,8 +428,8 @@ pnn_status pnn_trainer_run(pnn_trainer *tr) {
             sums_add(ep, loss, acc, dt);
             sums_add(win, loss, acc, dt);
             if (tr->global_step % o->log_every == 0 || tr->step_in_epoch == steps) {
-                pnn_train_metrics_row(tr, "train", win->loss / win->steps, win->acc / win->steps, -1,
-                                      1e3 * win->step_s / win->steps, tr->train_s, &win->at_start);
+                PNN_TRY(pnn_train_metrics_row(tr, "train", win->loss / win->steps, win->acc / win->steps, -1,
+                                              1e3 * win->step_s / win->steps, tr->train_s, &win->at_start));
                 pnn_train_sums_start(tr, win);
             }
             report(tr, "train", steps, ep->loss / ep->steps, ep->acc / ep->steps, t_start);
@@ -442,9 +442,9 @@ pnn_status pnn_trainer_run(pnn_trainer *tr) {
         }
         double ep_loss = ep->steps ? ep->loss / ep->steps : 0, ep_acc = ep->steps ? ep->acc / ep->steps : 0;
         if (ep->steps)
-            pnn_train_metrics_row(tr, "train_epoch", ep_loss, ep_acc, -1,
-                                  1e3 * (tr->bridge_run.wall_s - ep->at_start.wall_s) / ep->steps, tr->train_s,
-                                  &ep->at_start);
+            PNN_TRY(pnn_train_metrics_row(tr, "train_epoch", ep_loss, ep_acc, -1,
+                                          1e3 * (tr->bridge_run.wall_s - ep->at_start.wall_s) / ep->steps,
+                                          tr->train_s, &ep->at_start));
         tr->epoch++;
         tr->step_in_epoch = 0;
         report(tr, "eval", steps, ep_loss, ep_acc, t_start);
@@ -452,10 +452,10 @@ pnn_status pnn_trainer_run(pnn_trainer *tr) {
         PNN_TRY(pnn_trainer_evaluate(tr, PNN_PASS_EVAL_TWIN, &tr->last_twin));
         tr->evaluated = 1;
         tr->eval_step = tr->global_step;
-        pnn_train_metrics_row(tr, "test_device", tr->last_device.loss, tr->last_device.acc,
-                              tr->last_device.acc_batchmean, -1, tr->train_s, NULL);
-        pnn_train_metrics_row(tr, "test_twin", tr->last_twin.loss, tr->last_twin.acc, tr->last_twin.acc_batchmean,
-                              -1, tr->train_s, NULL);
+        PNN_TRY(pnn_train_metrics_row(tr, "test_device", tr->last_device.loss, tr->last_device.acc,
+                                      tr->last_device.acc_batchmean, -1, tr->train_s, NULL));
+        PNN_TRY(pnn_train_metrics_row(tr, "test_twin", tr->last_twin.loss, tr->last_twin.acc,
+                                      tr->last_twin.acc_batchmean, -1, tr->train_s, NULL));
         /* the next epoch's sums start here: a checkpoint taken now keeps empty ones */
         pnn_train_sums_start(tr, ep);
         pnn_train_sums_start(tr, win);

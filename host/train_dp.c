@@ -10,6 +10,7 @@
 #include "train_dp.h"
 
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -223,7 +224,12 @@ pnn_status pnn_dp_load_counters(pnn_trainer *tr, const pnn_safetensors *st, cons
     /* each rank takes its own counters back; comm_size is absent in one-process checkpoints */
     int rank = pnn_trainer_rank(tr), P = pnn_dp_size(tr);
     const char *size_s = pnn_safetensors_meta(st, "comm_size");
-    long saved_size = size_s ? strtol(size_s, NULL, 10) : 1;
+    char *end;
+    errno = 0;
+    long saved_size = size_s ? strtol(size_s, &end, 10) : 1;
+    if (size_s && (end == size_s || *end || errno == ERANGE || saved_size < 1 || saved_size > (1L << 20)))
+        return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: metadata 'comm_size' is '%.40s'; expected a rank count", path,
+                         size_s);
     char key[32];
     snprintf(key, sizeof key, rank ? "counters_rank%d" : "counters", rank);
     uint64_t *counters[MAX_COUNTERS];
@@ -235,13 +241,17 @@ pnn_status pnn_dp_load_counters(pnn_trainer *tr, const pnn_safetensors *st, cons
         nc = 0;
     }
     for (int i = 0; i < nc; i++) {
-        char *end;
-        unsigned long long c = calls ? strtoull(calls, &end, 10) : 0;
-        if (!calls || end == calls)
-            return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: metadata '%s' lacks counter %d", path, key, i);
+        errno = 0;
+        unsigned long long c = calls && *calls >= '0' && *calls <= '9' ? strtoull(calls, &end, 10) : 0;
+        if (!calls || !(*calls >= '0' && *calls <= '9') || errno == ERANGE || (*end && *end != ','))
+            return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: metadata '%s' lacks counter %d or it is not a count", path,
+                             key, i);
         *counters[i] = c;
         calls = *end == ',' ? end + 1 : end;
     }
+    if (calls && *calls)
+        return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: metadata '%s' holds more counters than the network's %d; it "
+                         "was written for another network", path, key, nc);
     tr->note[0] = '\0';
     if (saved_size != P)
         snprintf(tr->note, sizeof tr->note,

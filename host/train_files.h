@@ -10,9 +10,9 @@
 pnn_status pnn_train_checkpoint_path(const char *run_dir, char *buf, size_t cap);
 /* Appends one row to metrics.csv (nothing when the run keeps no files). acc_bm < 0 and ms < 0
  * leave their columns empty; since (may be NULL) gives training rows their timing columns, the
- * difference of tr->bridge_run and since. */
-void pnn_train_metrics_row(pnn_trainer *tr, const char *kind, double loss, double acc, double acc_bm, double ms,
-                           double elapsed, const pnn_bridge_stats *since);
+ * difference of tr->bridge_run and since. PNN_ERR_IO when the row could not be written. */
+pnn_status pnn_train_metrics_row(pnn_trainer *tr, const char *kind, double loss, double acc, double acc_bm,
+                                 double ms, double elapsed, const pnn_bridge_stats *since);
 /* Starts sums at the trainer's current bridge timing. */
 void pnn_train_sums_start(pnn_trainer *tr, pnn_train_sums *s);
 
