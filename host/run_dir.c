@@ -161,41 +161,41 @@ pnn_status pnn_train_metrics_row(pnn_trainer *tr, const char *kind, double loss,
     return PNN_OK;
 }
 
-/* Keeps the metrics rows up to the checkpoint's step, so a resumed run's file reads as one run. */
+/* Keeps the metrics rows up to the checkpoint's step, so a resumed run's file reads as one run.
+ * Streams through a temporary file: a long run's metrics are never held in memory. */
 static pnn_status truncate_metrics(pnn_trainer *tr) {
-    char path[PNN_PATH_MAX + 1];
+    char path[PNN_PATH_MAX + 1], tmp[PNN_PATH_MAX + 1];
     PNN_TRY(pnn_path_format(path, sizeof path, "%s/metrics.csv", tr->run_dir));
-    FILE *f = fopen(path, "r");
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap), line[4096];
+    PNN_TRY(pnn_path_format(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()));
+    FILE *in = fopen(path, "r"), *out = fopen(tmp, "w");
     if (!out) {
-        if (f) fclose(f);
-        return PNN_ERROR(PNN_ERR_NOMEM, "out of memory reading %s", path);
+        if (in) fclose(in);
+        return PNN_ERROR(PNN_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
     }
-    out[0] = '\0';
-    int first = 1;
-    while (f && fgets(line, sizeof line, f)) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int first = 1, ok = 1;
+    while (in && ok && (len = getline(&line, &cap, in)) > 0) {
         long long step = 0;
-        if (!first && (sscanf(line, "%lld,", &step) != 1 || step > tr->global_step)) continue;
+        /* the header, then rows up to the checkpoint's step; a torn last line is dropped */
+        if (first ? strncmp(line, "step,", 5) != 0
+                  : sscanf(line, "%lld,", &step) != 1 || step > tr->global_step || line[len - 1] != '\n')
+            continue;
         first = 0;
-        size_t l = strlen(line);
-        if (len + l + 1 > cap) {
-            char *grown = realloc(out, cap * 2 + l);
-            if (!grown) {
-                free(out);
-                fclose(f);
-                return PNN_ERROR(PNN_ERR_NOMEM, "out of memory reading %s", path);
-            }
-            out = grown;
-            cap = cap * 2 + l;
-        }
-        memcpy(out + len, line, l + 1);
-        len += l;
+        ok = fwrite(line, 1, (size_t)len, out) == (size_t)len;
     }
-    if (f) fclose(f);
-    pnn_status st = write_file_atomic(path, len ? out : metrics_header);
-    free(out);
-    PNN_TRY(st);
+    free(line);
+    if (in) fclose(in);
+    if (ok && first) ok = fputs(metrics_header, out) >= 0;
+    ok = ok && fflush(out) == 0 && fsync(fileno(out)) == 0;
+    int err = errno;
+    if (fclose(out) != 0 && ok) ok = 0, err = errno;
+    if (!ok || rename(tmp, path) != 0) {
+        if (ok) err = errno;
+        unlink(tmp);
+        return PNN_ERROR(PNN_ERR_IO, "cannot write %s: %s", path, strerror(err));
+    }
     return open_metrics(tr, path);
 }
 

@@ -55,11 +55,12 @@ pnn_status cli_load_config(const char *path, char **sets, int n_sets, pnn_cfg **
     return PNN_OK;
 }
 
-void cli_dirname(const char *path, char *buf, size_t size) {
+pnn_status cli_dirname(const char *path, char *buf, size_t size) {
     const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(buf, size, ".");
-    else if (slash == path) snprintf(buf, size, "/");
-    else snprintf(buf, size, "%.*s", (int)(slash - path), path);
+    if (!slash) return pnn_path_format(buf, size, ".");
+    if (slash == path) return pnn_path_format(buf, size, "/");
+    if ((size_t)(slash - path) >= size) return pnn_path_format(buf, size, "%s", path); /* fails, naming it */
+    return pnn_path_format(buf, size, "%.*s", (int)(slash - path), path);
 }
 
 static void format_eta(double s, char *buf, size_t size) {

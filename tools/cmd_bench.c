@@ -53,10 +53,10 @@ int cmd_bench(int argc, char **argv) {
         free(sets);
         return cli_usage_error("bench", "give the CONFIG.yaml to benchmark");
     }
-    char config_dir[1024];
-    cli_dirname(config, config_dir, sizeof config_dir);
-    pnn_cfg *cfg;
-    pnn_status st = cli_load_config(config, sets, n_sets, &cfg);
+    char config_dir[PNN_PATH_MAX + 1];
+    pnn_cfg *cfg = NULL;
+    pnn_status st = cli_dirname(config, config_dir, sizeof config_dir);
+    if (st == PNN_OK) st = cli_load_config(config, sets, n_sets, &cfg);
     free(sets);
     if (st != PNN_OK) return cli_fail("bench", st);
     /* data-parallel under a launcher, as pnn train */

@@ -156,9 +156,9 @@ int cmd_train(int argc, char **argv) {
         free(sets);
         return cli_fail("train", st);
     }
-    cli_dirname(config_path, config_dir, sizeof config_dir);
-    pnn_cfg *cfg;
-    st = cli_load_config(config_path, sets, n_sets, &cfg);
+    pnn_cfg *cfg = NULL;
+    st = cli_dirname(config_path, config_dir, sizeof config_dir);
+    if (st == PNN_OK) st = cli_load_config(config_path, sets, n_sets, &cfg);
     free(sets);
     if (st != PNN_OK) return cli_fail("train", st);
     /* how many train together: from the launcher and comm.kind, before anything is printed */
