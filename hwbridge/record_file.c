@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -119,12 +120,13 @@ pnn_status pnn_rec_open(pnn_rec_file *f, const char *path, size_t len, int writa
     f->path[len] = '\0';
     PNN_TRY(pnn_path_format(f->idx_path, sizeof f->idx_path, "%s.idx", f->path));
     PNN_TRY(pnn_open_regular(f->path, writable ? O_RDWR | O_CREAT : O_RDONLY, 0644, "recording", &f->fd));
-    /* two writers would append over each other's records; where the file system has no locks,
-     * recording goes on without */
-    struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    if (writable && fcntl(f->fd, F_SETLK, &lock) != 0 && (errno == EACCES || errno == EAGAIN))
-        return PNN_ERROR(PNN_ERR_IO, "recording %s is being written by another process; record to another file",
-                         f->path);
+    /* two writers would append over each other's records. flock, not fcntl: its lock belongs to
+     * this open file, so a second writer in the same process is refused too, and closing another
+     * descriptor of the file (a replay of it) does not drop it. Where the file system has no
+     * locks, recording goes on without. */
+    if (writable && flock(f->fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK)
+        return PNN_ERROR(PNN_ERR_IO, "recording %s is being written by another device or process; record to "
+                         "another file", f->path);
     return file_size(f, bytes);
 }
 

@@ -519,17 +519,23 @@ START_TEST(a_second_writer_is_refused) {
     char file[512];
     tmp_path(file, sizeof file, "lock.pnnrec");
     remove_recording(file);
-    pnn_device *dev;
+    pnn_device *dev, *other = NULL;
     ck_assert_int_eq(open_record(file, INNER, &dev), PNN_OK);
     pid_t pid = fork();
     if (pid == 0) {
-        pnn_device *other;
         pnn_status st = open_record(file, INNER, &other);
-        _exit(st == PNN_ERR_IO && strstr(pnn_last_error(), "another process") ? 0 : 1);
+        _exit(st == PNN_ERR_IO && strstr(pnn_last_error(), "another device or process") ? 0 : 1);
     }
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the second writer was not refused");
+    /* in the same process too, and a replay of the file opened and closed meanwhile keeps the lock */
+    pnn_device *replay;
+    char uri[600];
+    snprintf(uri, sizeof uri, "replay:%s", file);
+    ck_assert_int_eq(pnn_device_open(uri, pnn_backend_cpu(), &replay), PNN_OK);
+    pnn_device_close(replay);
+    ck_assert_int_eq(open_record(file, INNER, &other), PNN_ERR_IO);
     pnn_device_close(dev);
     remove_recording(file);
 }
