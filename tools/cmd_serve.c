@@ -9,8 +9,9 @@
 #include "pnn/remote.h"
 
 static const char help[] =
-    "usage: pnn serve DEVICE_URI [--bind ENDPOINT] [--token TOKEN | --token-file FILE]\n"
-    "                 [--curve-key FILE --allow-client KEY...] [--insecure] [--max-bytes N] [--rep]\n"
+    "usage: pnn serve DEVICE_URI [--bind ENDPOINT] [--token TOKEN | --token-file FILE] [--no-plain]\n"
+    "                 [--curve-key FILE --allow-client KEY...] [--insecure] [--max-bytes N]\n"
+    "                 [--max-pending-bytes N] [--rep]\n"
     "\n"
     "Serves the device DEVICE_URI (e.g. sim:oscillator?n=100&seed=1) to clients that open\n"
     "remote:ENDPOINT (pnn train with network.N.device=remote:tcp://HOST:PORT?token=...). The protocol,\n"
@@ -18,8 +19,13 @@ static const char help[] =
     "\n"
     "  --bind ENDPOINT     where to listen (default tcp://127.0.0.1:5555); tcp://127.0.0.1:* picks a free\n"
     "                      port; ipc:///path/sock for a Unix socket. The endpoint is printed on start.\n"
-    "  --token TOKEN       require this token in every request (client: token=TOKEN in the URI)\n"
+    "  --token TOKEN       require this token (client: token=TOKEN in the URI): at the ZeroMQ handshake\n"
+    "                      (ZMTP PLAIN, password TOKEN), so that nobody without it can send anything,\n"
+    "                      and in every request\n"
     "  --token-file FILE   the token is the first line of FILE (keeps it out of ps and shell history)\n"
+    "  --no-plain          check the token in request headers only, for pnn-device/1 clients that do not\n"
+    "                      speak PLAIN; anyone who reaches the endpoint can then make the server hold up\n"
+    "                      to --max-pending-bytes\n"
     "  --curve-key FILE    encrypt and authenticate with CURVE, using this server key pair (pnn keygen);\n"
     "                      clients give server_key=FILE.pub (or its Z85 key) and client_key=THEIR_KEY\n"
     "  --allow-client KEY  a client public key allowed in (Z85, a .pub file, or a directory of .pub\n"
@@ -27,9 +33,14 @@ static const char help[] =
     "  --insecure          allow a non-loopback TCP address without CURVE (anyone on the network could\n"
     "                      drive the device, and a token would travel in clear)\n"
     "  --max-bytes N       refuse messages over N bytes (default 268435456) with too_large\n"
+    "  --max-pending-bytes N  drop every connection when clients make the server hold more than N bytes\n"
+    "                      of unfinished or queued messages (default: twice the largest request or reply\n"
+    "                      of the device, within --max-bytes, + 64 MiB; 0: never). Clients reconnect\n"
+    "                      by themselves; their requests in flight time out and are retried.\n"
     "  --rep               use a REP socket (one client request at a time) instead of ROUTER\n"
     "\n"
-    "Ctrl-C stops the server and prints its counters (requests, replies by error code).\n"
+    "Ctrl-C stops the server and prints its counters (requests, replies by error code, handshakes,\n"
+    "connection drops).\n"
     "Exit codes: 0 stopped, 64 usage, 66 key or token file missing, 69 device or endpoint unavailable,\n"
     "78 bad security configuration.\n";
 
@@ -49,6 +60,11 @@ static void print_stats(const pnn_server_stats *st) {
     if (st->curve_accepted || st->curve_denied)
         fprintf(stderr, "; CURVE clients let in %llu, refused %llu", (unsigned long long)st->curve_accepted,
                 (unsigned long long)st->curve_denied);
+    if (st->plain_accepted || st->plain_denied)
+        fprintf(stderr, "; token handshakes let in %llu, refused %llu", (unsigned long long)st->plain_accepted,
+                (unsigned long long)st->plain_denied);
+    fprintf(stderr, "; most held for clients %.1f MB, connections dropped %llu times", st->pending_peak / 1e6,
+            (unsigned long long)st->drops);
     fputc('\n', stderr);
 }
 
@@ -59,10 +75,16 @@ static int read_token_file(const char *path, char *token, size_t size) {
         return EX_NOINPUT_;
     }
     char *got = fgets(token, (int)size, f);
+    int cut = got && !strchr(token, '\n') && fgetc(f) != EOF;   /* a first line longer than the buffer */
     fclose(f);
     token[got ? strcspn(token, "\r\n") : 0] = '\0';
+    if (cut) {
+        fprintf(stderr, "pnn serve: error: the first line of token file '%s' is too long (a token is at most 255 "
+                "characters)\n", path);
+        return EX_CONFIG_;
+    }
     if (!token[0]) {
-        fprintf(stderr, "pnn serve: error: token file '%s' is empty\n", path);
+        fprintf(stderr, "pnn serve: error: token file '%s' is empty (or its first line is)\n", path);
         return EX_CONFIG_;
     }
     return 0;
@@ -72,7 +94,7 @@ int cmd_serve(int argc, char **argv) {
     const char *uri = NULL, *token_file = NULL;
     const char **allow = calloc((size_t)argc, sizeof *allow);
     pnn_server_config cfg = {0};
-    char token[256];
+    char token[258];   /* 255 characters, CR LF and NUL */
     int rc = 0;
     if (!allow) return EX_SOFTWARE_;
     for (int i = 1; i < argc; i++) {
@@ -83,7 +105,8 @@ int cmd_serve(int argc, char **argv) {
             goto done;
         }
         if (!strcmp(a, "--bind") || !strcmp(a, "--token") || !strcmp(a, "--token-file") ||
-            !strcmp(a, "--curve-key") || !strcmp(a, "--allow-client") || !strcmp(a, "--max-bytes")) {
+            !strcmp(a, "--curve-key") || !strcmp(a, "--allow-client") || !strcmp(a, "--max-bytes") ||
+            !strcmp(a, "--max-pending-bytes")) {
             if (!has_value) {
                 rc = cli_usage_error("serve", "%s needs a value", a);
                 goto done;
@@ -94,7 +117,16 @@ int cmd_serve(int argc, char **argv) {
             else if (!strcmp(a, "--token-file")) token_file = v;
             else if (!strcmp(a, "--curve-key")) cfg.curve_key_file = v;
             else if (!strcmp(a, "--allow-client")) allow[cfg.n_allow_clients++] = v;
-            else {
+            else if (!strcmp(a, "--max-pending-bytes")) {
+                char *end;
+                unsigned long long n = strtoull(v, &end, 10);
+                if (end == v || *end || v[0] == '-' || (n != 0 && n < 4096) || n > ((unsigned long long)1 << 50)) {
+                    rc = cli_usage_error("serve", "--max-pending-bytes %s: expected a byte count in [4096, 2^50], "
+                                         "or 0 for no bound", v);
+                    goto done;
+                }
+                cfg.max_pending_bytes = n ? (size_t)n : PNN_SERVER_NO_WATCHDOG;
+            } else {
                 char *end;
                 unsigned long long n = strtoull(v, &end, 10);
                 if (end == v || *end || n < 4096 || n > ((unsigned long long)1 << 40)) {
@@ -107,6 +139,8 @@ int cmd_serve(int argc, char **argv) {
             cfg.insecure = 1;
         } else if (!strcmp(a, "--rep")) {
             cfg.use_rep = 1;
+        } else if (!strcmp(a, "--no-plain")) {
+            cfg.token_in_header_only = 1;
         } else if (a[0] == '-' && a[1]) {
             rc = cli_usage_error("serve", "unknown option '%s'", a);
             goto done;
@@ -125,6 +159,11 @@ int cmd_serve(int argc, char **argv) {
         rc = cli_usage_error("serve", "give either --token or --token-file");
         goto done;
     }
+    if (cfg.token && !cfg.token[0]) {
+        rc = cli_usage_error("serve", "--token is empty: give a non-empty token, or leave --token out to serve "
+                             "without one");
+        goto done;
+    }
     if (cfg.n_allow_clients && !cfg.curve_key_file) {
         rc = cli_usage_error("serve", "--allow-client needs --curve-key (client keys only mean something with CURVE)");
         goto done;
@@ -133,7 +172,12 @@ int cmd_serve(int argc, char **argv) {
         if ((rc = read_token_file(token_file, token, sizeof token))) goto done;
         cfg.token = token;
     }
+    if (cfg.token_in_header_only && (!cfg.token || cfg.curve_key_file)) {
+        rc = cli_usage_error("serve", "--no-plain only means something with a token and without --curve-key");
+        goto done;
+    }
     cfg.allow_clients = allow;
+    cfg.log = stderr;
     pnn_device *dev;
     pnn_status st = pnn_device_open(uri, pnn_backend_cpu(), &dev);
     if (st != PNN_OK) {
@@ -150,9 +194,17 @@ int cmd_serve(int argc, char **argv) {
     const pnn_device_info *info = pnn_device_info_get(dev);
     fprintf(stderr, "pnn serve: %s (x_dim %lld, theta_dim %lld, y_dim %lld, max_batch %lld)\n", info->uri,
             (long long)info->x_dim, (long long)info->theta_dim, (long long)info->y_dim, (long long)info->max_batch);
-    fprintf(stderr, "pnn serve: %s socket, token %s, CURVE %s%s\n", cfg.use_rep ? "REP" : "ROUTER",
-            cfg.token && cfg.token[0] ? "required" : "none", cfg.curve_key_file ? "on" : "off",
+    pnn_server_bounds bounds;
+    pnn_server_get_bounds(srv, &bounds);
+    fprintf(stderr, "pnn serve: %s socket, handshake %s, token %s, CURVE %s%s\n", cfg.use_rep ? "REP" : "ROUTER",
+            bounds.security, cfg.token && cfg.token[0] ? "required" : "none", cfg.curve_key_file ? "on" : "off",
             cfg.insecure && !cfg.curve_key_file ? " (--insecure: open to the network)" : "");
+    if (bounds.max_pending)
+        fprintf(stderr, "pnn serve: frames up to %.1f MB; connections dropped past %.1f MB held for clients\n",
+                bounds.max_frame / 1e6, bounds.max_pending / 1e6);
+    else
+        fprintf(stderr, "pnn serve: frames up to %.1f MB; no bound on what clients make the server hold "
+                "(--max-pending-bytes 0, or a C library without mallinfo2)\n", bounds.max_frame / 1e6);
     /* the one line scripts wait for */
     printf("listening on %s\n", pnn_server_endpoint(srv));
     fflush(stdout);

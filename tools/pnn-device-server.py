@@ -7,15 +7,19 @@ trains it:  pnn train CONFIG.yaml --set 'network.1.device=remote:tcp://HOST:5555
 
   python3 tools/pnn-device-server.py --demo oscillator --n 40 --nt 10 --token SECRET
 Needs pyzmq and numpy. CURVE key files come from `pnn keygen` (lines public=Z85, secret=Z85).
+With a token, a client must give it at the ZeroMQ handshake (ZMTP PLAIN: any user name, password
+the token; pnn's client does) and in every request: a peer without it cannot send anything.
 """
 import argparse
 import hmac
 import json
 import signal
 import sys
+import threading
 
 import numpy as np
 import zmq
+import zmq.utils.z85
 
 MAX_HEADER = 4096
 
@@ -87,7 +91,8 @@ class Device:
             if sum(len(fr) for fr in frames) > self.args.max_bytes:
                 raise Refused("too_large", f"the message is over this server's limit of {self.args.max_bytes} bytes")
             tok = h.get("token")
-            if self.args.token and not (isinstance(tok, str) and hmac.compare_digest(tok, self.args.token)):
+            if self.args.token and not (isinstance(tok, str) and hmac.compare_digest(
+                    tok.encode("utf-8", "surrogatepass"), self.args.token_bytes)):
                 raise Refused("unauthorized", "wrong token" if tok else "this server needs a token")
             op = h.get("op")
             if op in ("info", "ping"):
@@ -130,6 +135,32 @@ class Device:
         return [json.dumps(dict(id=h["id"], ok=True, batch=b)).encode(), y.tobytes()]
 
 
+def start_zap_handler(ctx, token, allowed_keys):
+    """Answers ZeroMQ's handshake checks (ZAP, RFC 27) in a thread until ctx ends: a CURVE client
+    gets in when its public key (Z85) is in allowed_keys, a PLAIN client when its password is the
+    token (bytes)."""
+    zap = ctx.socket(zmq.REP)
+    zap.linger = 0
+    zap.bind("inproc://zeromq.zap.01")
+
+    def serve():
+        try:
+            while True:
+                req = zap.recv_multipart()  # version, id, domain, address, identity, mechanism, credentials
+                mech = req[5] if len(req) > 5 and req[0] == b"1.0" else b""
+                if mech == b"CURVE" and len(req) == 7:
+                    ok = zmq.utils.z85.encode(req[6]) in allowed_keys
+                elif mech == b"PLAIN" and len(req) == 8 and token:
+                    ok = hmac.compare_digest(req[7], token)
+                else:
+                    ok = False
+                zap.send_multipart([b"1.0", req[1] if len(req) > 1 else b"", b"200" if ok else b"400",
+                                    b"OK" if ok else b"refused", b"", b""])
+        except zmq.ContextTerminated:
+            zap.close()
+    threading.Thread(target=serve, daemon=True).start()
+
+
 def read_key(path, part):
     for line in open(path):
         if line.startswith(part + "="):
@@ -144,40 +175,50 @@ def main():
     ap.add_argument("--nt", type=int, default=10, help="RK4 steps (oscillator)")
     ap.add_argument("--dt", type=float, default=0.1, help="RK4 step (oscillator)")
     ap.add_argument("--bind", default="tcp://127.0.0.1:5555", help="endpoint; port * picks a free one")
-    ap.add_argument("--token", default="", help="require this token in every request")
+    ap.add_argument("--token", help="require this token at the handshake (PLAIN password) and in every request")
     ap.add_argument("--curve-key", help="server key pair file (pnn keygen): turns CURVE on")
     ap.add_argument("--allow-client", action="append", default=[], help="allowed client .pub file (repeat)")
     ap.add_argument("--insecure", action="store_true", help="allow a non-loopback address without CURVE")
     ap.add_argument("--max-bytes", type=int, default=256 << 20, help="refuse larger messages (too_large)")
     ap.add_argument("--max-batch", type=int, default=1 << 16)
     args = ap.parse_args()
+    if args.token is not None and not args.token:
+        sys.exit("--token is empty: give a non-empty token, or leave --token out to serve without one")
+    try:
+        args.token_bytes = args.token.encode() if args.token else b""
+    except UnicodeEncodeError:
+        sys.exit("--token is not UTF-8 text")
     host = args.bind.split("://")[-1].rsplit(":", 1)[0]
     if args.bind.startswith("tcp://") and not (host.startswith("127.") or host in ("localhost", "[::1]")) \
             and not args.curve_key and not args.insecure:
         sys.exit(f"refusing to serve on {args.bind} without CURVE: anyone on the network could drive the device; "
                  "use --curve-key/--allow-client, a loopback address, or --insecure")
     f, info = oscillator(args.n, args.nt, args.dt) if args.demo == "oscillator" else tanh_layer(args.n, 7)
-    device, ctx, auth = Device(f, info, args), zmq.Context(), None
-    if args.curve_key:
-        from zmq.auth.thread import ThreadAuthenticator
-        allowed = {read_key(p, "public") for p in args.allow_client}
-        if not allowed:
-            sys.exit("--curve-key needs at least one --allow-client")
-        auth = ThreadAuthenticator(ctx)
-        auth.start()
-        auth.configure_curve_callback("*", credentials_provider=type("Keys", (), {
-            "callback": lambda self, domain, key: key in allowed})())
+    device, ctx = Device(f, info, args), zmq.Context()
+    allowed = {read_key(p, "public") for p in args.allow_client}
+    if args.curve_key and not allowed:
+        sys.exit("--curve-key needs at least one --allow-client")
+    if args.curve_key or args.token:
+        start_zap_handler(ctx, args.token_bytes, allowed)  # before the socket binds: no handshake goes unchecked
     sock = ctx.socket(zmq.ROUTER)
     sock.linger = 0
     sock.maxmsgsize = 2 * args.max_bytes + 65536
     if args.curve_key:
         sock.curve_server, sock.curve_secretkey = True, read_key(args.curve_key, "secret")
+    elif args.token:
+        sock.plain_server = True
+    if args.curve_key or args.token:
+        sock.zap_domain = b"pnn"
     sock.bind(args.bind)
     for sig in (signal.SIGINT, signal.SIGTERM):  # both stop it cleanly, even in the background
         signal.signal(sig, signal.default_int_handler)
     print("listening on", sock.getsockopt_string(zmq.LAST_ENDPOINT), flush=True)
     try:
         while True:
+            # a signal may land on any thread (OpenBLAS's too) and then does not interrupt a blocking
+            # recv: the main thread wakes up to run the handler
+            if not sock.poll(200):
+                continue
             msg = sock.recv_multipart(copy=False)
             env = 2 if len(msg) > 1 and len(msg[1]) == 0 else 1  # [identity][empty delimiter]
             sock.send_multipart([m.bytes for m in msg[:env]] + device.handle([m.buffer for m in msg[env:]]))
@@ -185,8 +226,6 @@ def main():
         pass
     finally:
         sock.close(linger=0)
-        if auth:
-            auth.stop()
         ctx.term()
 
 

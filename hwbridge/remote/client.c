@@ -1,13 +1,21 @@
 /* remote: devices — the client side of pnn-device/1. A DEALER socket per device sends
  * [empty][header][x][theta] and waits for the reply to that request id until its deadline;
- * replies that come late or carry another id are dropped and counted, never delivered. The
- * ZeroMQ context is one per process, created on first use; all other state is per device, so a
- * device may be driven from a worker thread. */
+ * replies that come late or carry another id are dropped and counted, never delivered, and a
+ * reply that cannot be read fails the request at once. The ZeroMQ context is one per process,
+ * created on first use; all other state is per device, so a device may be driven from a worker
+ * thread.
+ *
+ * Security: CURVE when given keys; else with a token, the ZMTP PLAIN handshake (user "pnn",
+ * password the token), which a pnn server needs before it takes any message; else none. The token
+ * also goes into every header (PROTOCOL.md). During open a socket monitor watches the handshake,
+ * so that a refused one is an error at once, not a timeout, and a server that does not speak PLAIN
+ * (a pnn-device/1 server checking headers only) is met again without it. */
 #include "hwbridge/remote/protocol.h"
 
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +23,17 @@
 #include <zmq.h>
 
 #define DEFAULT_TIMEOUT_MS 10000
-/* replies bigger than this are cut off by ZeroMQ (a broken or hostile server cannot flood us) */
+/* a reply frame bigger than this ends the connection (ZeroMQ allocates a frame whole) */
 #define MAX_REPLY_FRAME ((int64_t)1 << 31)
+
+typedef enum { SEC_NULL, SEC_PLAIN, SEC_CURVE } security;
+static const char *const security_names[] = {"NULL", "PLAIN", "CURVE"};
 
 typedef struct remote_dev {
     void *sock;
+    void *monitor;               /* the handshake's events, during open only */
+    int handshake_event, handshake_value;   /* the first failure the monitor reported */
+    security sec;
     char endpoint[256];
     char token[256];
     int timeout_ms;
@@ -45,7 +59,7 @@ static double now_ms(void) {
 static const char *const known_keys = "token, token_file, timeout_ms, server_key, client_key";
 
 typedef struct remote_uri {
-    char endpoint[256], token[256], server_key[1024], client_key[1024];
+    char endpoint[256], token[258], server_key[1024], client_key[1024];
     int64_t timeout_ms;
 } remote_uri;
 
@@ -73,13 +87,20 @@ static int unescape(const char *v, size_t len, char *dst, size_t size) {
     return 1;
 }
 
+/* The first line of path, which must fit in token (size >= 258: 255 characters, CR LF, NUL). */
 static pnn_status read_token_file(const char *uri, const char *path, char *token, size_t size) {
     FILE *f = fopen(path, "r");
     if (!f) return PNN_ERROR(PNN_ERR_NOT_FOUND, "%s: cannot open token_file '%s': %s", uri, path, strerror(errno));
     char *got = fgets(token, (int)size, f);
+    int cut = got && !strchr(token, '\n') && fgetc(f) != EOF;
     fclose(f);
-    if (!got) return PNN_ERROR(PNN_ERR_INVALID, "%s: token_file '%s' is empty", uri, path);
-    token[strcspn(token, "\r\n")] = '\0';
+    if (cut)
+        return PNN_ERROR(PNN_ERR_INVALID, "%s: the first line of token_file '%s' is too long (a token is at most "
+                         "255 characters)", uri, path);
+    if (got) token[strcspn(token, "\r\n")] = '\0';
+    if (!got || !token[0])
+        return PNN_ERROR(PNN_ERR_INVALID, "%s: token_file '%s' is empty (or its first line is): put the token "
+                         "on its first line", uri, path);
     return PNN_OK;
 }
 
@@ -112,9 +133,17 @@ static pnn_status parse_uri(const char *uri, remote_uri *u) {
             if (have_token++)
                 return PNN_ERROR(PNN_ERR_INVALID, "device URI '%s': give one of token= and token_file=", uri);
             if (key[5] == '_') PNN_TRY(read_token_file(uri, val, u->token, sizeof u->token));
-            else if (strlen(val) >= sizeof u->token)
+            else if (strlen(val) > 255)
                 return PNN_ERROR(PNN_ERR_INVALID, "device URI '%s': the token is over 255 characters", uri);
-            else snprintf(u->token, sizeof u->token, "%.255s", val);
+            else snprintf(u->token, sizeof u->token, "%s", val);
+            char who[1100];
+            snprintf(who, sizeof who, "remote device URI, %s%s", key[5] == '_' ? "token_file=" : "token=",
+                     key[5] == '_' ? val : "");
+            pnn_status tst = pnn_proto_token_check(u->token, who);
+            if (tst != PNN_OK) {
+                memset(u->token, 0, sizeof u->token);
+                return tst;
+            }
         } else if (!strcmp(key, "timeout_ms")) {
             char *end;
             long long t = strtoll(val, &end, 10);
@@ -163,9 +192,37 @@ fail:
     return st;
 }
 
-/* Waits for the reply to request id until the deadline. Other replies are dropped and counted.
- * On success the header is parsed into rep and the payload (if any, at most one frame of
- * payload_size bytes) copied into payload. */
+/* Reads one event of the handshake monitor; a failure is kept in r (the first one only: ZeroMQ
+ * keeps retrying and reports each). Returns 1 when the handshake failed. */
+static int read_monitor_event(remote_dev *r) {
+    zmq_msg_t m;
+    int failed = 0, more = 1;
+    for (int frame = 0; more; frame++) {
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, r->monitor, ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close(&m);
+            return 0;
+        }
+        more = zmq_msg_more(&m);
+        if (frame == 0 && zmq_msg_size(&m) == 6) {
+            uint16_t event;
+            uint32_t value;
+            memcpy(&event, zmq_msg_data(&m), 2);
+            memcpy(&value, (char *)zmq_msg_data(&m) + 2, 4);
+            failed = (event & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) != 0;
+            if (failed && !r->handshake_event) r->handshake_event = event, r->handshake_value = (int)value;
+        }
+        zmq_msg_close(&m);
+    }
+    return failed;
+}
+
+/* Waits for the reply to request id until the deadline. Replies to other ids are dropped and
+ * counted; a reply that cannot be read fails the request at once (PNN_ERR_FORMAT), and so does a
+ * failed handshake while the monitor watches (PNN_ERR_DEVICE; r->handshake_event says which). On
+ * success the header is parsed into rep and the payload (if any, at most one frame of payload_size
+ * bytes) copied into payload. */
 static pnn_status wait_reply(remote_dev *r, const char *what, uint64_t id, double deadline, pnn_proto_reply *rep,
                              void *payload, size_t payload_size) {
     pnn_status st = PNN_OK;
@@ -173,10 +230,10 @@ static pnn_status wait_reply(remote_dev *r, const char *what, uint64_t id, doubl
     int n = 0;
     for (;;) {
         int left = (int)ceil(deadline - now_ms());
-        zmq_pollitem_t item = {r->sock, 0, ZMQ_POLLIN, 0};
-        int rc = left > 0 ? zmq_poll(&item, 1, left) : 0;
+        zmq_pollitem_t items[2] = {{r->sock, 0, ZMQ_POLLIN, 0}, {r->monitor, 0, ZMQ_POLLIN, 0}};
+        int rc = left > 0 ? zmq_poll(items, r->monitor ? 2 : 1, left) : 0;
         if (rc == -1 && zmq_errno() == EINTR) continue;
-        PNN_ZMQ_CHECK_RC(rc, "zmq_poll(&item, 1, left)");
+        PNN_ZMQ_CHECK_RC(rc, "zmq_poll(items, n, left)");
         if (rc == 0) {
             r->stats.timeouts++;
             return PNN_ERROR(PNN_ERR_TIMEOUT,
@@ -185,6 +242,10 @@ static pnn_status wait_reply(remote_dev *r, const char *what, uint64_t id, doubl
                              "check the server",
                              r->endpoint, what, (unsigned long long)id, r->timeout_ms);
         }
+        if (r->monitor && (items[1].revents & ZMQ_POLLIN) && read_monitor_event(r))
+            return PNN_ERROR(PNN_ERR_DEVICE, "remote device %s: the ZeroMQ handshake failed (event 0x%x, value 0x%x)",
+                             r->endpoint, (unsigned)r->handshake_event, (unsigned)r->handshake_value);
+        if (!(items[0].revents & ZMQ_POLLIN)) continue;
         /* one message: [empty][header][payload...], kept up to 4 frames */
         int more = 1, total = 0;
         n = 0;
@@ -201,15 +262,32 @@ static pnn_status wait_reply(remote_dev *r, const char *what, uint64_t id, doubl
         }
         int env = n > 0 && zmq_msg_size(&f[0]) == 0;   /* the empty delimiter */
         pnn_proto_reply tmp;
-        pnn_status pst = n > env ? pnn_proto_parse_reply(zmq_msg_data(&f[env]), zmq_msg_size(&f[env]), &tmp)
-                                 : PNN_ERROR(PNN_ERR_FORMAT, "an empty reply");
-        if (pst != PNN_OK || !tmp.has_id || tmp.id != id) {
-            /* late (its request already timed out), unknown, or unreadable: never delivered */
+        if (n <= env) {
+            st = PNN_ERROR(PNN_ERR_FORMAT, "remote device %s: the reply to %s (request %llu) has no header: the "
+                           "server does not follow pnn-device/1", r->endpoint, what, (unsigned long long)id);
+            goto fail;
+        }
+        if (pnn_proto_parse_reply(zmq_msg_data(&f[env]), zmq_msg_size(&f[env]), &tmp) != PNN_OK) {
+            /* one request is in flight, so an unreadable reply is most likely its own: waiting on would
+             * only turn the server's fault into a timeout */
+            st = pnn_error_prefix(PNN_ERR_FORMAT, "remote device %s: cannot read the reply to %s (request %llu): ",
+                                  r->endpoint, what, (unsigned long long)id);
+            goto fail;
+        }
+        if (tmp.has_id && tmp.id != id) {
+            /* late (its request already timed out) or unknown: never delivered */
             r->stats.late_or_unknown_replies++;
             for (int i = 0; i < n; i++) zmq_msg_close(&f[i]);
             n = 0;
             continue;
         }
+        if (!tmp.has_id && tmp.ok) {
+            st = PNN_ERROR(PNN_ERR_FORMAT, "remote device %s: the reply to %s (request %llu) says ok with \"id\": "
+                           "null: the server does not follow pnn-device/1", r->endpoint, what,
+                           (unsigned long long)id);
+            goto fail;
+        }
+        /* "id": null with ok false: the server could not read this request's id; it is the answer */
         *rep = tmp;
         r->stats.replies++;
         int n_payload = total - env - 1;
@@ -255,13 +333,136 @@ static pnn_status reply_error(remote_dev *r, const char *what, const pnn_proto_r
                      rep->message[0] ? rep->message : "(no message)", hint);
 }
 
+/* ---- the connection ---- */
+
+static void close_socket(remote_dev *r) {
+    if (r->monitor) zmq_close(r->monitor);
+    if (r->sock) zmq_close(r->sock);
+    r->monitor = r->sock = NULL;
+}
+
+/* Creates the DEALER with security sec, a monitor on its handshake, and connects it. */
+static pnn_status open_socket(remote_dev *r, const remote_uri *u, security sec) {
+    static atomic_uint monitors;
+    pnn_status st = PNN_OK;
+    int zero = 0;
+    int64_t max_frame = MAX_REPLY_FRAME;
+    char monitor_ep[64];
+    r->sec = sec;
+    r->handshake_event = r->handshake_value = 0;
+    r->sock = zmq_socket(g_ctx, ZMQ_DEALER);
+    if (!r->sock) PNN_ZMQ_CHECK_RC(-1, "zmq_socket(g_ctx, ZMQ_DEALER)");
+    PNN_ZMQ_CHECK(zmq_setsockopt(r->sock, ZMQ_LINGER, &zero, sizeof zero));
+    PNN_ZMQ_CHECK(zmq_setsockopt(r->sock, ZMQ_MAXMSGSIZE, &max_frame, sizeof max_frame));
+    PNN_ZMQ_CHECK(zmq_setsockopt(r->sock, ZMQ_SNDTIMEO, &r->timeout_ms, sizeof r->timeout_ms));
+    if (sec == SEC_CURVE) {
+        char server_pub[41], pub[41], sec_key[41];
+        st = pnn_remote_key_public(u->server_key, server_pub);
+        if (st == PNN_OK) st = pnn_remote_key_read(u->client_key, pub, sec_key);
+        if (st != PNN_OK) {
+            memset(sec_key, 0, sizeof sec_key);
+            pnn_error_prefix(st, "remote device %s: ", u->endpoint);
+            goto fail;
+        }
+        int rc = zmq_setsockopt(r->sock, ZMQ_CURVE_SECRETKEY, sec_key, 41);
+        memset(sec_key, 0, sizeof sec_key);
+        PNN_ZMQ_CHECK_RC(rc, "zmq_setsockopt(r->sock, ZMQ_CURVE_SECRETKEY, sec_key, 41)");
+        PNN_ZMQ_CHECK(zmq_setsockopt(r->sock, ZMQ_CURVE_SERVERKEY, server_pub, 41));
+        PNN_ZMQ_CHECK(zmq_setsockopt(r->sock, ZMQ_CURVE_PUBLICKEY, pub, 41));
+    } else if (sec == SEC_PLAIN) {
+        PNN_ZMQ_CHECK(zmq_setsockopt(r->sock, ZMQ_PLAIN_USERNAME, PNN_PROTO_PLAIN_USER, strlen(PNN_PROTO_PLAIN_USER)));
+        PNN_ZMQ_CHECK(zmq_setsockopt(r->sock, ZMQ_PLAIN_PASSWORD, r->token, strlen(r->token)));
+    }
+    /* the monitor's peer connects before the DEALER does, so that no event is lost */
+    snprintf(monitor_ep, sizeof monitor_ep, "inproc://pnn-remote-handshake-%u", atomic_fetch_add(&monitors, 1));
+    PNN_ZMQ_CHECK(zmq_socket_monitor(r->sock, monitor_ep, ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                                              ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                                              ZMQ_EVENT_HANDSHAKE_FAILED_AUTH));
+    r->monitor = zmq_socket(g_ctx, ZMQ_PAIR);
+    if (!r->monitor) PNN_ZMQ_CHECK_RC(-1, "zmq_socket(g_ctx, ZMQ_PAIR)");
+    PNN_ZMQ_CHECK(zmq_setsockopt(r->monitor, ZMQ_LINGER, &zero, sizeof zero));
+    PNN_ZMQ_CHECK(zmq_connect(r->monitor, monitor_ep));
+    PNN_ZMQ_CHECK(zmq_connect(r->sock, u->endpoint));
+fail:
+    return st;
+}
+
+/* The handshake is done once a reply came: the monitor is not needed any more. */
+static pnn_status stop_monitor(remote_dev *r) {
+    pnn_status st = PNN_OK;
+    PNN_ZMQ_CHECK(zmq_socket_monitor(r->sock, NULL, 0));
+    zmq_close(r->monitor);
+    r->monitor = NULL;
+fail:
+    return st;
+}
+
+/* 1 when the handshake failed on the security mechanism: ZeroMQ says so, or (more often: the side
+ * that sees the mismatch first just closes) the server closed the connection during it. */
+static int mechanism_refused(const remote_dev *r) {
+    return (r->handshake_event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+            r->handshake_value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) ||
+           r->handshake_event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+}
+
+/* The error for a handshake the server refused, saying what to change in the device URI. */
+static pnn_status handshake_error(const remote_dev *r, const remote_uri *u) {
+    int ev = r->handshake_event, v = r->handshake_value, mismatch = mechanism_refused(r);
+    if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && r->sec == SEC_PLAIN)
+        return PNN_ERROR(PNN_ERR_INVALID,
+                         "remote device %s: unauthorized: the server refused the token at the handshake (wrong "
+                         "token, ZAP status %d); give token= or token_file= the token it was started with (pnn "
+                         "serve --token)",
+                         u->endpoint, v);
+    if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        return PNN_ERROR(PNN_ERR_INVALID,
+                         "remote device %s refused this client's CURVE key %s (ZAP status %d): the server must list "
+                         "its .pub file (pnn serve --allow-client), and server_key= must be that server's public key",
+                         u->endpoint, u->client_key, v);
+    if (mismatch && r->sec == SEC_NULL && !r->token[0])
+        return PNN_ERROR(PNN_ERR_INVALID,
+                         "remote device %s: unauthorized: the server ended the ZeroMQ handshake: it requires a "
+                         "token (add token=SECRET or token_file=PATH to the device URI, the token of pnn serve "
+                         "--token) or CURVE keys (server_key= and client_key=)",
+                         u->endpoint);
+    if (mismatch && r->sec == SEC_NULL)
+        return PNN_ERROR(PNN_ERR_INVALID,
+                         "remote device %s ended the ZeroMQ handshake both with the token (PLAIN) and without "
+                         "security: it requires CURVE; add server_key= (its .pub file) and client_key= (this "
+                         "client's key pair, pnn keygen)",
+                         u->endpoint);
+    if (mismatch)
+        return PNN_ERROR(PNN_ERR_INVALID,
+                         "remote device %s ended the ZeroMQ handshake: it does not speak CURVE; leave out "
+                         "server_key= and client_key= (and give token= if it was started with one), or start the "
+                         "server with --curve-key and --allow-client",
+                         u->endpoint);
+    return PNN_ERROR(PNN_ERR_DEVICE,
+                     "remote device %s: the ZeroMQ handshake failed (event 0x%x, code 0x%x): is it a pnn-device/1 "
+                     "server?",
+                     u->endpoint, (unsigned)ev, (unsigned)v);
+}
+
+/* Sends info and waits for its reply (the first request, so that an absent server, or one that
+ * refuses the handshake, shows at open). */
+static pnn_status ask_info(remote_dev *r, pnn_proto_reply *rep) {
+    uint64_t id = ++r->next_id;
+    char *header = pnn_proto_request_header("info", id, r->token, 0, 0);
+    if (!header) return PNN_ERROR(PNN_ERR_NOMEM, "remote device %s: out of memory building a request", r->endpoint);
+    double deadline = now_ms() + r->timeout_ms;
+    pnn_status st = send_request(r, header, NULL, 0, NULL, 0);
+    if (st == PNN_OK) st = wait_reply(r, "info", id, deadline, rep, NULL, 0);
+    free(header);
+    return st;
+}
+
 /* ---- the device ---- */
 
 static void remote_close(pnn_device *dev) {
     if (!dev) return;
     remote_dev *r = dev->impl;
     if (r) {
-        if (r->sock) zmq_close(r->sock);
+        close_socket(r);
         free(r->x_host);
         free(r->theta_host);
         pthread_mutex_destroy(&r->lock);
@@ -349,12 +550,12 @@ static const pnn_device_i remote_iface = {.forward = remote_forward, .close = re
 static pnn_status fill_info(pnn_device *dev, const pnn_proto_reply *rep) {
     remote_dev *r = dev->impl;
     pnn_device_info *info = &dev->info;
-    const int64_t lim = (int64_t)1 << 31;
     if (strcmp(rep->protocol, PNN_PROTO_VERSION))
         return PNN_ERROR(PNN_ERR_UNSUPPORTED, "remote device %s speaks protocol '%s'; this pnn speaks %s", r->endpoint,
                          rep->protocol[0] ? rep->protocol : "(none)", PNN_PROTO_VERSION);
-    if (rep->x_dim < 1 || rep->x_dim > lim || rep->y_dim < 1 || rep->y_dim > lim || rep->theta_dim < 1 ||
-        rep->theta_dim > lim || rep->max_batch < 1 || !rep->name[0] || rep->malformed)
+    /* the upper bounds are pnn_device_info_check's, which the caller runs before sizing anything */
+    if (rep->x_dim < 1 || rep->y_dim < 1 || rep->theta_dim < 1 || rep->max_batch < 1 || !rep->name[0] ||
+        rep->malformed)
         return PNN_ERROR(PNN_ERR_FORMAT,
                          "remote device %s: its info reply lacks or garbles %s (x_dim %lld, y_dim %lld, theta_dim "
                          "%lld, max_batch %lld, name '%s'): the server does not follow pnn-device/1",
@@ -367,9 +568,14 @@ static pnn_status fill_info(pnn_device *dev, const pnn_proto_reply *rep) {
     info->max_batch = rep->max_batch;
     memcpy(info->x_range, rep->x_range, sizeof info->x_range);
     memcpy(info->theta_range, rep->theta_range, sizeof info->theta_range);
+    /* shapes are each at most 2^31 (protocol.c): their products and sum fit in int64 once each
+     * product is capped */
     int64_t sum = 0;
-    for (int i = 0; i < rep->n_theta_parts; i++)
-        sum += rep->theta_parts[i].shape[0] * (rep->theta_parts[i].ndim == 2 ? rep->theta_parts[i].shape[1] : 1);
+    for (int i = 0; i < rep->n_theta_parts; i++) {
+        const pnn_theta_part *p = &rep->theta_parts[i];
+        int64_t size = p->shape[0] * (p->ndim == 2 ? p->shape[1] : 1);
+        sum += size < PNN_DEVICE_MAX_THETA_DIM ? size : PNN_DEVICE_MAX_THETA_DIM + 1;
+    }
     if (rep->n_theta_parts > 0 && sum == rep->theta_dim) {
         info->n_theta_parts = rep->n_theta_parts;
         memcpy(info->theta_parts, rep->theta_parts, sizeof info->theta_parts);
@@ -392,15 +598,22 @@ pnn_status pnn_remote_open(const char *uri, const pnn_backend *be, pnn_device **
     pnn_status st = PNN_OK;
     *out = NULL;
     remote_uri u;
-    PNN_TRY(parse_uri(uri, &u));
+    st = parse_uri(uri, &u);
+    if (st != PNN_OK) {
+        memset(u.token, 0, sizeof u.token);
+        return st;
+    }
     pthread_once(&g_ctx_once, ctx_create);
-    if (!g_ctx) return PNN_ERROR(PNN_ERR_IO, "zmq_ctx_new failed: %s", zmq_strerror(zmq_errno()));
+    if (!g_ctx) {
+        memset(u.token, 0, sizeof u.token);
+        return PNN_ERROR(PNN_ERR_IO, "zmq_ctx_new failed: %s", zmq_strerror(zmq_errno()));
+    }
     pnn_device *dev = calloc(1, sizeof *dev);
     remote_dev *r = calloc(1, sizeof *r);
-    char *header = NULL;
     if (!dev || !r) {
         free(dev);
         free(r);
+        memset(u.token, 0, sizeof u.token);
         return PNN_ERROR(PNN_ERR_NOMEM, "out of memory opening %s", uri);
     }
     pthread_mutex_init(&r->lock, NULL);
@@ -408,44 +621,26 @@ pnn_status pnn_remote_open(const char *uri, const pnn_backend *be, pnn_device **
     dev->be = be;
     dev->impl = r;
     snprintf(r->endpoint, sizeof r->endpoint, "%s", u.endpoint);
-    snprintf(r->token, sizeof r->token, "%s", u.token);
+    snprintf(r->token, sizeof r->token, "%.255s", u.token);   /* at most 255 (parse_uri) */
     memset(u.token, 0, sizeof u.token);
     r->timeout_ms = (int)u.timeout_ms;
     snprintf(dev->info.uri, sizeof dev->info.uri, "remote:%.240s", u.endpoint);
 
-    r->sock = zmq_socket(g_ctx, ZMQ_DEALER);
-    if (!r->sock) PNN_ZMQ_CHECK_RC(-1, "zmq_socket(g_ctx, ZMQ_DEALER)");
-    int zero = 0;
-    int64_t max_frame = MAX_REPLY_FRAME;
-    PNN_ZMQ_CHECK(zmq_setsockopt(r->sock, ZMQ_LINGER, &zero, sizeof zero));
-    PNN_ZMQ_CHECK(zmq_setsockopt(r->sock, ZMQ_MAXMSGSIZE, &max_frame, sizeof max_frame));
-    PNN_ZMQ_CHECK(zmq_setsockopt(r->sock, ZMQ_SNDTIMEO, &r->timeout_ms, sizeof r->timeout_ms));
-    if (u.server_key[0]) {
-        char server_pub[41], pub[41], sec[41];
-        st = pnn_remote_key_public(u.server_key, server_pub);
-        if (st == PNN_OK) st = pnn_remote_key_read(u.client_key, pub, sec);
-        if (st != PNN_OK) {
-            pnn_error_prefix(st, "remote device %s: ", u.endpoint);
-            goto fail;
-        }
-        PNN_ZMQ_CHECK(zmq_setsockopt(r->sock, ZMQ_CURVE_SERVERKEY, server_pub, 41));
-        PNN_ZMQ_CHECK(zmq_setsockopt(r->sock, ZMQ_CURVE_PUBLICKEY, pub, 41));
-        PNN_ZMQ_CHECK(zmq_setsockopt(r->sock, ZMQ_CURVE_SECRETKEY, sec, 41));
-        memset(sec, 0, sizeof sec);
+    pnn_proto_reply rep;
+    PNN_GOTO(open_socket(r, &u, u.server_key[0] ? SEC_CURVE : r->token[0] ? SEC_PLAIN : SEC_NULL));
+    st = ask_info(r, &rep);
+    if (st == PNN_ERR_DEVICE && r->sec == SEC_PLAIN && mechanism_refused(r)) {
+        /* a server that does not speak PLAIN: a pnn-device/1 server that checks the token in headers
+         * only (or one that requires CURVE, which the next handshake tells) */
+        pnn_error_clear();
+        close_socket(r);
+        PNN_GOTO(open_socket(r, &u, SEC_NULL));
+        st = ask_info(r, &rep);
     }
-    PNN_ZMQ_CHECK(zmq_connect(r->sock, u.endpoint));
-
-    /* ask what the device is: the first request, so an absent server shows at open */
-    uint64_t id = ++r->next_id;
-    header = pnn_proto_request_header("info", id, r->token, 0, 0);
-    if (!header) {
-        st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory opening %s", uri);
+    if (st == PNN_ERR_DEVICE && r->handshake_event) {
+        st = handshake_error(r, &u);
         goto fail;
     }
-    double deadline = now_ms() + r->timeout_ms;
-    pnn_proto_reply rep;
-    st = send_request(r, header, NULL, 0, NULL, 0);
-    if (st == PNN_OK) st = wait_reply(r, "info", id, deadline, &rep, NULL, 0);
     if (st == PNN_ERR_TIMEOUT) {
         st = PNN_ERROR(PNN_ERR_DEVICE,
                        "no remote device answered at %s within %d ms: start a server there, e.g. pnn serve "
@@ -457,22 +652,26 @@ pnn_status pnn_remote_open(const char *uri, const pnn_backend *be, pnn_device **
         goto fail;
     }
     if (st != PNN_OK) goto fail;
+    PNN_GOTO(stop_monitor(r));
     if (!rep.ok) {
         st = reply_error(r, "info", &rep);
         goto fail;
     }
     PNN_GOTO(fill_info(dev, &rep));
+    /* bounded before theta_host is sized from it (pnn_device_open checks again, for every kind) */
+    char who[300];
+    snprintf(who, sizeof who, "remote device %s", u.endpoint);
+    PNN_GOTO(pnn_device_info_check(&dev->info, who));
     r->theta_host = malloc((size_t)dev->info.theta_dim * sizeof(float));
     if (!r->theta_host) {
         st = PNN_ERROR(PNN_ERR_NOMEM, "remote device %s: out of memory for %lld controls", u.endpoint,
                        (long long)dev->info.theta_dim);
         goto fail;
     }
-    free(header);
+    r->stats.mechanism = security_names[r->sec];
     *out = dev;
     return PNN_OK;
 fail:
-    free(header);
     remote_close(dev);
     return st;
 }

@@ -27,11 +27,26 @@ static pnn_remote_error refuse(pnn_remote_error code, char *msg, size_t size, co
     return code;
 }
 
-/* Equal strings, in time that depends only on the lengths (token checks). */
-static int same_secret(const char *a, size_t alen, const char *b, size_t blen) {
+int pnn_proto_same_secret(const char *a, size_t alen, const char *b, size_t blen) {
     unsigned char diff = alen != blen;
-    for (size_t i = 0; i < alen; i++) diff |= (unsigned char)(a[i] ^ b[i < blen ? i : 0]);
+    for (size_t i = 0; i < alen; i++) diff |= (unsigned char)(a[i] ^ (blen ? b[i < blen ? i : 0] : 0));
     return blen > 0 && diff == 0;
+}
+
+pnn_status pnn_proto_token_check(const char *token, const char *who) {
+    size_t len = strlen(token);
+    if (len == 0)
+        return PNN_ERROR(PNN_ERR_INVALID, "%s: the token is empty; give a non-empty secret (or no token at all, "
+                         "which only a server without one accepts)", who);
+    if (len > 255) return PNN_ERROR(PNN_ERR_INVALID, "%s: the token is %zu bytes; at most 255", who, len);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)token[i] < 0x20 || token[i] == 0x7f)
+            return PNN_ERROR(PNN_ERR_INVALID, "%s: the token holds a control character (byte %zu); a token is "
+                             "printable text", who, i);
+    json_t *j = json_string(token);   /* NULL when not UTF-8: it could not go into a header */
+    if (!j) return PNN_ERROR(PNN_ERR_INVALID, "%s: the token is not UTF-8 text", who);
+    json_decref(j);
+    return PNN_OK;
 }
 
 /* 0 when every float of the frame is finite and inside [lo, hi]; else the index + 1 of the first
@@ -140,7 +155,7 @@ pnn_remote_error pnn_proto_parse_request(const pnn_proto_frame *frames, int n_fr
     }
     if (lim->token && lim->token[0]) {
         json_t *jt = json_object_get(root, "token");
-        if (!json_is_string(jt) || !same_secret(lim->token, strlen(lim->token), json_string_value(jt),
+        if (!json_is_string(jt) || !pnn_proto_same_secret(lim->token, strlen(lim->token), json_string_value(jt),
                                                 json_string_length(jt))) {
             e = refuse(PNN_REMOTE_UNAUTHORIZED, msg, ms,
                        jt ? "wrong token" : "this server needs a token: add \"token\" to every request");
@@ -222,7 +237,10 @@ char *pnn_proto_request_header(const char *op, uint64_t id, const char *token, i
                                int theta_per_sample) {
     json_t *root = json_pack("{s:s, s:I}", "op", op, "id", (json_int_t)id);
     if (!root) return NULL;
-    if (token && token[0]) json_object_set_new(root, "token", json_string(token));
+    if (token && token[0] && json_object_set_new(root, "token", json_string(token)) != 0) {
+        json_decref(root);
+        return NULL;
+    }
     if (!strcmp(op, "forward")) {
         json_object_set_new(root, "batch", json_integer((json_int_t)batch));
         json_object_set_new(root, "theta_per_sample", json_boolean(theta_per_sample));
@@ -281,9 +299,9 @@ static void theta_parts_field(json_t *root, pnn_proto_reply *out) {
 pnn_status pnn_proto_parse_reply(const void *data, size_t size, pnn_proto_reply *out) {
     memset(out, 0, sizeof *out);
     out->x_dim = out->y_dim = out->theta_dim = out->max_batch = out->batch = -1;
-    if (size > PNN_PROTO_MAX_HEADER * 4)
+    if (size > PNN_PROTO_MAX_REPLY_HEADER)
         return PNN_ERROR(PNN_ERR_FORMAT, "a reply header of %zu bytes is over the limit of %d", size,
-                         PNN_PROTO_MAX_HEADER * 4);
+                         PNN_PROTO_MAX_REPLY_HEADER);
     json_error_t jerr;
     json_t *root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) return PNN_ERROR(PNN_ERR_FORMAT, "a reply header is not JSON (column %d: %s)", jerr.column, jerr.text);

@@ -21,6 +21,11 @@
 #define PNN_PROTO_MAX_FRAMES 8
 /* a device error message carried in a reply is cut at this length */
 #define PNN_PROTO_MAX_MESSAGE 400
+/* a reply header longer than this fails the request (an info reply with every optional field is
+ * under 2 KiB; the room is for fields a server adds beyond PROTOCOL.md) */
+#define PNN_PROTO_MAX_REPLY_HEADER 65536
+/* the ZMTP PLAIN user name pnn's client sends; servers look only at the password (the token) */
+#define PNN_PROTO_PLAIN_USER "pnn"
 
 /* Every ZeroMQ call is checked: on failure the status names the call, file, line and errno text. */
 #define PNN_ZMQ_CHECK(call)                                                                          \
@@ -98,9 +103,16 @@ char *pnn_proto_error_reply(int has_id, uint64_t id, pnn_remote_error code, cons
 char *pnn_proto_info_reply(uint64_t id, const pnn_device_info *info);
 char *pnn_proto_forward_reply(uint64_t id, int64_t batch);
 char *pnn_proto_ping_reply(uint64_t id);
-/* Request headers (client side); token may be NULL. */
+/* Request headers (client side); token may be NULL. NULL also when the token is not UTF-8 (check
+ * it first with pnn_proto_token_check). */
 char *pnn_proto_request_header(const char *op, uint64_t id, const char *token, int64_t batch,
                                int theta_per_sample);
+
+/* 1 when the secrets are equal, in time that depends only on their lengths; 0 for an empty b. */
+int pnn_proto_same_secret(const char *a, size_t alen, const char *b, size_t blen);
+/* A token must be 1 to 255 bytes of UTF-8 without control characters: it travels as the ZMTP
+ * PLAIN password (a 1-byte length) and as a JSON string. who names it in the message. */
+pnn_status pnn_proto_token_check(const char *token, const char *who);
 
 /* Parses a reply header. PNN_ERR_FORMAT with a message when it is not a pnn-device/1 reply. */
 pnn_status pnn_proto_parse_reply(const void *data, size_t size, pnn_proto_reply *out);

@@ -3,8 +3,9 @@
 # and `pnn train` on remote:... ends with the same final line and the same parameters as on the
 # in-process device. The Python example server (tools/pnn-device-server.py) serves a short
 # training run of its oscillator demo, plainly and over CURVE with pnn keygen's key files.
-# Errors: no token (78: the config's device URI), nobody listening (69), an open network address
-# without CURVE (78). Skipped (77) when python3 lacks zmq or numpy.
+# Errors: no token or a wrong one (64: refused at the handshake), an empty token (64, server and
+# client), nobody listening (69), an open network address without CURVE (78). Skipped (77) when
+# python3 lacks zmq or numpy.
 set -euo pipefail
 pnn=$1 src=$2
 tmp=$(mktemp -d)
@@ -61,16 +62,39 @@ for k in a:
 print(f"remote run equals local run: {len(a)} tensors bit for bit")
 PY
 
-# errors: a missing token is a usage error naming the fix; nobody listening is 69
+# errors: a missing or wrong token is refused at the handshake, at once, naming the fix; an empty
+# one is refused before anything starts; nobody listening is 69
 set +e
 "$pnn" train "$cfg" --set epochs=1 --set "network.1.device=remote:$c_ep" --out "$tmp/notoken" > /dev/null 2> "$tmp/notoken.err"
 rc=$?
+"$pnn" train "$cfg" --set epochs=1 --set "network.1.device=remote:$c_ep?token=wrong" --out "$tmp/wrongtoken" \
+  > /dev/null 2> "$tmp/wrongtoken.err"
+rc_wrong=$?
+"$pnn" train "$cfg" --set epochs=1 --set "network.1.device=remote:$c_ep?token=" --out "$tmp/emptytoken" \
+  > /dev/null 2> "$tmp/emptytoken.err"
+rc_empty=$?
+# (a server that took the empty token would serve until the timeout)
+timeout 10 "$pnn" serve "$dev" --bind 'tcp://127.0.0.1:*' --token '' > /dev/null 2> "$tmp/serve_empty.err"
+rc_serve_empty=$?
+timeout 10 python3 "$src/tools/pnn-device-server.py" --bind 'tcp://127.0.0.1:*' --token '' > /dev/null \
+  2> "$tmp/py_empty.err"
+rc_py_empty=$?
 "$pnn" train "$cfg" --set epochs=1 --set "network.1.device=remote:tcp://127.0.0.1:9?timeout_ms=300" --out "$tmp/none" > /dev/null 2> "$tmp/none.err"
 rc2=$?
 "$pnn" serve "$dev" --bind 'tcp://0.0.0.0:*' > /dev/null 2> "$tmp/open.err"
 rc3=$?
 set -e
-{ [ "$rc" -eq 64 ] || [ "$rc" -eq 78 ]; } && grep -q "token=" "$tmp/notoken.err" || fail "no token: exit $rc, $(cat "$tmp/notoken.err")"
+usage_or_config() { [ "$1" -eq 64 ] || [ "$1" -eq 78 ]; }
+usage_or_config "$rc" && grep -q "requires a token" "$tmp/notoken.err" && grep -q "token=" "$tmp/notoken.err" \
+  || fail "no token: exit $rc, $(cat "$tmp/notoken.err")"
+usage_or_config "$rc_wrong" && grep -q "refused the token" "$tmp/wrongtoken.err" \
+  || fail "wrong token: exit $rc_wrong, $(cat "$tmp/wrongtoken.err")"
+usage_or_config "$rc_empty" && grep -q "token is empty" "$tmp/emptytoken.err" \
+  || fail "empty token= in the URI: exit $rc_empty, $(cat "$tmp/emptytoken.err")"
+[ "$rc_serve_empty" -eq 64 ] && grep -q -- "--token is empty" "$tmp/serve_empty.err" \
+  || fail "pnn serve --token '': exit $rc_serve_empty, $(cat "$tmp/serve_empty.err")"
+[ "$rc_py_empty" -ne 0 ] && grep -q -- "--token is empty" "$tmp/py_empty.err" \
+  || fail "pnn-device-server.py --token '': exit $rc_py_empty, $(cat "$tmp/py_empty.err")"
 [ "$rc2" -eq 69 ] && grep -q "pnn serve" "$tmp/none.err" || fail "nobody listening: exit $rc2, $(cat "$tmp/none.err")"
 [ "$rc3" -eq 78 ] && grep -q "CURVE" "$tmp/open.err" || fail "open address: exit $rc3, $(cat "$tmp/open.err")"
 [ ! -e "$tmp/notoken" ] || [ -z "$(ls "$tmp/notoken")" ] || fail "a failed start left files"
@@ -101,12 +125,13 @@ set +e
   > /dev/null 2>&1
 rc=$?
 set -e
-[ "$rc" -eq 69 ] || [ "$rc" -eq 78 ] || fail "a client without CURVE keys got service (exit $rc)"
+[ "$rc" -eq 64 ] || [ "$rc" -eq 69 ] || [ "$rc" -eq 78 ] || fail "a client without CURVE keys got service (exit $rc)"
 
 # Ctrl-C stops pnn serve cleanly with its counters
 kill -INT "${pids[0]}"
 wait "${pids[0]}" || fail "pnn serve did not exit 0 on SIGINT"
 grep -q "stopped after [0-9]* requests" "$tmp/serve.err" || fail "no counters: $(cat "$tmp/serve.err")"
-grep -q "unauthorized" "$tmp/serve.err" || fail "the unauthorized request is not counted"
+grep -q "token handshakes let in [1-9][0-9]*, refused [1-9]" "$tmp/serve.err" \
+  || fail "the handshakes with and without the right token are not counted: $(cat "$tmp/serve.err")"
 echo "remote: C server equals in-process; Python server acc $acc (ideal C $ideal); $(tail -1 "$tmp/serve.err")"
 echo "1 passed, 0 failed"
