@@ -99,10 +99,6 @@ static pnn_status gpu_backend_get(const char *name, const pnn_backend **be) {
     *be = &cpu_backend;
     return PNN_OK;
 }
-
-static pnn_status gpu_backend_status(const pnn_backend *be) {
-    return be == &cpu_backend ? PNN_OK : pnn_cuda_backend_status();
-}
 #else
 static pnn_status gpu_backend_get(const char *name, const pnn_backend **be) {
     if (!strcmp(name, "auto")) {
@@ -113,12 +109,19 @@ static pnn_status gpu_backend_get(const char *name, const pnn_backend **be) {
                      "backend 'cuda' is not available: this build has no CUDA backend (configure with "
                      "-DPNN_CUDA=ON on a machine with the CUDA toolkit); use backend: cpu");
 }
-
-static pnn_status gpu_backend_status(const pnn_backend *be) {
-    (void)be;
-    return PNN_OK;
-}
 #endif
+
+/* "faulty:OP:N", the test-only failing CPU backend */
+static pnn_status faulty_get(const char *name, const pnn_backend **be) {
+    const char *op = name + strlen("faulty:"), *colon = strrchr(op, ':');
+    char buf[32], *end;
+    long long after = colon ? strtoll(colon + 1, &end, 10) : -1;
+    if (!colon || (size_t)(colon - op) >= sizeof buf || end == colon + 1 || *end || after < 0)
+        return PNN_ERROR(PNN_ERR_INVALID, "backend '%s': the test-only faulty backend is faulty:OP:N (op OP fails "
+                         "after N calls), e.g. faulty:gemm:40", name);
+    snprintf(buf, sizeof buf, "%.*s", (int)(colon - op), op);
+    return pnn_backend_faulty(buf, after, be);
+}
 
 pnn_status pnn_backend_get(const char *name, const pnn_backend **be) {
     if (!strcmp(name, "cpu")) {
@@ -126,7 +129,10 @@ pnn_status pnn_backend_get(const char *name, const pnn_backend **be) {
         return PNN_OK;
     }
     if (!strcmp(name, "cuda") || !strcmp(name, "auto")) return gpu_backend_get(name, be);
+    if (!strncmp(name, "faulty:", 7)) return faulty_get(name, be);
     return PNN_ERROR(PNN_ERR_INVALID, "unknown backend '%s': use cpu, cuda or auto", name);
 }
 
-pnn_status pnn_backend_status(const pnn_backend *be) { return gpu_backend_status(be); }
+pnn_status pnn_backend_status(const pnn_backend *be) {
+    return be->iface->status ? be->iface->status(be->ctx) : PNN_OK;
+}

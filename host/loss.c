@@ -17,9 +17,11 @@ pnn_status pnn_loss_kind_parse(const char *s, pnn_loss_kind *out) {
     return PNN_OK;
 }
 
-/* Copies n floats of backend memory from src into host, one chunk at most. */
-static void read_chunk(const pnn_backend *be, const float *src, int64_t n, float *host) {
+/* Copies n floats of backend memory from src into host, one chunk at most; a failed copy is an
+ * error, never garbage read as labels or losses. */
+static pnn_status read_chunk(const pnn_backend *be, const float *src, int64_t n, float *host) {
     be->iface->to_host(be->ctx, host, src, (size_t)n * sizeof(float));
+    return pnn_backend_status(be);
 }
 
 /* Every label must name a class: an integer in [0, classes). */
@@ -27,7 +29,7 @@ static pnn_status check_labels(const pnn_tensor *target, int64_t classes) {
     float buf[PNN_LOSS_CHUNK];
     for (int64_t first = 0; first < target->numel; first += PNN_LOSS_CHUNK) {
         int64_t n = target->numel - first < PNN_LOSS_CHUNK ? target->numel - first : PNN_LOSS_CHUNK;
-        read_chunk(target->backend, target->data + first, n, buf);
+        PNN_TRY(read_chunk(target->backend, target->data + first, n, buf));
         for (int64_t i = 0; i < n; i++)
             if (!(buf[i] >= 0.0f && buf[i] < (float)classes && buf[i] == floorf(buf[i])))
                 return PNN_ERROR(PNN_ERR_FORMAT,
@@ -40,6 +42,7 @@ static pnn_status check_labels(const pnn_tensor *target, int64_t classes) {
 static pnn_status check_finite(const pnn_tensor *t, const char *what) {
     const pnn_backend *be = t->backend;
     int64_t bad = be->iface->count_nonfinite(be->ctx, t->numel, t->data);
+    PNN_TRY(pnn_backend_status(be)); /* a failed count says 0 */
     if (bad)
         return PNN_ERROR(PNN_ERR_FORMAT, "%s holds %lld NaN or Inf values (of %lld); training has diverged "
                                          "or the data is corrupt (try a lower learning rate)",
@@ -48,15 +51,15 @@ static pnn_status check_finite(const pnn_tensor *t, const char *what) {
 }
 
 /* Sum of n floats of backend memory, accumulated in double on the host. */
-static double sum_floats(const pnn_backend *be, const float *src, int64_t n) {
+static pnn_status sum_floats(const pnn_backend *be, const float *src, int64_t n, double *sum) {
     float buf[PNN_LOSS_CHUNK];
-    double sum = 0.0;
+    *sum = 0.0;
     for (int64_t first = 0; first < n; first += PNN_LOSS_CHUNK) {
         int64_t k = n - first < PNN_LOSS_CHUNK ? n - first : PNN_LOSS_CHUNK;
-        read_chunk(be, src + first, k, buf);
-        for (int64_t i = 0; i < k; i++) sum += buf[i];
+        PNN_TRY(read_chunk(be, src + first, k, buf));
+        for (int64_t i = 0; i < k; i++) *sum += buf[i];
     }
-    return sum;
+    return PNN_OK;
 }
 
 pnn_status pnn_loss_compute(pnn_loss_kind kind, const pnn_tensor *y, const pnn_tensor *target,
@@ -70,6 +73,9 @@ pnn_status pnn_loss_compute_part(pnn_loss_kind kind, const pnn_tensor *y, const 
                                  double *correct) {
     PNN_TRY(pnn_tensor_check2(y, -1, -1, "loss input"));
     const pnn_backend *be = y->backend;
+    /* the ops that made y, then the loss's own: a failed op leaves garbage that must not be read
+     * as a loss (its count of NaN would be 0 too) */
+    PNN_TRY(pnn_backend_status(be));
     int64_t rows = pnn_tensor_rows(y), cols = pnn_tensor_cols(y);
     PNN_TRY(pnn_tensor_check2(target, rows, kind == PNN_LOSS_XENT ? 1 : cols,
                               kind == PNN_LOSS_XENT ? "loss labels" : "loss targets"));
@@ -91,7 +97,8 @@ pnn_status pnn_loss_compute_part(pnn_loss_kind kind, const pnn_tensor *y, const 
     else
         be->iface->mse(be->ctx, rows, cols, y->data, target->data, loss_rows, dy ? dy->data : NULL,
                        grad_scale);
-    *loss_sum = sum_floats(be, loss_rows, rows);
-    *correct = kind == PNN_LOSS_XENT ? sum_floats(be, correct_rows, rows) : 0.0;
+    PNN_TRY(sum_floats(be, loss_rows, rows, loss_sum));
+    *correct = 0.0;
+    if (kind == PNN_LOSS_XENT) PNN_TRY(sum_floats(be, correct_rows, rows, correct));
     return PNN_OK;
 }

@@ -68,6 +68,9 @@ static pnn_status read_options(const pnn_cfg *cfg, const char *config_dir, pnn_t
         return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown loss '%s'; known: cross_entropy, mse",
                          pnn_cfg_source(cfg), pnn_cfg_line(pnn_cfg_get(cfg, "loss")), loss);
     PNN_TRY(pnn_cfg_str(cfg, "backend", 0, "cpu", &backend));
+    if (strlen(backend) >= sizeof o->backend)
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: backend '%.40s...' is not a backend; use cpu, cuda or auto",
+                         pnn_cfg_source(cfg), pnn_cfg_line(pnn_cfg_get(cfg, "backend")), backend);
     snprintf(o->backend, sizeof o->backend, "%s", backend);
 
     const pnn_cfg *oc = pnn_cfg_get(cfg, "optimizer");
@@ -337,11 +340,18 @@ pnn_status pnn_trainer_step(pnn_trainer *tr, const int64_t *idx, int64_t b, doub
     for (int i = 0; i < nc; i++) saved[i] = *counters[i];
     tr->step_loss = tr->step_correct = 0;
     pnn_status st = pnn_train_run_rows(tr, 0, b, b);
+    /* every op of the backward pass has finished without error before the update reads them */
+    if (st == PNN_OK) st = pnn_backend_status(tr->be);
     if (st != PNN_OK) {
         for (int i = 0; i < nc; i++) *counters[i] = saved[i];
         return st;
     }
-    PNN_TRY(pnn_optimizer_step(tr->optim));
+    st = pnn_optimizer_step(tr->optim);
+    if (st == PNN_OK) st = pnn_backend_status(tr->be);
+    if (st != PNN_OK) {
+        tr->state_lost = 1; /* some parameters may be updated and others not */
+        return st;
+    }
     if (loss) *loss = tr->step_loss / (double)b;
     if (acc) *acc = tr->step_correct / (double)b;
     return PNN_OK;
@@ -366,7 +376,7 @@ pnn_status pnn_train_eval_chunk(pnn_trainer *tr, pnn_pass pass, int64_t first, i
         sums[2] += c / (double)rb;
         sums[3] += 1;
     }
-    return PNN_OK;
+    return pnn_backend_status(tr->be);
 }
 
 pnn_status pnn_trainer_evaluate(pnn_trainer *tr, pnn_pass pass, pnn_eval_result *res) {

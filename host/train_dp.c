@@ -330,6 +330,7 @@ pnn_status pnn_dp_step(pnn_trainer *tr, const int64_t *idx, int64_t b, double *l
     pnn_dp_plan plan = {0};
     tr->step_loss = tr->step_correct = 0;
     pnn_status st = exact ? exact_local(tr, idx, b, &plan) : fast_local(tr, idx, b);
+    if (st == PNN_OK) st = pnn_backend_status(tr->be);
     /* before any sum: did every rank finish its part, and does any rank want to stop? */
     int flag = tr->stop && *tr->stop;
     st = pnn_dp_agree(tr, st, &flag);
@@ -358,7 +359,14 @@ pnn_status pnn_dp_step(pnn_trainer *tr, const int64_t *idx, int64_t b, double *l
         for (int i = 0; i < nc; i++) *counters[i] = saved[i];
         return st;
     }
-    PNN_TRY(pnn_optimizer_step(tr->optim));
+    st = pnn_optimizer_step(tr->optim);
+    if (st == PNN_OK) st = pnn_backend_status(tr->be);
+    /* an update that failed on one rank leaves the ranks' parameters apart: all stop */
+    st = pnn_dp_agree(tr, st, NULL);
+    if (st != PNN_OK) {
+        tr->state_lost = 1;
+        return st;
+    }
     if (loss) *loss = sums[0] / (double)b;
     if (acc) *acc = sums[1] / (double)b;
     return PNN_OK;

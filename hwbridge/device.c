@@ -261,7 +261,11 @@ pnn_status pnn_device_attempt(pnn_device *dev, const pnn_tensor *x, const float 
     if (st == PNN_OK) {
         int64_t bad = dev->be->iface->count_nonfinite(dev->be->ctx, y->numel, y->data);
         dev->last_output_invalid = bad != 0;
-        if (bad)
+        /* a failed op of the device's own (a simulator on the GPU) or of the count: not a device
+         * fault to retry, and its output cannot be trusted */
+        pnn_status ops = pnn_backend_status(dev->be);
+        if (ops != PNN_OK) st = pnn_error_prefix(ops, "device %s: ", info->uri);
+        else if (bad)
             st = PNN_ERROR(PNN_ERR_DEVICE,
                            "device %s returned %lld NaN/Inf values in a batch of %lld (call %llu): "
                            "the physical system diverged or faulted; lower the learning rate or check "

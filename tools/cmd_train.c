@@ -240,6 +240,9 @@ int cmd_train(int argc, char **argv) {
         char msg[2048], path[PNN_PATH_MAX + 1];
         snprintf(msg, sizeof msg, "%s", pnn_last_error());
         pnn_status saved = pnn_path_format(path, sizeof path, "%s/checkpoint.safetensors", run_dir);
+        if (saved == PNN_OK && tr->state_lost)
+            saved = PNN_ERROR(PNN_ERR_CUDA, "an update failed part way, so the parameters in memory are no state of "
+                                            "the run");
         if (saved == PNN_OK) saved = pnn_trainer_save_checkpoint(tr, path);
         if (rank0) {
             if (saved == PNN_OK)

@@ -53,6 +53,10 @@ typedef struct pnn_backend_i {
     void (*fill)(void *ctx, float *dst, float value, int64_t n);
     /* waits until every op issued so far has finished */
     void (*sync)(void *ctx);
+    /* Waits for the ops this thread issued and returns the first failure any op recorded since
+     * the last call (its message in pnn_last_error()), clearing it. May be NULL: a backend whose
+     * ops cannot fail (the CPU's). */
+    pnn_status (*status)(void *ctx);
 
     /* C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, row-major, leading dimensions given */
     void (*gemm)(void *ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
@@ -144,8 +148,17 @@ struct pnn_backend {
 /* The CPU backend (OpenBLAS + OpenMP); always available. */
 const pnn_backend *pnn_backend_cpu(void);
 /* "cpu", "cuda" or "auto"; fails with PNN_ERR_UNSUPPORTED for a backend this build lacks.
- * "auto" is CUDA when this build has it and a GPU is present, else the CPU. */
+ * "auto" is CUDA when this build has it and a GPU is present, else the CPU. Test-only:
+ * "faulty:OP:N" is pnn_backend_faulty(OP, N). */
 pnn_status pnn_backend_get(const char *name, const pnn_backend **be);
+/* Test-only: the CPU backend with op OP (gemm, to_host, from_host, copy, fill, axpby, scale,
+ * add_bias, act_forward, act_backward, softmax_xent, adam_update, rng_normal, count_nonfinite)
+ * failing on each of its calls after the first `after`: the op does nothing (count_nonfinite
+ * returns 0) and records an error that pnn_backend_status returns, as a GPU op that fails
+ * asynchronously does. It shows, without a GPU, that every failure surfaces. */
+pnn_status pnn_backend_faulty(const char *op, int64_t after, const pnn_backend **be);
+/* Calls of the op so far of a backend made by pnn_backend_faulty (-1 for any other backend). */
+int64_t pnn_backend_faulty_calls(const pnn_backend *be);
 /* Ops return nothing, and a GPU backend runs them asynchronously: this waits for the ops this
  * thread issued and returns the first error any op of the backend recorded since the last call
  * (its message in pnn_last_error()), or PNN_OK. Always PNN_OK on the CPU. */

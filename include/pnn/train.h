@@ -49,7 +49,7 @@ typedef struct pnn_train_options {
     pnn_optim_config optim;
     int64_t batch, eval_batch, epochs, log_every, checkpoint_every;
     uint64_t seed;
-    char backend[16];
+    char backend[64];
     pnn_bridge_options bridge;
     char comm_kind[8];      /* comm.kind: auto, none or mpi (read by the program that starts the comm) */
     pnn_reduce_mode reduce; /* comm.reduce: fast (MPI_Allreduce) or exact (shards of bridge.micro_batch
@@ -114,6 +114,9 @@ typedef struct pnn_trainer {
      * are exchanged once per step, so every rank stops after the same step. */
     volatile int *stop;
     int interrupted;
+    /* an optimizer update failed part way (a backend op failed): the parameters in memory are no
+     * longer a state of the run, and must not be saved over the last checkpoint */
+    int state_lost;
     /* Data parallelism. comm: the ranks that train together (borrowed; NULL = one process, or
      * own_comm when exact mode needs one). Only rank 0 writes files and reports progress. */
     pnn_comm *comm, *own_comm;

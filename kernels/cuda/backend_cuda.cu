@@ -340,6 +340,11 @@ static void cuda_sync(void *ctx) {
 
 /* ---- the table ---- */
 
+static pnn_status cuda_status(void *ctx) {
+    (void)ctx;
+    return pnn_cuda_backend_status();
+}
+
 static const pnn_backend_i cuda_iface = {
     .name = "cuda",
     .alloc = pnn_cuda_alloc,
@@ -349,6 +354,7 @@ static const pnn_backend_i cuda_iface = {
     .copy = cuda_copy,
     .fill = pnn_cuda_fill,
     .sync = cuda_sync,
+    .status = cuda_status,
     .gemm = pnn_cuda_gemm,
     .count_nonfinite = pnn_cuda_count_nonfinite,
     .rng_normal = pnn_cuda_rng_normal,
