@@ -268,12 +268,11 @@ static pnn_status load_tensor(const pnn_safetensors *st, const char *path, const
     if (!e)
         return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s has no tensor '%s': it was written for another network",
                          path, name);
-    int64_t numel = 1;
-    for (int d = 0; d < e->ndim; d++) numel *= e->shape[d];
-    if (e->ndim != t->ndim || numel != t->numel || memcmp(e->shape, t->shape, (size_t)t->ndim * sizeof(int64_t)))
+    /* the shapes are compared, never multiplied out: a crafted one may overflow int64 */
+    if (e->ndim != t->ndim || memcmp(e->shape, t->shape, (size_t)t->ndim * sizeof(int64_t)))
         return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: tensor '%s' has another shape than the network's", path,
                          name);
-    return pnn_tensor_from_host(t, e->data, numel);
+    return pnn_tensor_from_host(t, e->data, t->numel);
 }
 
 /* The position (epoch, step) and optimizer step count, checked against this run's data. */

@@ -100,6 +100,25 @@ static pnn_status copy_scalar(const char *source, int line, const yaml_char_t *s
     return PNN_OK;
 }
 
+int pnn_cfg_text_ok(const char *s, size_t len) {
+    const unsigned char *c = (const unsigned char *)s, *end = c + len;
+    while (c < end) {
+        unsigned v;
+        int n = *c < 0x80 ? 0 : (*c & 0xe0) == 0xc0 ? 1 : (*c & 0xf0) == 0xe0 ? 2 : (*c & 0xf8) == 0xf0 ? 3 : -1;
+        if (n < 0 || end - c <= n) return 0;
+        v = n == 0 ? *c : *c & (0x3f >> n);
+        for (int i = 1; i <= n; i++) {
+            if ((c[i] & 0xc0) != 0x80) return 0;
+            v = v << 6 | (c[i] & 0x3f);
+        }
+        static const unsigned least[] = {0, 0x80, 0x800, 0x10000};
+        if (v < least[n] || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0; /* overlong, surrogate */
+        if (v < 0x20 || (v >= 0x7f && v <= 0x9f) || v == 0x2028 || v == 0x2029) return 0;
+        c += n + 1;
+    }
+    return 1;
+}
+
 /* ---- parsing ---- */
 
 typedef struct {
@@ -265,6 +284,9 @@ static pnn_status parse_map(cfg_reader *r, int line, int depth, pnn_cfg **out) {
                            r->source, key_line, ev.type == YAML_MAPPING_START_EVENT ? "a map" : "a list");
         if (st == PNN_OK)
             st = copy_scalar(r->source, key_line, ev.data.scalar.value, ev.data.scalar.length, &key);
+        if (st == PNN_OK && (ev.data.scalar.length > CFG_MAX_KEY_BYTES || !pnn_cfg_text_ok(key, strlen(key))))
+            st = PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: a key is over %d bytes or holds control characters; pnn's keys "
+                           "are short names", r->source, key_line, CFG_MAX_KEY_BYTES);
         yaml_event_delete(&ev);
         if (st != PNN_OK) goto fail;
         int prev = -1;

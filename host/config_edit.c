@@ -248,6 +248,10 @@ pnn_status pnn_cfg_set(pnn_cfg *root, const char *assignment) {
                          "network.1.n=1610", assignment);
     if (segments > CFG_MAX_DEPTH)
         return PNN_ERROR(PNN_ERR_CONFIG, "--set '%s': the path has more than %d parts", assignment, CFG_MAX_DEPTH);
+    /* keys that a config file could not hold (written out, they would not read back) */
+    if (plen > CFG_MAX_KEY_BYTES || !pnn_cfg_text_ok(assignment, plen))
+        return PNN_ERROR(PNN_ERR_CONFIG, "--set '%.60s': the path before '=' is over %d bytes, or not UTF-8 text "
+                         "without control characters", assignment, CFG_MAX_KEY_BYTES);
     char *path = malloc(plen + 1);
     if (!path) return PNN_ERROR(PNN_ERR_NOMEM, "--set '%s': out of memory", assignment);
     memcpy(path, assignment, plen);
@@ -302,6 +306,8 @@ static int plain_safe(const char *s) {
     if (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == ':') return 0;
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         if (*c < 0x20 || *c == 0x7f || (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f)) return 0;
+        if (c[0] == 0xe2 && c[1] == 0x80 && (c[2] == 0xa8 || c[2] == 0xa9)) return 0; /* YAML line breaks */
+        if (c[0] == 0xef && c[1] == 0xbb && c[2] == 0xbf) return 0;                   /* a byte order mark */
         if ((c[0] == ':' && (c[1] == ' ' || c[1] == '\t')) || ((c[0] == ' ' || c[0] == '\t') && c[1] == '#'))
             return 0;
     }
@@ -334,6 +340,12 @@ static void put_quoted(ybuf *b, const char *s) {
             snprintf(esc, sizeof esc, "\\x%02x", c[1]);
             puts_(b, esc);
             c++;
+        } else if (c[0] == 0xe2 && c[1] == 0x80 && (c[2] == 0xa8 || c[2] == 0xa9)) {
+            puts_(b, c[2] == 0xa8 ? "\\L" : "\\P"); /* line and paragraph separators, which YAML folds */
+            c += 2;
+        } else if (c[0] == 0xef && c[1] == 0xbb && c[2] == 0xbf) {
+            puts_(b, "\\uFEFF");
+            c += 2;
         } else put(b, (const char *)c, 1);
     }
     put(b, "\"", 1);

@@ -11,6 +11,7 @@
 #define CFG_MAX_FILE_BYTES ((size_t)16 << 20)
 #define CFG_MAX_DEPTH 64
 #define CFG_MAX_NODES 1000000 /* values in one config: about 150 MB of tree at most */
+#define CFG_MAX_KEY_BYTES 1000  /* YAML reads plain keys of up to 1024 characters */
 #define CFG_SET_SOURCE "--set"
 
 struct pnn_cfg {
@@ -33,6 +34,9 @@ pnn_cfg *pnn_cfg_new_node(pnn_cfg_type type, const char *source, int line);
 pnn_status pnn_cfg_append_node(pnn_cfg *parent, char *key, int key_line, pnn_cfg *child);
 /* Index of key in map, or -1. */
 int pnn_cfg_find_key(const pnn_cfg *map, const char *key);
+/* 1 when the len bytes at s are UTF-8 text without control characters (C0, DEL, C1) or the
+ * characters YAML reads as line breaks (U+2028, U+2029): what a key may hold. */
+int pnn_cfg_text_ok(const char *s, size_t len);
 /* Parses text; want_map: the top level must be a map (files) or may be any value (--set). */
 pnn_status pnn_cfg_parse_text(const char *text, size_t len, const char *source, int want_map, pnn_cfg **out);
 

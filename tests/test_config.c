@@ -443,6 +443,30 @@ START_TEST(to_yaml_round_trips) {
 }
 END_TEST
 
+/* Values and keys that once did not read back, or could not be written (found by fuzz_config):
+ * YAML's line and paragraph separators in a value, keys that are not text or too long. */
+START_TEST(separators_and_odd_keys) {
+    pnn_cfg *cfg = pnn_test_parse("name: a\n");
+    ck_assert_int_eq(pnn_cfg_set(cfg, "name=vowels\xe2\x80\xa8  ls\xe2\x80\xa9x\xef\xbb\xbfy"), PNN_OK);
+    check_round_trip(cfg);
+    ck_assert_int_eq(pnn_cfg_set(cfg, "ke\x01y=1"), PNN_ERR_CONFIG);
+    ck_assert_int_eq(pnn_cfg_set(cfg, "k\xc3=1"), PNN_ERR_CONFIG);     /* cut UTF-8 */
+    ck_assert_int_eq(pnn_cfg_set(cfg, "k\xe2\x80\xa8=1"), PNN_ERR_CONFIG); /* a separator in a key */
+    char *long_key = malloc(1100);
+    memset(long_key, 'k', 1001);
+    strcpy(long_key + 1001, "=1");
+    ck_assert_int_eq(pnn_cfg_set(cfg, long_key), PNN_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(pnn_last_error(), "over 1000 bytes"));
+    free(long_key);
+    check_round_trip(cfg);
+    pnn_cfg_free(cfg);
+    pnn_cfg *bad = NULL;
+    const char *quoted_ctl = "\"a\\x01b\": 1\n";
+    ck_assert_int_eq(pnn_cfg_parse(quoted_ctl, strlen(quoted_ctl), "k.yaml", &bad), PNN_ERR_CONFIG);
+    ck_assert_ptr_null(bad);
+}
+END_TEST
+
 Suite *config_suite(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("yaml");
@@ -456,6 +480,7 @@ Suite *config_suite(void) {
     tcase_add_test(tc, set_edits_scalars_paths_and_lists);
     tcase_add_test(tc, bad_assignments_name_themselves_and_change_nothing);
     tcase_add_test(tc, to_yaml_round_trips);
+    tcase_add_test(tc, separators_and_odd_keys);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,6 +1,37 @@
 #!/usr/bin/env bash
-# Sets up (tools/setup.sh) and runs the whole test suite through CTest.
+# Sets up (tools/setup.sh) and runs the whole test suite through CTest; then builds the suite
+# again with AddressSanitizer, LeakSanitizer and UBSan in build-asan/ (without CUDA, which does
+# not mix with them) and runs it there, where any sanitizer report fails it (see the sanitizer
+# section of CMakeLists.txt); then runs every fuzz harness briefly
+# (benchmarks/fuzz/run.sh, PNN_FUZZ_SECONDS each, default 15), failing on a crash.
+# Usage: bash tools/test.sh [--quick] [CTEST_ARGS...]
+# --quick (or PNN_TEST_QUICK=1) stops after the first suite; CI runs everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/setup.sh
-ctest --test-dir build --output-on-failure -j "$(nproc)" "$@"
+quick=${PNN_TEST_QUICK:-0}
+ctest_args=()
+for arg in "$@"; do
+  if [ "$arg" = --quick ]; then quick=1; else ctest_args+=("$arg"); fi
+done
+
+if [ "$quick" = 1 ]; then
+  bash tools/setup.sh
+else
+  bash tools/setup.sh --fuzz
+fi
+ctest --test-dir build --output-on-failure -j "$(nproc)" "${ctest_args[@]}"
+[ "$quick" = 1 ] && exit 0
+echo "test.sh: set-up and suite took ${SECONDS} s"
+
+SECONDS=0
+echo "test.sh: the suite with ASan + UBSan (build-asan/)"
+mkdir -p build-asan
+{ cmake -S . -B build-asan -DPNN_SANITIZE=ON -DPNN_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+  cmake --build build-asan -j "$(nproc)"; } > build-asan/build.log 2>&1 || { tail -50 build-asan/build.log; exit 1; }
+ctest --test-dir build-asan --output-on-failure -j "$(nproc)" "${ctest_args[@]}"
+echo "test.sh: sanitizer build and suite took ${SECONDS} s"
+
+SECONDS=0
+echo "test.sh: fuzzing, ${PNN_FUZZ_SECONDS:-15} s per harness (build-fuzz/)"
+bash benchmarks/fuzz/run.sh "${PNN_FUZZ_SECONDS:-15}"
+echo "test.sh: fuzzing took ${SECONDS} s"

@@ -31,6 +31,21 @@
 #include <malloc.h>
 #define HAVE_MALLINFO2 1
 #endif
+/* under AddressSanitizer malloc is ASan's, which glibc's mallinfo2 does not see */
+#if defined(__SANITIZE_ADDRESS__)
+#define PNN_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PNN_UNDER_ASAN 1
+#endif
+#endif
+#ifndef PNN_UNDER_ASAN
+#define PNN_UNDER_ASAN 0
+#endif
+#if PNN_UNDER_ASAN
+#include <sanitizer/allocator_interface.h>
+#define HAVE_MALLINFO2 1 /* the watchdog has a measure */
+#endif
 
 #define MAX_ALLOWED_KEYS 1024
 /* how often the watchdog looks at the heap: what a fast peer adds in between is the overshoot
@@ -406,7 +421,9 @@ void pnn_server_free(pnn_server *s) {
  * memory (a frame whole, as soon as its size has come), which shows here as it comes and goes;
  * RSS would not show it going (glibc keeps freed heap). */
 static size_t heap_in_use(void) {
-#ifdef HAVE_MALLINFO2
+#if PNN_UNDER_ASAN
+    return __sanitizer_get_current_allocated_bytes(); /* ASan's allocator: mallinfo2 says 0 */
+#elif defined(HAVE_MALLINFO2)
     struct mallinfo2 mi = mallinfo2();
     return mi.uordblks + mi.hblkhd;
 #else

@@ -203,5 +203,19 @@ for v in nan 1e38; do
   kill $sp; wait $sp 2> /dev/null; rm -f "$tmp/port"
 done
 
+# a checkpoint whose tensor shape multiplies past int64 (with zero elements, so its offsets agree)
+python3 - "$tmp/ref1/checkpoint.safetensors" "$tmp/overflow.safetensors" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+start = h["osc.e"]["data_offsets"][0]
+h["osc.e"] = {"dtype": "F32", "shape": [2**62, 4, 0], "data_offsets": [start, start]}
+t = json.dumps(h).encode()
+t += b" " * (-len(t) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
+PY
+expect 65 "tensor 'osc.e' has another shape than the network's" -- "$pnn" eval "$tmp/overflow.safetensors"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
