@@ -284,9 +284,11 @@ static pnn_status parse_map(cfg_reader *r, int line, int depth, pnn_cfg **out) {
                            r->source, key_line, ev.type == YAML_MAPPING_START_EVENT ? "a map" : "a list");
         if (st == PNN_OK)
             st = copy_scalar(r->source, key_line, ev.data.scalar.value, ev.data.scalar.length, &key);
-        if (st == PNN_OK && (ev.data.scalar.length > CFG_MAX_KEY_BYTES || !pnn_cfg_text_ok(key, strlen(key))))
+        if (st == PNN_OK && (ev.data.scalar.length > CFG_MAX_KEY_BYTES || !pnn_cfg_text_ok(key, strlen(key)))) {
             st = PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: a key is over %d bytes or holds control characters; pnn's keys "
                            "are short names", r->source, key_line, CFG_MAX_KEY_BYTES);
+            free(key);
+        }
         yaml_event_delete(&ev);
         if (st != PNN_OK) goto fail;
         int prev = -1;

@@ -5,6 +5,7 @@
 
 #include "kernels/math/philox.h"
 #include "pnn/pnn.h"
+#include "tests/testutil.h"
 
 /* Known-answer vectors of Philox4x32-10 (Random123's kat_vectors). */
 START_TEST(philox_known_answers) {
@@ -140,9 +141,5 @@ int main(void) {
     tcase_add_test(tc, tensors_check_shapes);
     tcase_add_test(tc, errors_carry_message_and_trail);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pnn_test_run(s);
 }

@@ -508,9 +508,5 @@ int main(void) {
     tcase_add_test(tc, record_then_replay_gives_the_same_outputs);
     tcase_add_test(tc, torn_recording_is_repaired);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pnn_test_run(s);
 }

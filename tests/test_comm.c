@@ -10,6 +10,7 @@
 
 #include "pnn/comm.h"
 #include "pnn/rng.h"
+#include "tests/testutil.h"
 
 /* S shards of n floats whose sum depends on the order of addition: magnitudes from 2^-30 to
  * 2^30, and on every third element 2^40 in the first shard that the second cancels, and small
@@ -382,9 +383,5 @@ int main(void) {
     tcase_add_test(tc, launch_is_read_from_the_environment);
     tcase_add_test(tc, kind_is_chosen_from_launch_and_build);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pnn_test_run(s);
 }

@@ -268,9 +268,5 @@ int main(void) {
     tcase_add_test(tc, layer_shapes_init_and_gradients);
     tcase_add_test(tc, layer_init_depends_on_seed_and_name_only);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pnn_test_run(s);
 }

@@ -13,6 +13,7 @@
 
 #include "pnn/data.h"
 #include "pnn/status.h"
+#include "tests/testutil.h"
 
 #ifndef PNN_SOURCE_DIR
 #define PNN_SOURCE_DIR "."
@@ -550,9 +551,5 @@ int main(void) {
     tcase_add_test(tc, vowels_synthetic_classes_and_scaling);
     tcase_add_test(tc, vowels_malformed_csv);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return pnn_test_run(s);
 }

@@ -278,9 +278,5 @@ Suite *device_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(device_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pnn_test_run(device_suite());
 }

@@ -77,9 +77,5 @@ int main(void) {
     tcase_add_loop_test(tc, every_op_failure_ends_the_run, 0, (int)(sizeof ops / sizeof ops[0]));
     tcase_add_test(tc, faulty_backend_names);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pnn_test_run(s);
 }

@@ -370,9 +370,5 @@ int main(void) {
     tcase_add_test(tc, shape_errors_name_layer_kind_and_sizes);
     tcase_add_test(tc, add_param_names_and_grows);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pnn_test_run(s);
 }

@@ -170,9 +170,5 @@ int main(void) {
     tcase_add_test(tc, scratch_is_reused_across_batch_sizes);
     tcase_add_test(tc, nonfinite_outputs_and_bad_labels_are_rejected);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pnn_test_run(s);
 }

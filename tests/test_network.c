@@ -223,9 +223,5 @@ Suite *network_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(network_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pnn_test_run(network_suite());
 }

@@ -289,9 +289,5 @@ int main(void) {
     tcase_add_test(tc, mse_matches_double);
     tcase_add_test(tc, optimizer_updates_match_double);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pnn_test_run(s);
 }

@@ -221,9 +221,5 @@ int main(void) {
     tcase_add_test(tc, bad_configs_are_rejected);
     tcase_add_test(tc, optimizers_solve_least_squares);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pnn_test_run(s);
 }

@@ -424,9 +424,5 @@ static Suite *oscillator_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(oscillator_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pnn_test_run(oscillator_suite());
 }

@@ -592,9 +592,5 @@ int main(void) {
     tcase_add_test(tc, a_second_writer_is_refused);
     tcase_add_test(tc, a_full_disk_leaves_no_partial_call);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pnn_test_run(s);
 }

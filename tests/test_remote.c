@@ -627,9 +627,5 @@ Suite *remote_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(remote_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pnn_test_run(remote_suite());
 }

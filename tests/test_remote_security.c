@@ -18,6 +18,12 @@
 
 #include "tests/remote_fixtures.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#else
+#define UNDER_ASAN 0
+#endif
+
 #define MiB ((size_t)1 << 20)
 
 static double elapsed_ms(const struct timespec *t0) {
@@ -313,7 +319,8 @@ START_TEST(the_watchdog_cuts_off_a_peer_with_the_token) {
         /* the bound, and what arrives in the 10 ms between two looks at the heap */
         ck_assert_msg(peak - peak_before < 56 * 1024, "%s: the server peaked %ld KiB above its start (%zu MiB sent)",
                       rep ? "REP" : "ROUTER", peak - peak_before, sent / MiB);
-        ck_assert_msg(after - before < 24 * 1024, "%s: the server holds %ld KiB more after the drop",
+        /* under AddressSanitizer freed memory waits in its quarantine, so RSS cannot show the drop */
+        ck_assert_msg(UNDER_ASAN || after - before < 24 * 1024, "%s: the server holds %ld KiB more after the drop",
                       rep ? "REP" : "ROUTER", after - before);
         char u[400];
         snprintf(u, sizeof u, "remote:%s?token=s3cret&timeout_ms=5000", c.ep);
@@ -732,9 +739,5 @@ Suite *remote_security_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(remote_security_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pnn_test_run(remote_security_suite());
 }

@@ -197,9 +197,5 @@ Suite *train_dp_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(train_dp_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pnn_test_run(train_dp_suite());
 }

@@ -58,3 +58,11 @@ const char *pnn_test_vowels_yaml(char *buf, size_t cap, const char *extra) {
              PNN_SOURCE_DIR, extra);
     return buf;
 }
+
+int pnn_test_run(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <check.h>
+
 #include "pnn/config.h"
 
 /* 1 when |got - want| <= atol + rtol * |want| everywhere; otherwise prints the first few
@@ -16,6 +18,9 @@ int pnn_test_allclose(const char *what, const float *got, const double *want, in
 void pnn_test_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream);
 /* max |a - b| / max(1e-12, max |b|): the normalized error used to compare backends. */
 double pnn_test_norm_err(const float *a, const double *b, int64_t n);
+
+/* Runs every test of s and returns the exit status for main (0 when all passed). */
+int pnn_test_run(Suite *s);
 
 /* Parses a YAML config (named test.yaml in messages); fails the test on error. */
 pnn_cfg *pnn_test_parse(const char *yaml);

@@ -43,7 +43,8 @@
 #define PNN_UNDER_ASAN 0
 #endif
 #if PNN_UNDER_ASAN
-#include <sanitizer/allocator_interface.h>
+/* exported by the ASan runtime of GCC and clang (GCC ships no header declaring it) */
+size_t __sanitizer_get_current_allocated_bytes(void);
 #define HAVE_MALLINFO2 1 /* the watchdog has a measure */
 #endif
 

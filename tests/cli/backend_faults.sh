@@ -2,13 +2,8 @@
 # A backend op that fails (the test-only faulty CPU backend stands in for a GPU op failing) ends
 # pnn train and pnn eval with exit 70 and the op's message; a failure inside the optimizer update
 # leaves the last checkpoint as it was, any other keeps the last completed step.
-set -uo pipefail
-pnn=$1 src=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cfg=$src/examples/vowels-oscillator.yaml
-passed=0 failed=0
-check() { if eval "$1"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $2"; fi; }
+source "$(dirname "$0")/lib.bash"
+check() { if eval "$1"; then ok; else bad "$2"; fi; }
 
 "$pnn" train "$cfg" --set epochs=2 --set backend=faulty:gemm:60 --out "$tmp/g" > /dev/null 2> "$tmp/g.err"
 rc=$?
@@ -26,5 +21,4 @@ check '[ ! -e "$tmp/a/checkpoint.safetensors" ]' "adam: a half-updated state was
 rc=$?
 check '[ $rc -eq 70 ] && ! grep -q "^final:" "$tmp/e.out"' "eval: exit $rc, $(cat "$tmp/e.out" "$tmp/e.err")"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -1,24 +1,6 @@
 #!/usr/bin/env bash
 # Bad input gets a clear message and the DESIGN.md exit code, and leaves nothing half-written.
-set -uo pipefail
-pnn=$1 src=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cfg=$src/examples/vowels-oscillator.yaml
-passed=0 failed=0
-
-# expect CODE PATTERN -- command...: runs it, checks the exit code and that stderr matches
-expect() {
-  local code=$1 pattern=$2; shift 3
-  "$@" > "$tmp/out" 2> "$tmp/err"
-  local rc=$?
-  if [ "$rc" -eq "$code" ] && grep -qE -- "$pattern" "$tmp/err"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $* -> exit $rc (want $code), stderr: $(cat "$tmp/err") (want /$pattern/)"
-  fi
-}
+source "$(dirname "$0")/lib.bash"
 
 expect 64 "unknown command" -- "$pnn" frobnicate
 expect 64 "unknown option" -- "$pnn" train "$cfg" --epochs 3
@@ -45,10 +27,10 @@ expect 78 "record:FILE@DEVICE_URI" -- "$pnn" train "$cfg" --set 'network.1.devic
 printf 'not a recording' > "$tmp/junk.pnnrec"
 expect 65 "not a pnn recording" -- "$pnn" train "$cfg" --set "network.1.device=replay:$tmp/junk.pnnrec" --out "$tmp/b7"
 "$pnn" train "$cfg" --set epochs=1 --set "network.1.device=record:$tmp/ok.pnnrec@sim:oscillator?n=40&nt=10&seed=1" \
-  --out "$tmp/rec" > /dev/null 2>&1 || { echo "FAIL: recording a run"; failed=$((failed + 1)); }
+  --out "$tmp/rec" > /dev/null 2>&1 || bad "recording a run"
 expect 78 "oracle needs a simulated device" -- "$pnn" train "$cfg" --set "network.1.device=replay:$tmp/ok.pnnrec" --set network.1.twin_noise=oracle --out "$tmp/b8"
 expect 64 "asked for call 16 but the recording holds 15 calls" -- "$pnn" train "$cfg" --set epochs=2 --set "network.1.device=replay:$tmp/ok.pnnrec" --out "$tmp/b9"
-for d in b1 b2 b3 b4 b5 b6 b7; do [ -e "$tmp/$d" ] && { echo "FAIL: a failed start left $tmp/$d"; failed=$((failed + 1)); }; done
+for d in b1 b2 b3 b4 b5 b6 b7; do [ -e "$tmp/$d" ] && bad "a failed start left $tmp/$d"; done
 
 # data files: missing, NaN, truncated
 expect 66 "nowhere.csv" -- "$pnn" train "$cfg" --set data.path="$tmp/nowhere.csv" --out "$tmp/r9"
@@ -59,7 +41,7 @@ head -c 5000 /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz > "$tm
 cp /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz "$tmp/fm/"
 expect 65 "train-images" -- "$pnn" train "$src/examples/fmnist-oscillator.yaml" --set data.path="$tmp/fm" --out "$tmp/r11"
 for r in r1 r2 r3 r4 r5 r6 r7 r8 r9 r10 r11; do
-  [ -e "$tmp/$r" ] && { failed=$((failed + 1)); echo "FAIL: a failed start left $r behind"; }
+  [ -e "$tmp/$r" ] && bad "a failed start left $r behind"
 done
 
 # checkpoints and runs
@@ -82,5 +64,4 @@ PY
 expect 65 "NaN" -- "$pnn" train --resume "$tmp/run"
 expect 64 "no physical layer called 'nope'" -- "$pnn" eval "$tmp/good.safetensors" --device 'nope=sim:oscillator?n=40'
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -3,23 +3,7 @@
 # device headers, endless retries, runs killed before their first checkpoint, finished and
 # half-finished runs resumed, over-long paths, checkpoints that name devices and files, configs
 # built to be slow. Each case failed on the code before its fix.
-set -uo pipefail
-pnn=$1 src=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cfg=$src/examples/vowels-oscillator.yaml
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-
-# expect CODE PATTERN -- command...: runs it, checks the exit code and that stderr matches
-expect() {
-  local code=$1 pattern=$2; shift 3
-  "$@" > "$tmp/out" 2> "$tmp/err"
-  local rc=$?
-  if [ "$rc" -eq "$code" ] && { [ -z "$pattern" ] || grep -qE -- "$pattern" "$tmp/err"; }; then ok
-  else bad "$* -> exit $rc (want $code), stderr: $(tail -c 600 "$tmp/err") (want /$pattern/)"; fi
-}
+source "$(dirname "$0")/lib.bash"
 
 # 1. a recording header (or server) whose dims are not its system's: refused before any buffer
 python3 - "$tmp/crafted.pnnrec" <<'PY'
@@ -217,5 +201,4 @@ open(sys.argv[2], "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
 PY
 expect 65 "tensor 'osc.e' has another shape than the network's" -- "$pnn" eval "$tmp/overflow.safetensors"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
