@@ -173,6 +173,13 @@ static pnn_status write_checkpoint(pnn_trainer *tr, const char *path, const uint
             goto fail;
         }
         PNN_GOTO(pnn_tensor_to_host(t, host[i], t->numel));
+        int64_t bad = 0;
+        for (int64_t k = 0; k < t->numel; k++) bad += !isfinite(host[i][k]);
+        if (bad) {
+            st = PNN_ERROR(PNN_ERR_FORMAT, "the run has diverged: '%s' holds %lld NaN or Inf values, so %s is not "
+                           "written (lower the learning rate)", name, (long long)bad, path);
+            goto fail;
+        }
         entries[i].name = name;
         entries[i].ndim = t->ndim;
         memcpy(entries[i].shape, t->shape, sizeof entries[i].shape);

@@ -201,4 +201,22 @@ open(sys.argv[2], "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
 PY
 expect 65 "tensor 'osc.e' has another shape than the network's" -- "$pnn" eval "$tmp/overflow.safetensors"
 
+# numbers in a checkpoint's metadata are parsed strictly: an epoch of 1e20 (past int64) is refused
+python3 - "$tmp/ref1/checkpoint.safetensors" "$tmp/huge/checkpoint.safetensors" <<'PY'
+import os, sys
+from safetensors import safe_open
+from safetensors.numpy import save_file
+with safe_open(sys.argv[1], "np") as f:
+    meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+meta["epoch"] = "100000000000000000000"
+os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True)
+save_file(tensors, sys.argv[2], metadata=meta)
+PY
+cp "$tmp/ref1/config.yaml" "$tmp/ref1/metrics.csv" "$tmp/huge/"
+expect 65 "metadata 'epoch' is '100000000000000000000'; expected a count" -- "$pnn" train --resume "$tmp/huge"
+
+# a run that diverges says that its state could not be saved (it used to pass over that in silence)
+expect 65 "could not save the state after step [0-9]+: .*NaN or Inf" -- "$pnn" train "$cfg" --set optimizer.lr=1000 \
+  --out "$tmp/diverged"
+
 finish
