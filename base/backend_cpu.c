@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "pnn/backend.h"
 #include "pnn/rng.h"
 #include "pnn/tensor.h"
@@ -71,12 +71,6 @@ static const pnn_backend_i cpu_iface = {
     .mse = pnn_cpu_mse,
     .adam_update = pnn_cpu_adam_update,
     .sgd_update = pnn_cpu_sgd_update,
-    .osc_build_q = pnn_cpu_osc_build_q,
-    .osc_build_q_backward = pnn_cpu_osc_build_q_backward,
-    .osc_forward = pnn_cpu_osc_forward,
-    .osc_vjp = pnn_cpu_osc_vjp,
-    .osc_tape_floats = pnn_cpu_osc_tape_floats,
-    .osc_work_floats = pnn_cpu_osc_work_floats,
     .conv2d_work_floats = pnn_cpu_conv2d_work_floats,
     .conv2d_forward = pnn_cpu_conv2d_forward,
     .conv2d_backward_data = pnn_cpu_conv2d_backward_data,
@@ -90,7 +84,7 @@ const pnn_backend *pnn_backend_cpu(void) { return &cpu_backend; }
 #ifdef PNN_USE_CUDA
 /* The one place that knows of the CUDA backend (kernels/cuda): "cuda" fails without a GPU,
  * "auto" falls back to the CPU. */
-#include "../kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/cuda_backend.h"
 
 static pnn_status gpu_backend_get(const char *name, const pnn_backend **be) {
     if (!strcmp(name, "cuda")) return pnn_cuda_backend_get(be);

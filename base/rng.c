@@ -1,7 +1,7 @@
 /* Host-side streams of the Philox generator in kernels/math/philox.h. */
 #include "pnn/rng.h"
 
-#include "../kernels/math/philox.h"
+#include "kernels/math/philox.h"
 
 static void uniform_block(uint64_t seed, uint64_t stream, uint64_t block, float *v) {
     uint32_t r[4];

@@ -17,6 +17,7 @@
 
 #include "pnn/clock.h"
 #include "pnn/pnn.h"
+#include "kernels/systems/oscillator/oscillator_ops.h"
 #ifdef PNN_USE_CUDA
 #include "kernels/cuda/cuda_backend.h"
 #endif
@@ -92,14 +93,13 @@ typedef struct {
 
 static void run_forward_vjp(void *v) {
     osc_arg *o = v;
-    const pnn_backend_i *ops = o->be->iface;
-    ops->osc_forward(o->be->ctx, &o->p, o->q0, o->q, o->e, o->qT, o->tape, o->work);
-    ops->osc_vjp(o->be->ctx, &o->p, o->tape, o->q, o->qT, o->dq0, o->dq, o->de, o->work);
+    pnn_osc_ops_for(o->be)->forward(o->be->ctx, &o->p, o->q0, o->q, o->e, o->qT, o->tape, o->work);
+    pnn_osc_ops_for(o->be)->vjp(o->be->ctx, &o->p, o->tape, o->q, o->qT, o->dq0, o->dq, o->de, o->work);
 }
 
 static void run_forward(void *v) {
     osc_arg *o = v;
-    o->be->iface->osc_forward(o->be->ctx, &o->p, o->q0, o->q, o->e, o->qT, NULL, o->work);
+    pnn_osc_ops_for(o->be)->forward(o->be->ctx, &o->p, o->q0, o->q, o->e, o->qT, NULL, o->work);
 }
 
 /* FLOPs of the GEMMs of forward + VJP: 4 nt stages of 2 B N^2 forward, g Q^T per stage and the
@@ -200,13 +200,13 @@ int main(int argc, char **argv) {
         float bound = 1.0f / sqrtf((float)o.p.n);
         float *cm = dev_random(be, nn, bound, 3);
         o.q = dev_alloc(be, nn, 0);
-        be->iface->osc_build_q(be->ctx, o.p.n, cm, o.q);
+        pnn_osc_ops_for(be)->build_q(be->ctx, o.p.n, cm, o.q);
         be->iface->release(be->ctx, cm);
         o.q0 = dev_random(be, bn, 0.5f, 4), o.e = dev_random(be, (size_t)o.p.n, bound, 5);
         o.qT = dev_alloc(be, bn, 0), o.dq0 = dev_alloc(be, bn, 0), o.dq = dev_alloc(be, nn, 0);
         o.de = dev_alloc(be, (size_t)o.p.n, 0);
-        o.tape = dev_alloc(be, be->iface->osc_tape_floats(&o.p), 0);
-        o.work = dev_alloc(be, be->iface->osc_work_floats(&o.p), 0);
+        o.tape = dev_alloc(be, pnn_osc_ops_for(be)->tape_floats(&o.p), 0);
+        o.work = dev_alloc(be, pnn_osc_ops_for(be)->work_floats(&o.p), 0);
         double flops = osc_flops(&o.p), bytes = osc_bytes(&o.p, o.p.n <= 256);
         for (int tf32 = 0; tf32 < 2; tf32++) {
 #ifdef PNN_USE_CUDA

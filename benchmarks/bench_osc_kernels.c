@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "kernels/cpu/cpu_ops.h"
+#include "kernels/systems/oscillator/oscillator_ops.h"
 
 static double now(void) {
     struct timespec ts;

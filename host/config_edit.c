@@ -108,24 +108,6 @@ pnn_status pnn_cfg_bool(const pnn_cfg *map, const char *key, int required, int d
                      v->source, v->line, key, v->value);
 }
 
-/* Levenshtein distance, for "did you mean" suggestions; names longer than 63 bytes count as far. */
-static int edit_distance(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63) return 1 << 20;
-    int prev[64], cur[64];
-    for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = (int)i;
-        for (size_t j = 1; j <= lb; j++) {
-            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            int del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-        memcpy(prev, cur, (lb + 1) * sizeof cur[0]);
-    }
-    return prev[lb];
-}
-
 pnn_status pnn_cfg_check_keys(const pnn_cfg *map, const char *const *allowed, const char *where) {
     if (!map || !allowed) return PNN_OK;
     if (!where) where = "this map";
@@ -144,7 +126,7 @@ pnn_status pnn_cfg_check_keys(const pnn_cfg *map, const char *const *allowed, co
                 known = 1;
                 break;
             }
-            int d = edit_distance(key, allowed[j]);
+            int d = pnn_edit_distance(key, allowed[j]);
             if (d < best_d) best_d = d, best = allowed[j];
             if (used < sizeof list) {
                 int w = snprintf(list + used, sizeof list - used, "%s%s", j ? ", " : "", allowed[j]);

@@ -5,6 +5,7 @@
 
 #include "pnn/clock.h"
 #include "pnn/rng.h"
+#include "pnn/system.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -93,9 +94,13 @@ pnn_status pnn_uri_int(pnn_uri *u, const char *key, int64_t def, int64_t min, in
 
 pnn_status pnn_uri_check_all_used(const pnn_uri *u, const char *known_keys) {
     for (int i = 0; i < u->n; i++)
-        if (!u->used[i])
-            return PNN_ERROR(PNN_ERR_INVALID, "unknown parameter '%s' for device %s:%s; known: %s",
-                             u->keys[i], u->scheme, u->system, known_keys);
+        if (!u->used[i]) {
+            char close[64];
+            pnn_suggest(u->keys[i], known_keys, close, sizeof close);
+            return PNN_ERROR(PNN_ERR_INVALID, "unknown parameter '%s' for device %s:%s%s%s%s; known (with defaults): %s",
+                             u->keys[i], u->scheme, u->system, close[0] ? "; did you mean '" : "", close,
+                             close[0] ? "'?" : "", known_keys);
+        }
     return PNN_OK;
 }
 
@@ -142,7 +147,8 @@ pnn_status pnn_device_info_check(const pnn_device_info *info, const char *who) {
 /* Reads the generic keys of a simulated device: its timing and faults, and how it runs (async,
  * threads). The seed of its faults is the system's own `seed`, read after the system. */
 static pnn_status read_sim_keys(pnn_uri *u, const pnn_backend *be, pnn_device_timing *t, int64_t *threads,
-                                int64_t *async) {
+                                int64_t *async, int64_t *max_batch) {
+    PNN_TRY(pnn_uri_int(u, "max_batch", 1 << 20, 1, INT64_MAX, max_batch));
     PNN_TRY(pnn_uri_int(u, "threads", 0, 0, 1024, threads));
     PNN_TRY(pnn_uri_int(u, "async", strcmp(be->iface->name, "cpu") ? 1 : 0, 0, 1, async));
     PNN_TRY(pnn_uri_double(u, "latency_ms", 0, 0, 3.6e6, &t->latency_ms));
@@ -183,17 +189,17 @@ static pnn_status open_kind(const char *uri, const pnn_backend *be, pnn_device *
     PNN_TRY(pnn_uri_parse(uri, &u));
     if (!strcmp(u.scheme, "sim")) {
         pnn_device_timing timing;
-        int64_t threads, async, seed;
-        PNN_TRY(read_sim_keys(&u, be, &timing, &threads, &async));
-        if (!strcmp(u.system, "oscillator")) PNN_TRY(pnn_sim_oscillator_open(&u, uri, be, out));
-        else
-            return PNN_ERROR(PNN_ERR_INVALID, "unknown simulated system '%s' in '%s'; known: oscillator",
-                             u.system, uri);
+        int64_t threads, async, seed, max_batch;
+        const pnn_system *sys;
+        PNN_TRY(pnn_system_lookup(u.system, uri, &sys));
+        PNN_TRY(read_sim_keys(&u, be, &timing, &threads, &async, &max_batch));
+        PNN_TRY(sys->open_sim(&u, uri, be, out));
         pnn_uri_int(&u, "seed", 0, 0, INT64_MAX, &seed); /* checked by the system already */
         timing.seed = (uint64_t)seed;
         (*out)->timing = timing;
         (*out)->worker_threads = (int)threads;
         (*out)->eager = !async;
+        (*out)->info.max_batch = max_batch;
         if (!(*out)->info.system_uri[0])
             snprintf((*out)->info.system_uri, sizeof (*out)->info.system_uri, "%s", uri);
         return PNN_OK;

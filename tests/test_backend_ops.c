@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "kernels/math/philox.h"
+#include "kernels/systems/oscillator/oscillator_ops.h"
 #include "pnn/pnn.h"
 #include "tests/testutil.h"
 #ifdef PNN_USE_CUDA
@@ -239,8 +240,9 @@ static void case_optimizer(run_ctx *r, int v) {
 static void case_build_q(run_ctx *r, int v) {
     int64_t n = v ? 300 : 37;
     float *c = dev_random(r, n * n, -1, 1, 120), *q = dev_buffer(r, n * n), *dc = dev_random(r, n * n, -1, 1, 121);
-    r->ops->osc_build_q(r->ctx, n, c, q);
-    r->ops->osc_build_q_backward(r->ctx, n, q, dc);
+    const pnn_osc_ops *osc = pnn_osc_ops_for(r->be);
+    osc->build_q(r->ctx, n, c, q);
+    osc->build_q_backward(r->ctx, n, q, dc);
     output(r, "q", q, n * n);
     output(r, "dc", dc, n * n);
 }
@@ -250,20 +252,21 @@ static const int64_t osc_shapes[][3] = {{100, 37, 5}, {7, 3, 2}, {256, 19, 3}, {
 
 static void case_oscillator(run_ctx *r, int v) {
     const int64_t *s = osc_shapes[v / 2];
+    const pnn_osc_ops *osc = pnn_osc_ops_for(r->be);
     pnn_osc_params p = {.batch = s[1], .n = s[0], .nt = (int)s[2], .dt = 0.1f, .eta = (v & 1) ? 0.1f : 0.0f};
     int64_t bn = p.batch * p.n, nn = p.n * p.n;
     float bound = 1.0f / sqrtf((float)p.n);
     float *c = dev_random(r, nn, -bound, bound, 130), *q = dev_buffer(r, nn), *e = dev_random(r, p.n, -bound, bound, 131);
-    r->ops->osc_build_q(r->ctx, p.n, c, q);
+    osc->build_q(r->ctx, p.n, c, q);
     r->ops->axpby(r->ctx, 1, 1.0f, e, 1.0f, q + 1); /* Q not symmetric: the VJP must use Q^T */
     float *q0 = dev_random(r, bn, -1, 1, 132), *qT = dev_buffer(r, bn), *qT2 = dev_buffer(r, bn);
-    float *tape = dev_buffer(r, (int64_t)r->ops->osc_tape_floats(&p));
-    float *work = dev_filled(r, (int64_t)r->ops->osc_work_floats(&p), NAN);
-    r->ops->osc_forward(r->ctx, &p, q0, q, e, qT, tape, work);
-    r->ops->osc_forward(r->ctx, &p, q0, q, e, qT2, NULL, work);
+    float *tape = dev_buffer(r, (int64_t)osc->tape_floats(&p));
+    float *work = dev_filled(r, (int64_t)osc->work_floats(&p), NAN);
+    osc->forward(r->ctx, &p, q0, q, e, qT, tape, work);
+    osc->forward(r->ctx, &p, q0, q, e, qT2, NULL, work);
     float *dqT = dev_random(r, bn, -1, 1, 133), *dq0 = dev_buffer(r, bn);
     float *dq = dev_random(r, nn, -1, 1, 134), *de = dev_random(r, p.n, -1, 1, 135);
-    r->ops->osc_vjp(r->ctx, &p, tape, q, dqT, dq0, dq, de, work);
+    osc->vjp(r->ctx, &p, tape, q, dqT, dq0, dq, de, work);
     output(r, "qT", qT, bn);
     output(r, "qT_without_tape", qT2, bn);
     output(r, "tape", tape, 8 * p.nt * bn); /* both backends: s, then w cos, of every stage */
@@ -334,7 +337,7 @@ static const op_case cases[] = {
 static void cuda_setting(int setting) {
 #ifdef PNN_USE_CUDA
     if (!g_second_is_cuda) return;
-    pnn_cuda_set_osc_regime(setting == OSC_SMALL ? 1 : setting == OSC_LARGE ? 2 : 0);
+    pnn_osc_cuda_set_regime(setting == OSC_SMALL ? 1 : setting == OSC_LARGE ? 2 : 0);
     pnn_cuda_set_conv_direct(setting == CONV_DIRECT);
 #else
     (void)setting;

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/cpu/cpu_ops.h"
-#include "kernels/math/oscillator.h"
+#include "kernels/systems/oscillator/oscillator.h"
+#include "kernels/systems/oscillator/oscillator_ops.h"
 #include "pnn/pnn.h"
 #include "tests/testutil.h"
 

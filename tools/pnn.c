@@ -16,10 +16,11 @@ static const char usage[] =
     "  bench CONFIG.yaml [--steps N]                            time training steps\n"
     "  serve DEVICE_URI [--bind ENDPOINT] [--token T]...        serve a device to remote: clients\n"
     "  keygen FILE                                              make a CURVE key pair for serve/remote:\n"
+    "  systems [NAME]                                           the physical systems sim: devices simulate\n"
     "\n"
     "`pnn COMMAND --help` explains each. Examples: examples/*.yaml; docs/architecture.md.\n"
     "Exit codes: 0 ok, 64 usage, 65 bad data, 66 missing input, 69 device unavailable,\n"
-    "70 internal, 74 I/O, 78 bad config. PNN_VERBOSE=1 adds where an error was raised.\n";
+    "70 internal, 74 I/O, 78 bad config, 130 interrupted. PNN_VERBOSE=1 adds where an error was raised.\n";
 
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
@@ -35,7 +36,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(argv[1], "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(argv[1], "keygen")) return cmd_keygen(argc - 1, argv + 1);
-    fprintf(stderr, "pnn: unknown command '%s'; commands: train, eval, bench, serve, keygen (see pnn --help)\n",
+    if (!strcmp(argv[1], "systems")) return cmd_systems(argc - 1, argv + 1);
+    fprintf(stderr, "pnn: unknown command '%s'; commands: train, eval, bench, serve, keygen, systems (see pnn --help)\n",
             argv[1]);
     return EX_USAGE_;
 }

@@ -19,15 +19,6 @@ typedef struct pnn_backend pnn_backend;
 
 typedef enum { PNN_ACT_IDENTITY, PNN_ACT_RELU, PNN_ACT_TANH, PNN_ACT_SIGMOID } pnn_act;
 
-/* Parameters of one coupled-oscillator integration (see PHYSICS.md, "oscillator"). */
-typedef struct pnn_osc_params {
-    int64_t batch;  /* B: rows integrated together */
-    int64_t n;      /* N: oscillators */
-    int nt;         /* RK4 steps */
-    float dt;       /* step size */
-    float eta;      /* nonlinearity s = sin((1+eta) q); 0 in the ideal model */
-} pnn_osc_params;
-
 /* Shape of one 2-D convolution (see conv2d_forward). */
 typedef struct pnn_conv2d_params {
     int64_t batch, in_c, in_h, in_w;
@@ -107,22 +98,6 @@ typedef struct pnn_backend_i {
                         int64_t step);
     void (*sgd_update)(void *ctx, int64_t n, float *param, const float *grad, float *velocity,
                        float lr, float momentum, float weight_decay);
-
-    /* Oscillators. Q from C: S = (C + C^T)/2, Q = S off the diagonal, Q_ii = -sum_k S_ki. */
-    void (*osc_build_q)(void *ctx, int64_t n, const float *c, float *q);
-    /* dC += the gradient through osc_build_q given dQ */
-    void (*osc_build_q_backward)(void *ctx, int64_t n, const float *dq, float *dc);
-    /* RK4 from q(0) = q0, p(0) = 0 over nt steps of dq/dt = p, dp/dt = -s + s Q + e with
-     * s = sin((1+eta) q), rows of the batch independent. qT gets q(T). tape (may be NULL) gets
-     * what osc_vjp needs, osc_tape_floats(p) floats; work is scratch of osc_work_floats(p). */
-    void (*osc_forward)(void *ctx, const pnn_osc_params *p, const float *q0, const float *q_mat,
-                        const float *e, float *qT, float *tape, float *work);
-    /* The exact vector-Jacobian product of the discrete map above at the taped point:
-     * dq0 = (dq(T)/dq0)^T dqT (overwritten; may be NULL), dQ += ..., de += ... */
-    void (*osc_vjp)(void *ctx, const pnn_osc_params *p, const float *tape, const float *q_mat,
-                    const float *dqT, float *dq0, float *dq_mat, float *de, float *work);
-    size_t (*osc_tape_floats)(const pnn_osc_params *p);
-    size_t (*osc_work_floats)(const pnn_osc_params *p);
 
     /* 2-D convolution (cross-correlation, as PyTorch's Conv2d), NCHW, one stride and one zero
      * padding for both axes: x [batch, in_c, in_h, in_w], weight [out_c, in_c, kh, kw],

@@ -174,8 +174,6 @@ pnn_status pnn_uri_double(pnn_uri *u, const char *key, double def, double min, d
 pnn_status pnn_uri_int(pnn_uri *u, const char *key, int64_t def, int64_t min, int64_t max, int64_t *out);
 pnn_status pnn_uri_check_all_used(const pnn_uri *u, const char *known_keys);
 
-/* Simulators (hwbridge/sim). */
-pnn_status pnn_sim_oscillator_open(pnn_uri *u, const char *uri, const pnn_backend *be, pnn_device **out);
 /* Recording and replay (hwbridge/record.c): "record:FILE@INNER_URI" and "replay:FILE". */
 pnn_status pnn_record_open(const char *uri, const pnn_backend *be, pnn_device **out);
 pnn_status pnn_replay_open(const char *uri, const pnn_backend *be, pnn_device **out);

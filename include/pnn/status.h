@@ -3,6 +3,8 @@
 #ifndef PNN_STATUS_H
 #define PNN_STATUS_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -35,6 +37,12 @@ pnn_status pnn_error_at(pnn_status s, const char *file, int line, const char *fm
 pnn_status pnn_error_prefix(pnn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pnn_error_trail_push(const char *file, int line);
 void pnn_error_clear(void);
+
+/* For "did you mean" in messages: the entry of list (separated by commas and spaces, e.g.
+ * "n, nt, dt") closest to word within two edits, written to out (cap bytes); "" when none is. */
+void pnn_suggest(const char *word, const char *list, char *out, size_t cap);
+/* Levenshtein distance of two words; words over 63 bytes count as far apart. */
+int pnn_edit_distance(const char *a, const char *b);
 
 /* A process-wide stop request (a signal handler may call pnn_interrupt_request: it only stores
  * to an atomic flag). Long waits inside pnn (retry backoff, a simulated instrument's latency)

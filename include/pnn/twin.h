@@ -62,8 +62,6 @@ static inline void pnn_twin_theta_changed(pnn_twin *tw) { tw->theta_stale = 1; }
 pnn_status pnn_twin_create(const char *kind, pnn_device *dev, double noise, pnn_twin **out);
 void pnn_twin_free(pnn_twin *tw);
 
-pnn_status pnn_twin_oscillator_create(pnn_device *dev, double noise, pnn_twin **out);
-
 #ifdef __cplusplus
 }
 #endif

@@ -34,15 +34,6 @@ void pnn_cpu_adam_update(void *ctx, int64_t n, float *param, const float *grad, 
 void pnn_cpu_sgd_update(void *ctx, int64_t n, float *param, const float *grad, float *velocity,
                         float lr, float momentum, float weight_decay);
 
-void pnn_cpu_osc_build_q(void *ctx, int64_t n, const float *c, float *q);
-void pnn_cpu_osc_build_q_backward(void *ctx, int64_t n, const float *dq, float *dc);
-void pnn_cpu_osc_forward(void *ctx, const pnn_osc_params *p, const float *q0, const float *q_mat,
-                         const float *e, float *qT, float *tape, float *work);
-void pnn_cpu_osc_vjp(void *ctx, const pnn_osc_params *p, const float *tape, const float *q_mat,
-                     const float *dqT, float *dq0, float *dq_mat, float *de, float *work);
-size_t pnn_cpu_osc_tape_floats(const pnn_osc_params *p);
-size_t pnn_cpu_osc_work_floats(const pnn_osc_params *p);
-
 size_t pnn_cpu_conv2d_work_floats(const pnn_conv2d_params *p);
 void pnn_cpu_conv2d_forward(void *ctx, const pnn_conv2d_params *p, const float *x, const float *weight,
                             const float *bias, float *y, float *work);

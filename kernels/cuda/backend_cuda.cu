@@ -1,6 +1,6 @@
 /* The CUDA backend: the pnn_backend_i table over one GPU, its start-up, error recording,
  * per-thread streams and cuBLAS handles, the caching allocator, memory transfers and GEMM.
- * The other ops live in ops_cuda.cu, oscillator_cuda.cu and conv_cuda.cu.
+ * The other ops live in ops_cuda.cu and conv_cuda.cu (a system's own kernels in kernels/systems/).
  *
  * Allocator: device memory comes from cudaMalloc in size classes (four per power of two, so at
  * most 25% is wasted; 512 bytes at least) and goes back to a free list of its class, never to
@@ -31,19 +31,17 @@ static struct {
     size_t smem_optin;
     char name[384];
     int shared_stream; /* PNN_CUDA_STREAMS=shared */
-    volatile int tf32, osc_regime, conv_direct;
-} g_dev = {PTHREAD_ONCE_INIT, PNN_OK, "", 0, 0, 0, "", 0, 0, 0, 0};
+    volatile int tf32, conv_direct;
+} g_dev = {PTHREAD_ONCE_INIT, PNN_OK, "", 0, 0, 0, "", 0, 0, 0};
 
 static __thread int t_device_set; /* this thread has called cudaSetDevice */
 
 int pnn_cuda_sm_count(void) { return g_dev.sm_count > 0 ? g_dev.sm_count : 1; }
 size_t pnn_cuda_smem_optin(void) { return g_dev.smem_optin; }
 int pnn_cuda_tf32(void) { return g_dev.tf32; }
-int pnn_cuda_osc_regime(void) { return g_dev.osc_regime; }
 int pnn_cuda_conv_direct(void) { return g_dev.conv_direct; }
 const char *pnn_cuda_device_name(void) { return g_dev.name; }
 void pnn_cuda_set_tf32(int on) { g_dev.tf32 = on != 0; }
-void pnn_cuda_set_osc_regime(int regime) { g_dev.osc_regime = regime; }
 void pnn_cuda_set_conv_direct(int on) { g_dev.conv_direct = on != 0; }
 
 cudaStream_t pnn_cuda_stream(void) {
@@ -372,12 +370,6 @@ static const pnn_backend_i cuda_iface = {
     .mse = pnn_cuda_mse,
     .adam_update = pnn_cuda_adam_update,
     .sgd_update = pnn_cuda_sgd_update,
-    .osc_build_q = pnn_cuda_osc_build_q,
-    .osc_build_q_backward = pnn_cuda_osc_build_q_backward,
-    .osc_forward = pnn_cuda_osc_forward,
-    .osc_vjp = pnn_cuda_osc_vjp,
-    .osc_tape_floats = pnn_cuda_osc_tape_floats,
-    .osc_work_floats = pnn_cuda_osc_work_floats,
     .conv2d_work_floats = pnn_cuda_conv2d_work_floats,
     .conv2d_forward = pnn_cuda_conv2d_forward,
     .conv2d_backward_data = pnn_cuda_conv2d_backward_data,
@@ -441,11 +433,6 @@ static void cuda_init_once(void) {
     g_dev.shared_stream = streams && !strcmp(streams, "shared");
     g_dev.tf32 = env_flag("PNN_CUDA_TF32");
     pthread_key_create(&g_blas_key, blas_destroy);
-    if (pnn_cuda_osc_init() != PNN_OK) {
-        g_dev.init_status = PNN_ERR_CUDA;
-        snprintf(g_dev.init_message, sizeof g_dev.init_message, "cannot set up the oscillator kernels: %s",
-                 pnn_last_error());
-    }
 }
 
 pnn_status pnn_cuda_backend_get(const pnn_backend **be) {

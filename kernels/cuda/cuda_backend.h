@@ -24,9 +24,6 @@ pnn_status pnn_cuda_backend_status(void);
 /* GEMMs on TF32 tensor cores (1) or exact fp32 (0, the default, so CPU and GPU agree to fp32
  * rounding). Also set by PNN_CUDA_TF32=1 at start. Applies to cuBLAS and cuDNN calls. */
 void pnn_cuda_set_tf32(int on);
-/* Oscillator kernels: 0 picks by size (fused kernel for n <= 256, GEMM stages above), 1 forces
- * the fused small-n kernel where it applies (n <= 256), 2 forces the GEMM path. For tests. */
-void pnn_cuda_set_osc_regime(int regime);
 /* Convolutions: 0 cuDNN when built with it, 1 the plain CUDA kernels. For tests. */
 void pnn_cuda_set_conv_direct(int on);
 /* The raw uint32 Philox stream (seed, stream) from offset, computed on the GPU and copied to

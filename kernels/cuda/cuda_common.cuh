@@ -42,7 +42,6 @@ cublasHandle_t pnn_cuda_cublas(void); /* NULL after a recorded failure */
 int pnn_cuda_sm_count(void);
 size_t pnn_cuda_smem_optin(void);
 int pnn_cuda_tf32(void);
-int pnn_cuda_osc_regime(void);
 int pnn_cuda_conv_direct(void);
 
 /* ---- scratch from the caching allocator (NULL and a recorded error on failure) ---- */
@@ -61,7 +60,7 @@ static inline unsigned pnn_cuda_blocks(int64_t n) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                      \
          i += (int64_t)gridDim.x * blockDim.x)
 
-/* ---- ops (backend_cuda.cu, ops_cuda.cu, oscillator_cuda.cu, conv_cuda.cu) ---- */
+/* ---- ops (backend_cuda.cu, ops_cuda.cu, conv_cuda.cu) ---- */
 void pnn_cuda_gemm(void *ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 void pnn_cuda_fill(void *ctx, float *dst, float value, int64_t n);
@@ -90,17 +89,6 @@ void pnn_cuda_adam_update(void *ctx, int64_t n, float *param, const float *grad,
                           float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step);
 void pnn_cuda_sgd_update(void *ctx, int64_t n, float *param, const float *grad, float *velocity,
                          float lr, float momentum, float weight_decay);
-
-void pnn_cuda_osc_build_q(void *ctx, int64_t n, const float *c, float *q);
-void pnn_cuda_osc_build_q_backward(void *ctx, int64_t n, const float *dq, float *dc);
-void pnn_cuda_osc_forward(void *ctx, const pnn_osc_params *p, const float *q0, const float *q_mat,
-                          const float *e, float *qT, float *tape, float *work);
-void pnn_cuda_osc_vjp(void *ctx, const pnn_osc_params *p, const float *tape, const float *q_mat,
-                      const float *dqT, float *dq0, float *dq_mat, float *de, float *work);
-size_t pnn_cuda_osc_tape_floats(const pnn_osc_params *p);
-size_t pnn_cuda_osc_work_floats(const pnn_osc_params *p);
-/* one-time setup of the oscillator kernels (shared-memory limits); called at backend start */
-pnn_status pnn_cuda_osc_init(void);
 
 size_t pnn_cuda_conv2d_work_floats(const pnn_conv2d_params *p);
 void pnn_cuda_conv2d_forward(void *ctx, const pnn_conv2d_params *p, const float *x, const float *weight,

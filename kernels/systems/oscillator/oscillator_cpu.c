@@ -1,6 +1,6 @@
 /* CPU kernels of the coupled-oscillator system (PHYSICS.md, "oscillator"): Q from C and its
  * gradient, the RK4 integration of a batch, and the exact vector-Jacobian product of that
- * discrete map. The per-element math lives in kernels/math/oscillator.h, which also derives the
+ * discrete map. The per-element math lives in oscillator.h, which also derives the
  * paired-stage form used here: stages 1-2 and 3-4 of a step each go through one GEMM of 2B rows
  * (one pass over Q for two stages), the same in the adjoint.
  *
@@ -17,8 +17,8 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "kernels/cpu/cpu_ops.h"
-#include "kernels/math/oscillator.h"
+#include "kernels/systems/oscillator/oscillator.h"
+#include "kernels/systems/oscillator/oscillator_ops.h"
 
 /* below this many elements per pass, threads cost more than they save */
 #define PNN_OSC_OMP_MIN 32768
@@ -240,3 +240,12 @@ void pnn_cpu_osc_vjp(void *ctx, const pnn_osc_params *p, const float *tape, cons
         for (int64_t j = 0; j < n; j++) de[j] += gr[j];
     }
 }
+
+const pnn_osc_ops pnn_osc_cpu_ops = {
+    .build_q = pnn_cpu_osc_build_q,
+    .build_q_backward = pnn_cpu_osc_build_q_backward,
+    .forward = pnn_cpu_osc_forward,
+    .vjp = pnn_cpu_osc_vjp,
+    .tape_floats = pnn_cpu_osc_tape_floats,
+    .work_floats = pnn_cpu_osc_work_floats,
+};

@@ -1,4 +1,6 @@
-/* The thread-local last error and its trail of file:line places. */
+/* The thread-local last error and its trail of file:line places, and "did you mean". Errors are
+ * the bottom of the stack: every folder reports them, the kernels' CUDA code included, so this
+ * file lives in kernels/ (docs/architecture.md). */
 #include "pnn/status.h"
 
 #include <stdarg.h>
@@ -72,3 +74,42 @@ static atomic_int interrupt_flag;
 void pnn_interrupt_request(void) { atomic_store(&interrupt_flag, 1); }
 int pnn_interrupt_requested(void) { return atomic_load(&interrupt_flag) != 0; }
 void pnn_interrupt_clear(void) { atomic_store(&interrupt_flag, 0); }
+
+int pnn_edit_distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 1 << 20;
+    int prev[64], cur[64];
+    for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            int del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, (lb + 1) * sizeof cur[0]);
+    }
+    return prev[lb];
+}
+
+void pnn_suggest(const char *word, const char *list, char *out, size_t cap) {
+    int best = 3;
+    if (cap) out[0] = '\0';
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ", ");
+        char entry[64];
+        if (len && len < sizeof entry) {
+            memcpy(entry, p, len);
+            entry[len] = '\0';
+            char *eq = strchr(entry, '='); /* "n=100": the key */
+            if (eq) *eq = '\0';
+            int d = pnn_edit_distance(word, entry);
+            if (d < best && d < (int)strlen(entry)) {
+                best = d;
+                snprintf(out, cap, "%s", entry);
+            }
+        }
+        p += len;
+        p += strspn(p, ", ");
+    }
+}

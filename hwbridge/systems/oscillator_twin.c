@@ -4,13 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/systems/oscillator/oscillator_ops.h"
+#include "hwbridge/systems/oscillator.h"
 #include "pnn/rng.h"
-#include "pnn/twin.h"
-
-/* Largest n: theta = n*n + n floats must stay within PNN_DEVICE_MAX_THETA_DIM. */
-#define PNN_OSC_MAX_N 16383
 
 typedef struct osc_twin {
+    const pnn_osc_ops *ops; /* the backend's oscillator kernels */
     pnn_osc_params p;
     float noise;    /* input noise of taped forwards */
     uint64_t seed;
@@ -51,7 +50,7 @@ static pnn_status twin_reserve(pnn_twin *tw, int64_t rows, int slot) {
         float **bufs[] = {&t->work, &t->x_noisy};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             if (*bufs[i]) be->iface->release(be->ctx, *bufs[i]);
-        t->work = be->iface->alloc(be->ctx, be->iface->osc_work_floats(&p) * sizeof(float) + 64);
+        t->work = be->iface->alloc(be->ctx, t->ops->work_floats(&p) * sizeof(float) + 64);
         t->x_noisy = be->iface->alloc(be->ctx, (size_t)(rows * p.n) * sizeof(float) + 64);
         t->rows_cap = t->work && t->x_noisy ? rows : 0;
         if (!t->rows_cap)
@@ -60,7 +59,7 @@ static pnn_status twin_reserve(pnn_twin *tw, int64_t rows, int slot) {
     }
     if (slot >= 0 && rows > t->tape_cap[slot]) {
         if (t->tape[slot]) be->iface->release(be->ctx, t->tape[slot]);
-        t->tape[slot] = be->iface->alloc(be->ctx, be->iface->osc_tape_floats(&p) * sizeof(float) + 64);
+        t->tape[slot] = be->iface->alloc(be->ctx, t->ops->tape_floats(&p) * sizeof(float) + 64);
         t->tape_cap[slot] = t->tape[slot] ? rows : 0;
         if (!t->tape[slot])
             return PNN_ERROR(PNN_ERR_NOMEM, "oscillator twin: out of memory for a tape of %lld rows",
@@ -88,7 +87,7 @@ static pnn_status twin_forward(pnn_twin *tw, const pnn_tensor *x, const float *t
     p.batch = rows;
     int taped = tape_slot >= 0;
     if (tw->theta_stale) {
-        be->iface->osc_build_q(be->ctx, n, theta, t->q_mat);
+        t->ops->build_q(be->ctx, n, theta, t->q_mat);
         tw->theta_stale = 0;
     }
     const float *q0 = x->data;
@@ -103,7 +102,7 @@ static pnn_status twin_forward(pnn_twin *tw, const pnn_tensor *x, const float *t
         q0 = t->x_noisy;
     }
     if (taped) tw->calls++;
-    be->iface->osc_forward(be->ctx, &p, q0, t->q_mat, theta + n * n, y->data, taped ? t->tape[tape_slot] : NULL,
+    t->ops->forward(be->ctx, &p, q0, t->q_mat, theta + n * n, y->data, taped ? t->tape[tape_slot] : NULL,
                            t->work);
     if (taped) t->tape_rows[tape_slot] = rows;
     return PNN_OK;
@@ -126,9 +125,9 @@ static pnn_status twin_vjp(pnn_twin *tw, const float *theta, const pnn_tensor *d
     pnn_osc_params p = t->p;
     p.batch = rows;
     be->iface->fill(be->ctx, t->dq_mat, 0.0f, n * n);
-    be->iface->osc_vjp(be->ctx, &p, t->tape[tape_slot], t->q_mat, dy->data, dx ? dx->data : NULL, t->dq_mat,
+    t->ops->vjp(be->ctx, &p, t->tape[tape_slot], t->q_mat, dy->data, dx ? dx->data : NULL, t->dq_mat,
                        dtheta + n * n, t->work);
-    be->iface->osc_build_q_backward(be->ctx, n, t->dq_mat, dtheta);
+    t->ops->build_q_backward(be->ctx, n, t->dq_mat, dtheta);
     return PNN_OK;
 }
 
@@ -167,7 +166,7 @@ static pnn_status check_device_dims(const pnn_device_info *info, pnn_uri *u) {
     return PNN_OK;
 }
 
-pnn_status pnn_twin_oscillator_create(pnn_device *dev, double noise, pnn_twin **out) {
+pnn_status pnn_osc_twin_create(pnn_device *dev, double noise, pnn_twin **out) {
     pnn_uri u;
     int64_t nt, seed;
     double dt, nominal_noise;
@@ -191,6 +190,7 @@ pnn_status pnn_twin_oscillator_create(pnn_device *dev, double noise, pnn_twin **
     tw->theta_stale = 1;
     tw->impl = t;
     int64_t n = dev->info.x_dim;
+    t->ops = pnn_osc_ops_for(dev->be);
     t->p = (pnn_osc_params){.batch = 0, .n = n, .nt = (int)nt, .dt = (float)dt, .eta = 0.0f};
     t->noise = (float)(noise == PNN_TWIN_NOISE_ORACLE ? 0.0 : noise < 0 ? nominal_noise : noise);
     t->seed = (uint64_t)seed ^ 0x7477696eull; /* the twin's own draws, never the device's */

@@ -1,5 +1,5 @@
 /* Per-element math of the coupled-oscillator RK4 step and of its exact adjoint, written once for
- * the CPU loops (kernels/cpu/oscillator_cpu.c) and a later CUDA port.
+ * the CPU loops (oscillator_cpu.c) and the CUDA kernels (oscillator_cuda.cu).
  *
  * One RK4 step of dq/dt = p, dp/dt = a(q) = -s + s Q + e, s = sin(w q), w = 1 + eta, from (q, p)
  * with step h, rewritten so that stages pair up (stage k's position needs a_{k-2}, not a_{k-1}):
@@ -20,7 +20,7 @@
 #include <math.h>
 #include <stdbool.h>
 
-#include "hd.h"
+#include "kernels/math/hd.h"
 
 /* sin and cos of x together, within a few ulp for |x| < 1e5, as plain arithmetic: it
  * vectorises under any flags (GCC 12 does not vectorise sinf/cosf to libmvec with

@@ -7,10 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pnn/device.h"
+#include "kernels/systems/oscillator/oscillator_ops.h"
+#include "hwbridge/systems/oscillator.h"
 #include "pnn/rng.h"
 
 typedef struct osc_sim {
+    const pnn_osc_ops *ops;   /* the backend's oscillator kernels */
     pnn_osc_params p;
     uint64_t seed;
     float noise;
@@ -21,9 +23,7 @@ typedef struct osc_sim {
     int64_t rows_cap;
 } osc_sim;
 
-static const char *const osc_keys =
-    "n, nt, dt, eta, qn, mismatch, noise, seed, max_batch, latency_ms, jitter_ms, fault_rate, drop_rate, "
-    "timeout_ms, async, threads";
+#define OSC_KEYS "n=100, nt=5, dt=0.1, eta=0.1, qn=0.2, mismatch=1, noise=0.02, seed=0"
 
 static void osc_release(const pnn_backend *be, osc_sim *s) {
     void *ctx = be->ctx;
@@ -51,7 +51,7 @@ static pnn_status osc_reserve(pnn_device *dev, int64_t rows) {
     pnn_osc_params p = s->p;
     p.batch = rows;
     s->x_noisy = be->alloc(dev->be->ctx, (size_t)(rows * p.n) * sizeof(float));
-    s->work = be->alloc(dev->be->ctx, be->osc_work_floats(&p) * sizeof(float) + 64);
+    s->work = be->alloc(dev->be->ctx, s->ops->work_floats(&p) * sizeof(float) + 64);
     if (!s->x_noisy || !s->work) {
         s->rows_cap = 0;
         return PNN_ERROR(PNN_ERR_NOMEM, "sim:oscillator: out of memory for a batch of %lld", (long long)rows);
@@ -67,7 +67,7 @@ static pnn_status osc_forward(pnn_device *dev, const pnn_tensor *x, const float 
     int64_t rows = pnn_tensor_rows(x), n = s->p.n;
     PNN_TRY(osc_reserve(dev, rows));
     /* theta = [C (n*n), e (n)]; the instrument applies C as Q = J2Q(C), plus its hidden Q_n */
-    be->osc_build_q(ctx, n, theta, s->q_mat);
+    s->ops->build_q(ctx, n, theta, s->q_mat);
     if (s->q_noise) be->axpby(ctx, n * n, 1.0f, s->q_noise, 1.0f, s->q_mat);
     const float *q0 = x->data;
     if (s->noise > 0) {
@@ -78,7 +78,7 @@ static pnn_status osc_forward(pnn_device *dev, const pnn_tensor *x, const float 
     }
     pnn_osc_params p = s->p;
     p.batch = rows;
-    be->osc_forward(ctx, &p, q0, s->q_mat, theta + n * n, y->data, NULL, s->work);
+    s->ops->forward(ctx, &p, q0, s->q_mat, theta + n * n, y->data, NULL, s->work);
     return PNN_OK;
 }
 
@@ -94,10 +94,10 @@ static pnn_status osc_input_noise(pnn_device *dev, uint64_t call, int64_t n, flo
 static const pnn_device_i osc_iface = {
     .forward = osc_forward, .close = osc_close, .input_noise = osc_input_noise};
 
-pnn_status pnn_sim_oscillator_open(pnn_uri *u, const char *uri, const pnn_backend *be, pnn_device **out) {
-    int64_t n, nt, seed, max_batch;
+static pnn_status osc_open(pnn_uri *u, const char *uri, const pnn_backend *be, pnn_device **out) {
+    int64_t n, nt, seed;
     double dt, eta, qn, mismatch, noise;
-    PNN_TRY(pnn_uri_int(u, "n", 100, 1, 16383, &n)); /* theta = n*n + n within PNN_DEVICE_MAX_THETA_DIM */
+    PNN_TRY(pnn_uri_int(u, "n", 100, 1, PNN_OSC_MAX_N, &n));
     PNN_TRY(pnn_uri_int(u, "nt", 5, 1, 100000, &nt));
     PNN_TRY(pnn_uri_double(u, "dt", 0.1, 1e-6, 10, &dt));
     PNN_TRY(pnn_uri_double(u, "eta", 0.1, -0.99, 10, &eta));
@@ -105,8 +105,7 @@ pnn_status pnn_sim_oscillator_open(pnn_uri *u, const char *uri, const pnn_backen
     PNN_TRY(pnn_uri_double(u, "mismatch", 1.0, 0, 100, &mismatch));
     PNN_TRY(pnn_uri_double(u, "noise", 0.02, 0, 100, &noise));
     PNN_TRY(pnn_uri_int(u, "seed", 0, 0, INT64_MAX, &seed));
-    PNN_TRY(pnn_uri_int(u, "max_batch", 1 << 20, 1, INT64_MAX, &max_batch));
-    PNN_TRY(pnn_uri_check_all_used(u, osc_keys));
+    PNN_TRY(pnn_uri_check_all_used(u, OSC_KEYS ", " PNN_SIM_KEYS));
 
     pnn_device *dev = calloc(1, sizeof *dev);
     osc_sim *s = calloc(1, sizeof *s);
@@ -118,6 +117,7 @@ pnn_status pnn_sim_oscillator_open(pnn_uri *u, const char *uri, const pnn_backen
     dev->iface = &osc_iface;
     dev->be = be;
     dev->impl = s;
+    s->ops = pnn_osc_ops_for(be);
     s->p = (pnn_osc_params){.batch = 0, .n = n, .nt = (int)nt, .dt = (float)dt, .eta = (float)(eta * mismatch)};
     s->seed = (uint64_t)seed;
     s->noise = (float)noise;
@@ -127,7 +127,6 @@ pnn_status pnn_sim_oscillator_open(pnn_uri *u, const char *uri, const pnn_backen
     snprintf(info->uri, sizeof info->uri, "%s", uri);
     info->x_dim = info->y_dim = n;
     info->theta_dim = n * n + n;
-    info->max_batch = max_batch;
     info->x_range[0] = info->theta_range[0] = -1e30f;
     info->x_range[1] = info->theta_range[1] = 1e30f;
     info->n_theta_parts = 2;
@@ -149,7 +148,7 @@ pnn_status pnn_sim_oscillator_open(pnn_uri *u, const char *uri, const pnn_backen
         pnn_rng_normal(s->seed, pnn_rng_stream("sim.oscillator.qn", 0), 0, n * n, g);
         for (int64_t i = 0; i < n * n; i++) g[i] *= (float)(qn * mismatch);
         bi->from_host(be->ctx, g_dev, g, (size_t)(n * n) * sizeof(float));
-        bi->osc_build_q(be->ctx, n, g_dev, s->q_noise);
+        s->ops->build_q(be->ctx, n, g_dev, s->q_noise);
         bi->release(be->ctx, g_dev);
         free(g);
     }
@@ -159,3 +158,11 @@ nomem:
     osc_close(dev);
     return PNN_ERROR(PNN_ERR_NOMEM, "out of memory opening %s (n = %lld)", uri, (long long)n);
 }
+
+const pnn_system pnn_system_oscillator = {
+    .name = "oscillator",
+    .summary = "coupled nonlinear oscillators (mechanics): theta = [C (n x n), e (n)], y = q(T)",
+    .keys = OSC_KEYS,
+    .open_sim = osc_open,
+    .analytic_twin = pnn_osc_twin_create,
+};

@@ -1,5 +1,6 @@
-/* CUDA kernels of the coupled-oscillator system (the CUDA twin of kernels/cpu/oscillator_cpu.c;
- * the per-element math is kernels/math/oscillator.h, shared with the CPU). Two regimes:
+/* CUDA kernels of the coupled-oscillator system (the CUDA twin of oscillator_cpu.c; the
+ * per-element math is oscillator.h, shared with the CPU), reached through pnn_osc_cuda_ops. Two
+ * regimes:
  *
  * Small n (n <= 256): one fused kernel integrates all nt steps. A block owns R rows of the batch
  * and one thread per oscillator j keeps q_j, p_j of its R rows in registers; the s of the two
@@ -15,20 +16,23 @@
  * The tape layout is the CPU's in both regimes (8 nt B N floats: s of every stage in slot order
  * 4t + k, then w cos(w X) in the same order), so dQ += S^T G is one GEMM with K = 4 nt B and the
  * regimes can be mixed (a forward of one, the VJP of the other) and compared with the CPU. */
+#include <pthread.h>
+
 #include "kernels/cuda/cuda_common.cuh"
-#include "kernels/math/oscillator.h"
+#include "kernels/systems/oscillator/oscillator.h"
+#include "kernels/systems/oscillator/oscillator_ops.h"
 
 #define OSC_SMALL_MAX_N 256
 /* Q goes to shared memory when it takes at most this much (n <= 156) */
 #define OSC_Q_SMEM_BYTES (96 * 1024)
 
-size_t pnn_cuda_osc_tape_floats(const pnn_osc_params *p) {
+static size_t osc_tape_floats(const pnn_osc_params *p) {
     return (size_t)8 * (size_t)p->nt * (size_t)p->batch * (size_t)p->n;
 }
 
 /* large regime: forward p, acc and s of stages (7 B N), VJP gq, gp, r and every stage's g
  * ((4 nt + 4) B N); small regime VJP: every stage's g and Q^T (4 nt B N + N^2) */
-size_t pnn_cuda_osc_work_floats(const pnn_osc_params *p) {
+static size_t osc_work_floats(const pnn_osc_params *p) {
     size_t bn = (size_t)p->batch * (size_t)p->n;
     size_t work = ((size_t)4 * (size_t)p->nt + 4) * bn;
     if (p->n <= OSC_SMALL_MAX_N) work += (size_t)p->n * (size_t)p->n;
@@ -64,7 +68,7 @@ __global__ void build_q_diag_kernel(int64_t n, float *q) {
     if (lane == 0) q[i * n + i] = (float)-sum;
 }
 
-void pnn_cuda_osc_build_q(void *ctx, int64_t n, const float *c, float *q) {
+static void osc_build_q(void *ctx, int64_t n, const float *c, float *q) {
     (void)ctx;
     if (n <= 0) return;
     cudaStream_t s = pnn_cuda_stream();
@@ -92,7 +96,7 @@ __global__ void build_q_backward_kernel(int64_t n, const float *dq, float *dc) {
     }
 }
 
-void pnn_cuda_osc_build_q_backward(void *ctx, int64_t n, const float *dq, float *dc) {
+static void osc_build_q_backward(void *ctx, int64_t n, const float *dq, float *dc) {
     (void)ctx;
     if (n <= 0) return;
     dim3 grid((unsigned)((n + 31) / 32), (unsigned)((n + 31) / 32)), block(32, 8);
@@ -284,8 +288,12 @@ static int osc_q_in_smem(int rows, int n) {
            osc_small_smem(rows, n, 1) <= pnn_cuda_smem_optin();
 }
 
+static volatile int g_regime; /* pnn_osc_cuda_set_regime */
+
+void pnn_osc_cuda_set_regime(int regime) { g_regime = regime; }
+
 static int osc_use_small(const pnn_osc_params *p) {
-    int regime = pnn_cuda_osc_regime();
+    int regime = g_regime;
     if (p->n > OSC_SMALL_MAX_N || regime == 2) return 0;
     return 1; /* regime 0 (by size) and 1 (forced) agree here */
 }
@@ -298,8 +306,11 @@ static int osc_use_small(const pnn_osc_params *p) {
     default: kernel<1><<<grid, threads, smem, s>>>(__VA_ARGS__); break;                                     \
     }
 
-pnn_status pnn_cuda_osc_init(void) {
-    /* let the fused kernels take shared memory beyond the default 48 KiB */
+/* Once per process, before the first launch: let the fused kernels take shared memory beyond the
+ * default 48 KiB. A failure is recorded (the launches then fail and say so). */
+static pthread_once_t g_init = PTHREAD_ONCE_INIT;
+
+static void osc_init_once(void) {
     int max_smem = (int)pnn_cuda_smem_optin();
     const void *kernels[] = {
         (const void *)osc_forward_small_kernel<1>, (const void *)osc_forward_small_kernel<2>,
@@ -307,9 +318,12 @@ pnn_status pnn_cuda_osc_init(void) {
         (const void *)osc_vjp_small_kernel<1>,     (const void *)osc_vjp_small_kernel<2>,
         (const void *)osc_vjp_small_kernel<4>,     (const void *)osc_vjp_small_kernel<8>};
     for (size_t i = 0; i < sizeof kernels / sizeof *kernels; i++)
-        PNN_TRY(PNN_CUDA_CHECK(cudaFuncSetAttribute(kernels[i], cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem)));
-    return PNN_OK;
+        if (PNN_CUDA_CHECK(cudaFuncSetAttribute(kernels[i], cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem)) !=
+            PNN_OK)
+            return;
 }
+
+static void osc_init(void) { pthread_once(&g_init, osc_init_once); }
 
 /* ---- large regime: elementwise passes between GEMMs (the CPU's osc_pass_* / osc_adj_*) ---- */
 
@@ -416,9 +430,10 @@ static void osc_forward_large(const pnn_osc_params *p, const float *q0, const fl
     PNN_CUDA_LAUNCHED("osc_boundary_kernel");
 }
 
-void pnn_cuda_osc_forward(void *ctx, const pnn_osc_params *p, const float *q0, const float *q_mat, const float *e,
-                          float *qT, float *tape, float *work) {
+static void osc_forward(void *ctx, const pnn_osc_params *p, const float *q0, const float *q_mat, const float *e,
+                        float *qT, float *tape, float *work) {
     (void)ctx;
+    osc_init();
     if (p->batch <= 0 || p->n <= 0) return;
     if (p->nt <= 0) {
         PNN_CUDA_CHECK(cudaMemcpyAsync(qT, q0, (size_t)(p->batch * p->n) * sizeof(float), cudaMemcpyDeviceToDevice,
@@ -437,9 +452,10 @@ void pnn_cuda_osc_forward(void *ctx, const pnn_osc_params *p, const float *q0, c
     PNN_CUDA_LAUNCHED("osc_forward_small_kernel");
 }
 
-void pnn_cuda_osc_vjp(void *ctx, const pnn_osc_params *p, const float *tape, const float *q_mat, const float *dqT,
-                      float *dq0, float *dq_mat, float *de, float *work) {
+static void osc_vjp(void *ctx, const pnn_osc_params *p, const float *tape, const float *q_mat, const float *dqT,
+                    float *dq0, float *dq_mat, float *de, float *work) {
     (void)ctx;
+    osc_init();
     if (p->batch <= 0 || p->n <= 0) return;
     cudaStream_t s = pnn_cuda_stream();
     const int64_t n = p->n, bn = p->batch * n, slots = 4 * (int64_t)p->nt;
@@ -484,3 +500,12 @@ void pnn_cuda_osc_vjp(void *ctx, const pnn_osc_params *p, const float *tape, con
     pnn_cuda_gemm(NULL, true, false, n, n, slots * p->batch, 1.0f, stage_s, n, g, n, 1.0f, dq_mat, n);
     pnn_cuda_column_sums(slots * p->batch, n, g, de);
 }
+
+extern "C" const pnn_osc_ops pnn_osc_cuda_ops = {
+    .build_q = osc_build_q,
+    .build_q_backward = osc_build_q_backward,
+    .forward = osc_forward,
+    .vjp = osc_vjp,
+    .tape_floats = osc_tape_floats,
+    .work_floats = osc_work_floats,
+};
