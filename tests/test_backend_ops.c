@@ -127,6 +127,31 @@ static void case_gemm(run_ctx *r, int v) {
     output(r, "c", c, m * ldc);
 }
 
+/* v: op pair (3 x 3) of a 33 x 17 x 40 product, padded leading dims */
+static void case_cgemm(run_ctx *r, int v) {
+    static const char opv[] = {'N', 'T', 'C'};
+    char oa = opv[v % 3], ob = opv[v / 3];
+    int64_t m = 33, n = 17, k = 40;
+    int64_t lda = (oa == 'N' ? k : m) + 2, ldb = (ob == 'N' ? n : k) + 1, ldc = n + 3;
+    int64_t arows = oa == 'N' ? m : k, brows = ob == 'N' ? k : n;
+    const float alpha[2] = {0.75f, -0.5f}, beta[2] = {-0.25f, 0.5f};
+    float *a = dev_random(r, 2 * arows * lda, -1, 1, 13), *b = dev_random(r, 2 * brows * ldb, -1, 1, 14);
+    float *c = dev_random(r, 2 * m * ldc, -1, 1, 15);
+    r->ops->cgemm(r->ctx, oa, ob, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    output(r, "c", c, 2 * m * ldc);
+}
+
+/* v: length (1, 7, 100, 1024, 4096), forward then inverse, in place and not */
+static void case_fft(run_ctx *r, int v) {
+    static const int64_t lengths[] = {1, 7, 100, 1024, 4096};
+    int64_t n = lengths[v], batch = 5;
+    float *x = dev_random(r, 2 * n * batch, -1, 1, 16), *y = dev_buffer(r, 2 * n * batch);
+    r->ops->fft(r->ctx, n, batch, 0, x, y);
+    output(r, "forward", y, 2 * n * batch);
+    r->ops->fft(r->ctx, n, batch, 1, y, y);
+    output(r, "inverse in place", y, 2 * n * batch);
+}
+
 static void case_count_nonfinite(run_ctx *r, int v) {
     int64_t n = v ? 1000003 : 17;
     float *h = host_random(n, -1, 1, 20), *d = dev_buffer(r, n), count;
@@ -307,6 +332,12 @@ static const op_case cases[] = {
     {"gemm", case_gemm, 16, 1e-5, 0},         {"gemm", case_gemm, 19, 1e-5, 0},
     {"gemm", case_gemm, 17, 1e-5, 0},         {"gemm", case_gemm, 18, 1e-5, 0},
     {"gemm", case_gemm, 22, 0, 0},
+    {"cgemm NN", case_cgemm, 0, 1e-5, 0},     {"cgemm TN", case_cgemm, 1, 1e-5, 0},
+    {"cgemm CN", case_cgemm, 2, 1e-5, 0},     {"cgemm NT", case_cgemm, 3, 1e-5, 0},
+    {"cgemm NC", case_cgemm, 6, 1e-5, 0},     {"cgemm CC", case_cgemm, 8, 1e-5, 0},
+    {"fft n=1", case_fft, 0, 1e-6, 0},        {"fft n=7", case_fft, 1, 1e-5, 0},
+    {"fft n=100", case_fft, 2, 1e-5, 0},      {"fft n=1024", case_fft, 3, 1e-5, 0},
+    {"fft n=4096", case_fft, 4, 1e-5, 0},
     {"count_nonfinite", case_count_nonfinite, 0, 0, 0}, {"count_nonfinite", case_count_nonfinite, 1, 0, 0},
     {"rng_normal", case_rng_normal, 0, 2e-6, 0}, {"rng_normal", case_rng_normal, 1, 2e-6, 0},
     {"rng_normal", case_rng_normal, 2, 2e-6, 0}, {"rng_normal", case_rng_normal, 3, 2e-6, 0},

@@ -3,6 +3,7 @@
  * OpenMP path. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -275,6 +276,84 @@ START_TEST(optimizer_updates_match_double) {
 }
 END_TEST
 
+/* Element (i, j) of op(X) for a row-major complex X with leading dimension ld. */
+static void cplx_at(const float *x, int64_t ld, char op, int64_t i, int64_t j, double *re, double *im) {
+    int64_t r = op == 'N' ? i : j, c = op == 'N' ? j : i;
+    *re = x[2 * (r * ld + c)];
+    *im = op == 'C' ? -x[2 * (r * ld + c) + 1] : x[2 * (r * ld + c) + 1];
+}
+
+/* Complex GEMM for every op pair, odd sizes, padded leading dims, complex alpha and beta. */
+START_TEST(cgemm_matches_double) {
+    static const char opv[] = {'N', 'T', 'C'};
+    static const int64_t shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 9, 33}, {64, 48, 40}};
+    const float alpha[2] = {0.75f, -0.5f}, beta[2] = {-0.25f, 0.5f};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
+        for (int oa = 0; oa < 3; oa++)
+            for (int ob = 0; ob < 3; ob++) {
+                int64_t m = shapes[sh][0], n = shapes[sh][1], k = shapes[sh][2];
+                int64_t ar = opv[oa] == 'N' ? m : k, ac = opv[oa] == 'N' ? k : m;
+                int64_t br = opv[ob] == 'N' ? k : n, bc = opv[ob] == 'N' ? n : k;
+                int64_t lda = ac + 2, ldb = bc + 1, ldc = n + 3;
+                float *a = random_floats(2 * ar * lda, -1, 1, 900), *b = random_floats(2 * br * ldb, -1, 1, 901);
+                float *c = random_floats(2 * m * ldc, -1, 1, 902);
+                double *want = doubles(2 * m * ldc);
+                for (int64_t i = 0; i < 2 * m * ldc; i++) want[i] = c[i]; /* padding stays */
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++) {
+                        double sr = 0, si = 0;
+                        for (int64_t l = 0; l < k; l++) {
+                            double xr, xi, yr, yi;
+                            cplx_at(a, lda, opv[oa], i, l, &xr, &xi);
+                            cplx_at(b, ldb, opv[ob], l, j, &yr, &yi);
+                            sr += xr * yr - xi * yi, si += xr * yi + xi * yr;
+                        }
+                        double cr = c[2 * (i * ldc + j)], ci = c[2 * (i * ldc + j) + 1];
+                        want[2 * (i * ldc + j)] = alpha[0] * sr - alpha[1] * si + beta[0] * cr - beta[1] * ci;
+                        want[2 * (i * ldc + j) + 1] = alpha[0] * si + alpha[1] * sr + beta[0] * ci + beta[1] * cr;
+                    }
+                ops()->cgemm(NULL, opv[oa], opv[ob], m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                char what[64];
+                snprintf(what, sizeof what, "cgemm %c%c %lldx%lldx%lld", opv[oa], opv[ob], (long long)m, (long long)n,
+                         (long long)k);
+                ck_assert(pnn_test_allclose(what, c, want, 2 * m * ldc, 1e-5, 1e-5));
+                free(a), free(b), free(c), free(want);
+            }
+}
+END_TEST
+
+/* FFTs against the plain DFT in double, in place and not, forward and inverse, odd lengths. */
+START_TEST(fft_matches_the_dft) {
+    static const int64_t lengths[] = {1, 2, 7, 64, 100, 127, 1024};
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++)
+        for (int inverse = 0; inverse < 2; inverse++)
+            for (int in_place = 0; in_place < 2; in_place++) {
+                int64_t n = lengths[li], batch = 3;
+                float *x = random_floats(2 * n * batch, -1, 1, 910 + (uint64_t)li);
+                double *want = doubles(2 * n * batch);
+                double sign = inverse ? 1.0 : -1.0;
+                for (int64_t b = 0; b < batch; b++)
+                    for (int64_t kk = 0; kk < n; kk++) {
+                        double sr = 0, si = 0;
+                        for (int64_t j = 0; j < n; j++) {
+                            double ang = sign * 2.0 * 3.14159265358979323846 * (double)((j * kk) % n) / (double)n;
+                            double xr = x[2 * (b * n + j)], xi = x[2 * (b * n + j) + 1];
+                            sr += xr * cos(ang) - xi * sin(ang), si += xr * sin(ang) + xi * cos(ang);
+                        }
+                        want[2 * (b * n + kk)] = sr, want[2 * (b * n + kk) + 1] = si;
+                    }
+                float *y = in_place ? x : random_floats(2 * n * batch, -1, 1, 920);
+                ops()->fft(NULL, n, batch, inverse, x, y);
+                char what[64];
+                snprintf(what, sizeof what, "fft n=%lld %s%s", (long long)n, inverse ? "inverse" : "forward",
+                         in_place ? " in place" : "");
+                ck_assert(pnn_test_allclose(what, y, want, 2 * n * batch, 1e-4 * sqrt((double)n), 1e-4));
+                if (!in_place) free(y);
+                free(x), free(want);
+            }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("ops");
     TCase *tc = tcase_create("ops");
@@ -288,6 +367,8 @@ int main(void) {
     tcase_add_test(tc, softmax_xent_is_stable_for_huge_logits);
     tcase_add_test(tc, mse_matches_double);
     tcase_add_test(tc, optimizer_updates_match_double);
+    tcase_add_test(tc, cgemm_matches_double);
+    tcase_add_test(tc, fft_matches_the_dft);
     suite_add_tcase(s, tc);
     return pnn_test_run(s);
 }

@@ -45,13 +45,15 @@ cflags=(-g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer-no-link,addr
         -idirafter "$out/include" "-DPNN_DATA_DIR=\"$PWD/data\""
         "-DFUZZ_NET_CONFIG=\"$PWD/$fz/fuzz-net.yaml\"")
 blas=$(ls /usr/lib/*-linux-gnu/openblas-openmp/libopenblas.so 2>/dev/null | head -1)
-libs=(-ljansson -lyaml -lzmq -lz "$blas" -l:libgomp.so.1 -lmvec -lm -lpthread)
+libs=(-ljansson -lyaml -lzmq -lz -lfftw3f "$blas" -l:libgomp.so.1 -lmvec -lm -lpthread)
 
 # the library, compiled once per change ($(nproc) at a time): a source is recompiled when it or
 # any header is newer than its object
-newest_header=$(ls -t include/pnn/*.h base/*.h kernels/*/*.h hwbridge/*.h hwbridge/*/*.h host/*.h 2>/dev/null | head -1 || true)
+newest_header=$(ls -t include/pnn/*.h base/*.h kernels/*/*.h kernels/systems/*/*.h hwbridge/*.h hwbridge/*/*.h host/*.h 2>/dev/null | head -1 || true)
 objs=()
-for src in base/*.c kernels/cpu/*.c hwbridge/*.c hwbridge/sim/*.c hwbridge/remote/*.c host/*.c; do
+# the same sources as CMakeLists.txt's PNN_SOURCES
+for src in kernels/*.c base/*.c kernels/cpu/*.c kernels/systems/*/*.c hwbridge/*.c hwbridge/systems/*.c \
+           hwbridge/remote/*.c host/*.c; do
   obj=$out/obj/${src//\//_}.o
   objs+=("$obj")
   if [ ! -e "$obj" ] || [ "$src" -nt "$obj" ] || [ "$newest_header" -nt "$obj" ]; then

@@ -53,6 +53,15 @@ typedef struct pnn_backend_i {
     void (*gemm)(void *ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                  const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                  int64_t ldc);
+    /* Complex matrices hold interleaved (re, im) floats, row-major, leading dimensions counted in
+     * complex elements. C[m,n] = alpha op(A)[m,k] op(B)[k,n] + beta C, where op is 'N' (none),
+     * 'T' (transpose) or 'C' (conjugate transpose); alpha and beta are complex. */
+    void (*cgemm)(void *ctx, char op_a, char op_b, int64_t m, int64_t n, int64_t k, const float alpha[2],
+                  const float *a, int64_t lda, const float *b, int64_t ldb, const float beta[2], float *c,
+                  int64_t ldc);
+    /* batch complex FFTs of length n, each over n interleaved complex values, from x to y (y may
+     * be x): forward y_k = sum_j x_j e^(-2 pi i jk/n), or inverse with e^(+...) and no 1/n */
+    void (*fft)(void *ctx, int64_t n, int64_t batch, int inverse, const float *x, float *y);
     /* number of NaN and Inf values among x[0..n) (synchronous: the result is on the host) */
     int64_t (*count_nonfinite)(void *ctx, int64_t n, const float *x);
     /* out[i] = standard normal number (offset + i) of (seed, stream), as pnn_rng_normal */

@@ -9,6 +9,10 @@
 void pnn_cpu_gemm(void *ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                   int64_t ldc);
+void pnn_cpu_cgemm(void *ctx, char op_a, char op_b, int64_t m, int64_t n, int64_t k, const float alpha[2],
+                   const float *a, int64_t lda, const float *b, int64_t ldb, const float beta[2], float *c,
+                   int64_t ldc);
+void pnn_cpu_fft(void *ctx, int64_t n, int64_t batch, int inverse, const float *x, float *y);
 void pnn_cpu_copy2d(void *ctx, float *dst, int64_t dst_pitch, const float *src, int64_t src_pitch,
                     int64_t width, int64_t height);
 void pnn_cpu_axpby(void *ctx, int64_t n, float alpha, const float *x, float beta, float *y);

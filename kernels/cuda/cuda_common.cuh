@@ -60,10 +60,14 @@ static inline unsigned pnn_cuda_blocks(int64_t n) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                      \
          i += (int64_t)gridDim.x * blockDim.x)
 
-/* ---- ops (backend_cuda.cu, ops_cuda.cu, conv_cuda.cu) ---- */
+/* ---- ops (backend_cuda.cu, ops_cuda.cu, complex_cuda.cu, conv_cuda.cu) ---- */
 void pnn_cuda_gemm(void *ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 void pnn_cuda_fill(void *ctx, float *dst, float value, int64_t n);
+void pnn_cuda_cgemm(void *ctx, char op_a, char op_b, int64_t m, int64_t n, int64_t k, const float alpha[2],
+                    const float *a, int64_t lda, const float *b, int64_t ldb, const float beta[2], float *c,
+                    int64_t ldc);
+void pnn_cuda_fft(void *ctx, int64_t n, int64_t batch, int inverse, const float *x, float *y);
 int64_t pnn_cuda_count_nonfinite(void *ctx, int64_t n, const float *x);
 void pnn_cuda_rng_normal(void *ctx, uint64_t seed, uint64_t stream, uint64_t offset, int64_t n, float *out);
 void pnn_cuda_copy2d(void *ctx, float *dst, int64_t dst_pitch, const float *src, int64_t src_pitch,
