@@ -20,6 +20,9 @@ typedef struct queue_entry {
     pnn_ticket ticket;
     entry_state state;
     double due;          /* eager devices: when the simulated call ends (monotonic seconds) */
+    /* worker devices on a backend with streams (CUDA): x and theta are written when `inputs`
+     * (recorded by the submitter) is reached, y when `outputs` (recorded by the worker) is */
+    void *inputs, *outputs;
     pnn_request req;
     pnn_status status;
     uint64_t first_call;
@@ -106,12 +109,21 @@ static void *worker_main(void *arg) {
         queue_entry *e = &q->entries[q->next_run % QUEUE_CAP];
         pnn_request req = e->req;
         pnn_retry_policy retry = q->retry;
+        void *inputs = e->inputs;
         pthread_mutex_unlock(&q->mu);
 
+        const pnn_backend_i *bi = dev->be->iface;
+        if (inputs) {
+            bi->event_wait(dev->be->ctx, inputs);
+            bi->event_free(dev->be->ctx, inputs);
+        }
         uint64_t first_call = dev->calls;
         pnn_status st = run_request(dev, &req, &retry, NULL);
+        void *outputs = st == PNN_OK && bi->event_record ? bi->event_record(dev->be->ctx) : NULL;
 
         pthread_mutex_lock(&q->mu);
+        e->inputs = NULL;
+        e->outputs = outputs;
         e->status = st;
         e->first_call = first_call;
         snprintf(e->message, sizeof e->message, "%s", st == PNN_OK ? "" : pnn_last_error());
@@ -158,6 +170,12 @@ void pnn_device_queue_free(pnn_device *dev) {
     pthread_cond_broadcast(&q->work);
     pthread_mutex_unlock(&q->mu);
     if (q->has_thread) pthread_join(q->thread, NULL);
+    /* events of requests nobody waited for */
+    for (int i = 0; i < QUEUE_CAP; i++) {
+        void *events[2] = {q->entries[i].inputs, q->entries[i].outputs};
+        for (int k = 0; k < 2; k++)
+            if (events[k]) dev->be->iface->event_free(dev->be->ctx, events[k]);
+    }
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->work);
     pthread_cond_destroy(&q->done);
@@ -178,18 +196,21 @@ pnn_status pnn_device_set_retry(pnn_device *dev, const pnn_retry_policy *policy)
 pnn_status pnn_device_submit(pnn_device *dev, const pnn_request *req, pnn_ticket *ticket) {
     if (!dev->queue) PNN_TRY(queue_start(dev));
     /* x and theta were written by this thread's backend ops: on a GPU, in this thread's stream,
-     * which the worker's stream does not wait for */
-    if (!dev->eager) dev->be->iface->sync(dev->be->ctx);
+     * which the worker's stream waits for through an event (no full sync) */
+    const pnn_backend_i *bi = dev->be->iface;
+    void *inputs = !dev->eager && bi->event_record ? bi->event_record(dev->be->ctx) : NULL;
     pnn_device_queue *q = dev->queue;
     pthread_mutex_lock(&q->mu);
     queue_entry *e = &q->entries[q->next_ticket % QUEUE_CAP];
     if (e->state != ENTRY_FREE) {
         pthread_mutex_unlock(&q->mu);
+        if (inputs) bi->event_free(dev->be->ctx, inputs);
         return PNN_ERROR(PNN_ERR_INVALID, "device %s: more than %d requests in flight; wait for some first",
                          dev->info.uri, QUEUE_CAP);
     }
     memset(e, 0, sizeof *e);
     e->ticket = q->next_ticket;
+    e->inputs = inputs;
     e->req = *req;
     *ticket = q->next_ticket++;
     if (!dev->eager) {
@@ -280,8 +301,14 @@ pnn_status pnn_device_wait(pnn_device *dev, pnn_ticket ticket, int timeout_ms, u
     char message[512];
     snprintf(message, sizeof message, "%s", e->message);
     if (first_call) *first_call = e->first_call;
+    void *outputs = e->outputs;
+    e->outputs = NULL;
     e->state = ENTRY_FREE;
     pthread_mutex_unlock(&q->mu);
+    if (outputs) { /* this thread's later ops read y only once the worker's stream wrote it */
+        dev->be->iface->event_wait(dev->be->ctx, outputs);
+        dev->be->iface->event_free(dev->be->ctx, outputs);
+    }
     if (st != PNN_OK) return PNN_ERROR(st, "%s", message);
     return PNN_OK;
 }

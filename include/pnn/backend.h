@@ -44,6 +44,13 @@ typedef struct pnn_backend_i {
     void (*fill)(void *ctx, float *dst, float value, int64_t n);
     /* waits until every op issued so far has finished */
     void (*sync)(void *ctx);
+    /* Handing results between threads without a full sync (all may be NULL: the CPU's ops are
+     * done when they return). event_record marks the point after every op this thread has
+     * issued; event_wait makes this thread's later ops wait for a point another thread marked;
+     * event_free releases it (after the wait was issued). */
+    void *(*event_record)(void *ctx);
+    void (*event_wait)(void *ctx, void *event);
+    void (*event_free)(void *ctx, void *event);
     /* Waits for the ops this thread issued and returns the first failure any op recorded since
      * the last call (its message in pnn_last_error()), clearing it. May be NULL: a backend whose
      * ops cannot fail (the CPU's). */

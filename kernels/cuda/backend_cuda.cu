@@ -338,6 +338,30 @@ static void cuda_sync(void *ctx) {
 
 /* ---- the table ---- */
 
+/* Events that hand results from one thread's stream to another's (a device worker to the
+ * training thread and back). A failure is recorded, and a NULL event makes the wait a full sync. */
+static void *cuda_event_record(void *ctx) {
+    (void)ctx;
+    cudaEvent_t ev;
+    if (PNN_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)) != PNN_OK) return NULL;
+    if (PNN_CUDA_CHECK(cudaEventRecord(ev, pnn_cuda_stream())) != PNN_OK) {
+        cudaEventDestroy(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+static void cuda_event_wait(void *ctx, void *event) {
+    (void)ctx;
+    if (event) PNN_CUDA_CHECK(cudaStreamWaitEvent(pnn_cuda_stream(), (cudaEvent_t)event, 0));
+    else PNN_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+static void cuda_event_free(void *ctx, void *event) {
+    (void)ctx;
+    if (event) cudaEventDestroy((cudaEvent_t)event);
+}
+
 static pnn_status cuda_status(void *ctx) {
     (void)ctx;
     return pnn_cuda_backend_status();
@@ -352,6 +376,9 @@ static const pnn_backend_i cuda_iface = {
     .copy = cuda_copy,
     .fill = pnn_cuda_fill,
     .sync = cuda_sync,
+    .event_record = cuda_event_record,
+    .event_wait = cuda_event_wait,
+    .event_free = cuda_event_free,
     .status = cuda_status,
     .gemm = pnn_cuda_gemm,
     .cgemm = pnn_cuda_cgemm,

@@ -2,6 +2,10 @@
  * kernels otherwise, or when cuDNN offers no algorithm for a shape, or when forced by
  * pnn_cuda_set_conv_direct (tests compare both). The direct kernels are deterministic (one
  * thread or block per output value, no atomics) and simple rather than fast. */
+#include <stdio.h>
+
+#include <atomic>
+
 #include "kernels/cuda/cuda_common.cuh"
 
 /* cuDNN takes its workspace from the caching allocator; the direct kernels need none */
@@ -108,20 +112,33 @@ __global__ void conv_backward_bias_kernel(pnn_conv2d_params p, int64_t per, cons
 }
 
 /* cuDNN first (when built with it and not switched off); PNN_ERR_UNSUPPORTED from it means
- * "no algorithm for this shape": the direct kernels take over */
+ * "no algorithm for this shape" or "cuDNN cannot set calls up here": the direct kernels take
+ * over, and in the second case say so once */
 static int conv_try_cudnn(void) {
 #ifdef PNN_USE_CUDNN
-    return !pnn_cuda_conv_direct();
+    return !pnn_cuda_conv_direct() && !pnn_cudnn_broken();
 #else
     return 0;
 #endif
+}
+
+/* 1 when cuDNN did the work; else the direct kernels must (nothing was written or recorded) */
+static int cudnn_did(pnn_status st) {
+    if (st != PNN_ERR_UNSUPPORTED) return 1; /* done, or a failure of the convolution itself (recorded) */
+#ifdef PNN_USE_CUDNN
+    static std::atomic<int> warned;
+    const char *why = pnn_cudnn_broken();
+    if (why && !warned.exchange(1))
+        fprintf(stderr, "pnn: warning: cuDNN cannot be used (%s); convolutions run on pnn's own CUDA kernels\n", why);
+#endif
+    return 0;
 }
 
 void pnn_cuda_conv2d_forward(void *ctx, const pnn_conv2d_params *p, const float *x, const float *weight,
                              const float *bias, float *y, float *work) {
     (void)ctx, (void)work;
     if (p->batch <= 0) return;
-    if (conv_try_cudnn() && pnn_cudnn_conv2d_forward(p, x, weight, bias, y) != PNN_ERR_UNSUPPORTED) return;
+    if (conv_try_cudnn() && cudnn_did(pnn_cudnn_conv2d_forward(p, x, weight, bias, y))) return;
     const int64_t oh = pnn_conv2d_out_h(p), ow = pnn_conv2d_out_w(p), total = p->batch * p->out_c * oh * ow;
     conv_forward_kernel<<<pnn_cuda_blocks(total), PNN_CUDA_THREADS, 0, pnn_cuda_stream()>>>(*p, oh, ow, x, weight,
                                                                                             bias, y);
@@ -132,7 +149,7 @@ void pnn_cuda_conv2d_backward_data(void *ctx, const pnn_conv2d_params *p, const 
                                    float *dx, float *work) {
     (void)ctx, (void)work;
     if (p->batch <= 0) return;
-    if (conv_try_cudnn() && pnn_cudnn_conv2d_backward_data(p, dy, weight, dx) != PNN_ERR_UNSUPPORTED) return;
+    if (conv_try_cudnn() && cudnn_did(pnn_cudnn_conv2d_backward_data(p, dy, weight, dx))) return;
     const int64_t oh = pnn_conv2d_out_h(p), ow = pnn_conv2d_out_w(p), total = p->batch * p->in_c * p->in_h * p->in_w;
     conv_backward_data_kernel<<<pnn_cuda_blocks(total), PNN_CUDA_THREADS, 0, pnn_cuda_stream()>>>(*p, oh, ow, dy,
                                                                                                   weight, dx);
@@ -143,7 +160,7 @@ void pnn_cuda_conv2d_backward_filter(void *ctx, const pnn_conv2d_params *p, cons
                                      float *dweight, float *dbias, float *work) {
     (void)ctx, (void)work;
     if (p->batch <= 0) return;
-    if (conv_try_cudnn() && pnn_cudnn_conv2d_backward_filter(p, x, dy, dweight, dbias) != PNN_ERR_UNSUPPORTED) return;
+    if (conv_try_cudnn() && cudnn_did(pnn_cudnn_conv2d_backward_filter(p, x, dy, dweight, dbias))) return;
     cudaStream_t s = pnn_cuda_stream();
     const int64_t oh = pnn_conv2d_out_h(p), ow = pnn_conv2d_out_w(p);
     const int64_t weights = p->out_c * p->in_c * p->kh * p->kw;

@@ -6,12 +6,15 @@
  * FMA-math algorithms qualify (exact fp32, comparable with the CPU); the backward directions
  * take deterministic algorithms only, so gradients are the same run to run. The workspace comes
  * from the caching allocator. A shape no algorithm fits returns PNN_ERR_UNSUPPORTED before any
- * work is issued, and conv_cuda.cu runs its direct kernels instead. */
+ * work is issued, and conv_cuda.cu runs its direct kernels instead; so does any failure to set a
+ * call up (handle, descriptors, heuristics, workspace), after which cuDNN is not tried again. */
 #ifdef PNN_USE_CUDNN
 
 #include <cudnn.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -28,8 +31,35 @@ static int dnn_not_supported(cudnnStatus_t st) {
 #endif
 }
 
+/* While a call is set up (handle, descriptors, algorithm, workspace) a failure is not the
+ * run's: cuDNN is given up for the process (pnn_cudnn_broken) and the direct kernels take over.
+ * Only a failure of the convolution itself is recorded. */
+static __thread int t_setting_up;
+static pthread_mutex_t g_broken_mu = PTHREAD_MUTEX_INITIALIZER;
+static char g_broken[512];
+
+static pnn_status setup_failed(const char *file, int line, const char *fmt, ...) {
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&g_broken_mu);
+    if (!g_broken[0]) snprintf(g_broken, sizeof g_broken, "%s (%s:%d)", msg, file, line);
+    pthread_mutex_unlock(&g_broken_mu);
+    return PNN_ERR_UNSUPPORTED;
+}
+
+const char *pnn_cudnn_broken(void) {
+    pthread_mutex_lock(&g_broken_mu);
+    const char *why = g_broken[0] ? g_broken : NULL;
+    pthread_mutex_unlock(&g_broken_mu);
+    return why;
+}
+
 static pnn_status check_dnn(cudnnStatus_t st, const char *call, const char *file, int line) {
     if (st == CUDNN_STATUS_SUCCESS) return PNN_OK;
+    if (t_setting_up) return setup_failed(file, line, "cuDNN error %s in %s", cudnnGetErrorString(st), call);
     return pnn_cuda_record(st == CUDNN_STATUS_ALLOC_FAILED ? PNN_ERR_NOMEM : PNN_ERR_CUDA, file, line,
                            "cuDNN error %s in %s", cudnnGetErrorString(st), call);
 }
@@ -108,8 +138,8 @@ static pnn_status desc_make(const pnn_conv2d_params *p, conv_desc *d) {
         int n, c, h, w;
         st = PNN_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(d->conv, d->x, d->w, &n, &c, &h, &w));
         if (st == PNN_OK && (n != p->batch || c != p->out_c || h != oh || w != ow))
-            st = PNN_CUDA_FAIL(PNN_ERR_CUDA, "cuDNN computes a %dx%dx%dx%d convolution output, pnn %lldx%lldx%lldx%lld", n,
-                               c, h, w, (long long)p->batch, (long long)p->out_c, (long long)oh, (long long)ow);
+            st = setup_failed(__FILE__, __LINE__, "cuDNN computes a %dx%dx%dx%d convolution output, pnn %lldx%lldx%lldx%lld",
+                              n, c, h, w, (long long)p->batch, (long long)p->out_c, (long long)oh, (long long)ow);
     }
     if (st != PNN_OK) desc_free(d);
     return st;
@@ -198,18 +228,22 @@ typedef struct {
 
 static pnn_status call_begin(const pnn_conv2d_params *p, int dir, conv_call *c) {
     memset(c, 0, sizeof *c);
+    if (pnn_cudnn_broken()) return PNN_ERR_UNSUPPORTED;
+    t_setting_up = 1;
+    pnn_status st = PNN_OK;
     c->h = dnn_handle();
-    if (!c->h) return PNN_ERR_CUDA;
-    PNN_TRY(desc_make(p, &c->d));
-    pnn_status st = algo_find(c->h, &c->d, p, dir, &c->a);
+    if (!c->h) st = PNN_ERR_UNSUPPORTED;
+    if (st == PNN_OK) st = desc_make(p, &c->d);
+    if (st == PNN_OK) st = algo_find(c->h, &c->d, p, dir, &c->a);
     if (st == PNN_OK && c->a.algo < 0) st = PNN_ERR_UNSUPPORTED;
     if (st == PNN_OK) st = PNN_CUDNN_CHECK(cudnnSetConvolutionMathType(c->d.conv, c->a.math));
     if (st == PNN_OK && c->a.workspace) {
         c->workspace = pnn_cuda_alloc(NULL, c->a.workspace);
         if (!c->workspace)
-            st = PNN_CUDA_FAIL(PNN_ERR_NOMEM, "cuDNN convolution: no GPU memory for a %.1f MiB workspace",
-                               c->a.workspace / 1048576.0);
+            st = setup_failed(__FILE__, __LINE__, "no GPU memory for a %.1f MiB cuDNN workspace",
+                              c->a.workspace / 1048576.0);
     }
+    t_setting_up = 0;
     if (st != PNN_OK) desc_free(&c->d);
     return st;
 }

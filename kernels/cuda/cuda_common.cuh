@@ -103,7 +103,9 @@ void pnn_cuda_conv2d_backward_filter(void *ctx, const pnn_conv2d_params *p, cons
                                      const float *dy, float *dweight, float *dbias, float *work);
 
 /* cuDNN convolutions (conv_cudnn.cu, PNN_USE_CUDNN builds): PNN_ERR_UNSUPPORTED when cuDNN
- * offers no suitable algorithm, so the caller can use the plain kernels instead. */
+ * offers no suitable algorithm or a call cannot be set up, so the caller can use the plain kernels
+ * instead; after a set-up failure pnn_cudnn_broken() says why (NULL while cuDNN works). */
+const char *pnn_cudnn_broken(void);
 pnn_status pnn_cudnn_conv2d_forward(const pnn_conv2d_params *p, const float *x, const float *weight,
                                     const float *bias, float *y);
 pnn_status pnn_cudnn_conv2d_backward_data(const pnn_conv2d_params *p, const float *dy, const float *weight,
