@@ -2,7 +2,8 @@
 # Sets up (tools/setup.sh) and runs the whole test suite through CTest; then builds the suite
 # again with AddressSanitizer, LeakSanitizer and UBSan in build-asan/ (without CUDA, which does
 # not mix with them) and runs it there, where any sanitizer report fails it (see the sanitizer
-# section of CMakeLists.txt); then runs every fuzz harness briefly
+# section of CMakeLists.txt); then the CUDA kernels compiled for the CPU (tests/cuda_emu) under
+# ASan against the CPU backend (test_backend_ops); then runs every fuzz harness briefly
 # (benchmarks/fuzz/run.sh, PNN_FUZZ_SECONDS each, default 15), failing on a crash.
 # Usage: bash tools/test.sh [--quick] [CTEST_ARGS...]
 # --quick (or PNN_TEST_QUICK=1) stops after the first suite; CI runs everything.
@@ -30,6 +31,19 @@ mkdir -p build-asan
   cmake --build build-asan -j "$(nproc)"; } > build-asan/build.log 2>&1 || { tail -50 build-asan/build.log; exit 1; }
 ctest --test-dir build-asan --output-on-failure -j "$(nproc)" "${ctest_args[@]}"
 echo "test.sh: sanitizer build and suite took ${SECONDS} s"
+
+SECONDS=0
+echo "test.sh: the CUDA kernels run on the CPU under ASan, against the CPU backend (build-emu/, tests/cuda_emu)"
+mkdir -p build-emu
+{ cmake -S . -B build-emu -DPNN_CUDA=OFF -DPNN_CUDA_EMU=ON -DPNN_MPI=OFF -DPNN_SANITIZE=ON \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+  cmake --build build-emu -j "$(nproc)" --target test_backend_ops; } > build-emu/build.log 2>&1 ||
+  { tail -50 build-emu/build.log; exit 1; }
+CK_FORK=no ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp build-emu/test_backend_ops > build-emu/test.log 2>&1 ||
+  { tail -60 build-emu/test.log; echo "test.sh: the CPU tier of the CUDA kernels failed"; exit 1; }
+tail -1 build-emu/test.log
+echo "test.sh: the CPU tier of the CUDA kernels took ${SECONDS} s"
 
 SECONDS=0
 echo "test.sh: fuzzing, ${PNN_FUZZ_SECONDS:-15} s per harness (build-fuzz/)"
