@@ -5,7 +5,12 @@ rounds of one invocation (the order flips every round), both on 2 CPU threads. C
 two compute the same sums of y, dx and dtheta, and writes the median samples/s of each, their
 ratio, and the machine's load average to benchmarks/results/circuit-throughput-<date>.json.
 
-    python3 benchmarks/circuit_throughput.py [--rounds 3] [--build build] [SEGMENTS STEPS BATCH]...
+    python3 benchmarks/circuit_throughput.py [--rounds 3] [--build build] [--env KEY=VALUE]... [--tag TAG]
+        [SEGMENTS STEPS BATCH]...
+
+--env sets a variable for both programs (e.g. OMP_WAIT_POLICY=passive: on a 2-vCPU machine shared
+with other jobs, OpenMP threads that spin-wait at the end of a parallel region cost pnn up to
+15 ms per region; PyTorch's OpenMP threads are given the same setting).
 """
 import argparse
 import datetime
@@ -42,10 +47,14 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for both programs")
+    ap.add_argument("--tag", default="", help="results file circuit-throughput-TAG-<date>.json")
     ap.add_argument("sizes", nargs="*", type=int)
     args = ap.parse_args()
     sizes = [str(s) for s in (args.sizes or [16, 20, 32, 16, 20, 256, 256, 20, 32, 256, 20, 256])]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    extra_env = dict(kv.split("=", 1) for kv in args.env)
+    env.update(extra_env)
     pnn_cmd = [os.path.join(ROOT, args.build, "bench_circuit")] + sizes
     torch_cmd = [sys.executable, os.path.join(ROOT, "benchmarks/reference/circuit_torch.py"),
                  "--threads", str(args.threads)] + sizes
@@ -78,11 +87,11 @@ def main():
            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                     cwd=ROOT).stdout.strip(),
            "date": datetime.datetime.utcnow().isoformat() + "Z", "machine": cpu_model(), "cpus": os.cpu_count(),
-           "threads": args.threads, "torch": torch.__version__, "rounds": args.rounds,
+           "threads": args.threads, "env": extra_env, "torch": torch.__version__, "rounds": args.rounds,
            "load_average_before": load_before, "load_average_after": load_after,
            "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), "sizes": table}
-    out = args.out or os.path.join(ROOT, "benchmarks/results/circuit-throughput-%s.json" %
-                                   datetime.datetime.utcnow().strftime("%Y-%m-%d"))
+    out = args.out or os.path.join(ROOT, "benchmarks/results/circuit-throughput%s-%s.json" % (
+        "-" + args.tag if args.tag else "", datetime.datetime.utcnow().strftime("%Y-%m-%d")))
     json.dump(res, open(out, "w"), indent=1)
     for row in table:
         print("S=%-4d steps=%-3d B=%-4d pnn %10.0f  torch %8.0f samples/s  ratio %.1fx  (sums agree to %.1g)" % (
