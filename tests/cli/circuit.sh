@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The circuit system end to end: every key out of its range, a key of another system, dims that
 # do not fit the layer, each refused with the config exit code (78) and a message naming it; the
-# vowels example trains, and a run resumed after an epoch ends with the parameters of one that
-# never stopped (the device's drift and noise are functions of (seed, call index)).
+# vowels example trains, a run resumed after an epoch ends with the parameters of one that never
+# stopped (the device's drift and noise are functions of (seed, call index)), and on an ideal
+# device PAT and in-silico training give the same parameters bit for bit.
 source "$(dirname "$0")/lib.bash"
 cfg=$src/examples/vowels-circuit.yaml
 dev() { echo "network.2.device=sim:circuit?$1"; }
@@ -58,4 +59,17 @@ assert "circ.drive" in a and a["circ.drive"].shape == (8,), sorted(a)
 assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a), "resumed run differs"
 PY
 then ok; else bad "the resumed circuit run differs from the uninterrupted one"; fi
+
+ideal="network.2.device=sim:circuit?segments=16&y_dim=16&mismatch=0&noise=0"
+for m in pat insilico; do
+  "$pnn" train "$cfg" --set epochs=3 --set method=$m --set "$ideal" --out "$tmp/ideal-$m" > /dev/null 2>&1 || bad "ideal $m"
+done
+if python3 - "$tmp/ideal-pat/checkpoint.safetensors" "$tmp/ideal-insilico/checkpoint.safetensors" <<'PY'
+import sys
+import numpy as np
+from safetensors.numpy import load_file
+a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
+assert all(np.array_equal(a[k], b[k]) for k in a if not k.startswith("optim.")), "PAT and in-silico differ"
+PY
+then ok; else bad "on an ideal circuit PAT and in-silico training differ"; fi
 finish
