@@ -1,10 +1,11 @@
 /* Tier 2 (DESIGN.md section 7): every op of the backend table run on the CPU and on CUDA with
  * the same inputs (odd and random shapes), compared by normalized error max|gpu - cpu| /
- * max|cpu| with a per-case tolerance, first mismatches printed. Covers memory, GEMM, the
- * elementwise ops and reductions, losses, optimizers, the RNG (the uint32 Philox stream bit for
- * bit; normals to a few ulp), the oscillator ops in both CUDA regimes (fused kernel for small n,
- * GEMM stages for n >= 1024, and each regime forced on the same n), conv2d (cuDNN and the plain
- * kernels), and a whole PAT training step of a small hybrid network through the public API.
+ * max|cpu| with a per-case tolerance, first mismatches printed. Covers memory, GEMM and complex
+ * GEMM, FFTs, the elementwise ops and reductions, losses, optimizers, the RNG (the uint32 Philox
+ * stream bit for bit; normals to a few ulp), conv2d (cuDNN and the plain kernels), every physical
+ * system's own ops (their cases in tests/backend_ops/NAME.c), and a whole PAT training step of a
+ * small hybrid network through the public API. The CPU tier (docs/gpu.md) runs it against the
+ * CUDA kernels compiled for the CPU.
  *
  * Without a CUDA build or a GPU it says why and exits 77 (skipped). PNN_BACKEND_OPS_SECOND=cpu
  * runs everything with the CPU as the second backend, to check this program itself anywhere.
@@ -16,8 +17,8 @@
 #include <string.h>
 
 #include "kernels/math/philox.h"
-#include "kernels/systems/oscillator/oscillator_ops.h"
 #include "pnn/pnn.h"
+#include "tests/backend_ops/harness.h"
 #include "tests/testutil.h"
 #ifdef PNN_USE_CUDA
 #include "kernels/cuda/cuda_backend.h"
@@ -26,31 +27,29 @@
 static const pnn_backend *g_second; /* CUDA, or the CPU in self-test mode */
 static int g_second_is_cuda;
 
-/* ---- a case runs one op on one backend and hands back named host copies of its outputs ---- */
+/* ---- the harness (tests/backend_ops/harness.h) ---- */
 
-#define MAX_OUTS 8
-#define MAX_BUFS 24
+static op_case *g_cases;
+static int g_n_cases, g_cap_cases;
 
-typedef struct {
-    const pnn_backend *be;
-    const pnn_backend_i *ops;
-    void *ctx;
-    const char *out_name[MAX_OUTS];
-    float *out[MAX_OUTS];
-    int64_t out_n[MAX_OUTS];
-    int n_outs;
-    void *bufs[MAX_BUFS];
-    int n_bufs;
-} run_ctx;
+void pnn_backend_ops_register(const op_case *cases, int n) {
+    if (g_n_cases + n > g_cap_cases) {
+        g_cap_cases = 2 * (g_n_cases + n);
+        g_cases = realloc(g_cases, (size_t)g_cap_cases * sizeof *g_cases);
+        if (!g_cases) abort(); /* a test program out of memory before main */
+    }
+    memcpy(g_cases + g_n_cases, cases, (size_t)n * sizeof *cases);
+    g_n_cases += n;
+}
 
-static float *host_random(int64_t n, float lo, float hi, uint64_t stream) {
+float *host_random(int64_t n, float lo, float hi, uint64_t stream) {
     float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
     ck_assert_ptr_nonnull(x);
     pnn_test_uniform(x, n, lo, hi, 7, stream);
     return x;
 }
 
-static float *dev_buffer(run_ctx *r, int64_t n) {
+float *dev_buffer(run_ctx *r, int64_t n) {
     ck_assert_int_lt(r->n_bufs, MAX_BUFS);
     float *d = r->ops->alloc(r->ctx, (size_t)(n > 0 ? n : 1) * sizeof(float));
     ck_assert_msg(d != NULL, "%s: alloc of %lld floats failed: %s", r->ops->name, (long long)n, pnn_last_error());
@@ -59,20 +58,20 @@ static float *dev_buffer(run_ctx *r, int64_t n) {
 }
 
 /* a device copy of U(lo, hi) numbers from stream: the same on both backends */
-static float *dev_random(run_ctx *r, int64_t n, float lo, float hi, uint64_t stream) {
+float *dev_random(run_ctx *r, int64_t n, float lo, float hi, uint64_t stream) {
     float *h = host_random(n, lo, hi, stream), *d = dev_buffer(r, n);
     r->ops->from_host(r->ctx, d, h, (size_t)n * sizeof(float));
     free(h);
     return d;
 }
 
-static float *dev_filled(run_ctx *r, int64_t n, float value) {
+float *dev_filled(run_ctx *r, int64_t n, float value) {
     float *d = dev_buffer(r, n);
     r->ops->fill(r->ctx, d, value, n);
     return d;
 }
 
-static void output(run_ctx *r, const char *name, const float *dev, int64_t n) {
+void output(run_ctx *r, const char *name, const float *dev, int64_t n) {
     ck_assert_int_lt(r->n_outs, MAX_OUTS);
     float *h = malloc((size_t)(n > 0 ? n : 1) * sizeof *h);
     ck_assert_ptr_nonnull(h);
@@ -85,14 +84,6 @@ static void run_free(run_ctx *r) {
     for (int i = 0; i < r->n_bufs; i++) r->ops->release(r->ctx, r->bufs[i]);
     for (int i = 0; i < r->n_outs; i++) free(r->out[i]);
 }
-
-typedef struct op_case {
-    const char *name;
-    void (*run)(run_ctx *r, int variant);
-    int variant;
-    double tol;
-    int cuda_setting; /* oscillator regime / conv path forced on the CUDA side (0: default) */
-} op_case;
 
 /* ---- the cases ---- */
 
@@ -262,44 +253,6 @@ static void case_optimizer(run_ctx *r, int v) {
     if (v == 0) output(r, "v", s, n);
 }
 
-static void case_build_q(run_ctx *r, int v) {
-    int64_t n = v ? 300 : 37;
-    float *c = dev_random(r, n * n, -1, 1, 120), *q = dev_buffer(r, n * n), *dc = dev_random(r, n * n, -1, 1, 121);
-    const pnn_osc_ops *osc = pnn_osc_ops_for(r->be);
-    osc->build_q(r->ctx, n, c, q);
-    osc->build_q_backward(r->ctx, n, q, dc);
-    output(r, "q", q, n * n);
-    output(r, "dc", dc, n * n);
-}
-
-/* n, batch, nt, eta: small regime (n <= 256), the boundary, large regime (n >= 1024) */
-static const int64_t osc_shapes[][3] = {{100, 37, 5}, {7, 3, 2}, {256, 19, 3}, {200, 11, 4}, {1024, 8, 3}, {1610, 5, 2}};
-
-static void case_oscillator(run_ctx *r, int v) {
-    const int64_t *s = osc_shapes[v / 2];
-    const pnn_osc_ops *osc = pnn_osc_ops_for(r->be);
-    pnn_osc_params p = {.batch = s[1], .n = s[0], .nt = (int)s[2], .dt = 0.1f, .eta = (v & 1) ? 0.1f : 0.0f};
-    int64_t bn = p.batch * p.n, nn = p.n * p.n;
-    float bound = 1.0f / sqrtf((float)p.n);
-    float *c = dev_random(r, nn, -bound, bound, 130), *q = dev_buffer(r, nn), *e = dev_random(r, p.n, -bound, bound, 131);
-    osc->build_q(r->ctx, p.n, c, q);
-    r->ops->axpby(r->ctx, 1, 1.0f, e, 1.0f, q + 1); /* Q not symmetric: the VJP must use Q^T */
-    float *q0 = dev_random(r, bn, -1, 1, 132), *qT = dev_buffer(r, bn), *qT2 = dev_buffer(r, bn);
-    float *tape = dev_buffer(r, (int64_t)osc->tape_floats(&p));
-    float *work = dev_filled(r, (int64_t)osc->work_floats(&p), NAN);
-    osc->forward(r->ctx, &p, q0, q, e, qT, tape, work);
-    osc->forward(r->ctx, &p, q0, q, e, qT2, NULL, work);
-    float *dqT = dev_random(r, bn, -1, 1, 133), *dq0 = dev_buffer(r, bn);
-    float *dq = dev_random(r, nn, -1, 1, 134), *de = dev_random(r, p.n, -1, 1, 135);
-    osc->vjp(r->ctx, &p, tape, q, dqT, dq0, dq, de, work);
-    output(r, "qT", qT, bn);
-    output(r, "qT_without_tape", qT2, bn);
-    output(r, "tape", tape, 8 * p.nt * bn); /* both backends: s, then w cos, of every stage */
-    output(r, "dq0", dq0, bn);
-    output(r, "dQ", dq, nn);
-    output(r, "de", de, p.n);
-}
-
 /* batch, in_c, in_h, in_w, out_c, kh, kw, stride, pad */
 static const pnn_conv2d_params conv_shapes[] = {
     {3, 2, 7, 9, 5, 3, 3, 1, 1}, {2, 3, 11, 8, 4, 5, 3, 2, 2}, {4, 5, 9, 9, 3, 1, 1, 1, 0}, {17, 8, 28, 28, 16, 3, 3, 1, 1}};
@@ -323,96 +276,48 @@ static void case_conv2d(run_ctx *r, int v) {
     output(r, "db", db, p->out_c);
 }
 
-/* ---- circuit system (tests/test_circuit.c checks the CPU kernels against double references) ---- */
-#include "kernels/systems/circuit/circuit_ops.h"
 
-/* batch, segments, steps, x_dim, y_dim, interleave: odd sizes, y_dim above and below segments,
- * a batch past one block of threads, and a long drive (S = 256) */
-static const int64_t circuit_shapes[][6] = {
-    {37, 16, 20, 8, 16, 1}, {5, 7, 3, 3, 21, 0}, {300, 33, 4, 20, 7, 1}, {1, 2, 1, 1, 1, 0}, {256, 256, 2, 128, 64, 1}};
-
-static void case_circuit(run_ctx *r, int v) {
-    const int64_t *s = circuit_shapes[v];
-    const pnn_circuit_ops *ops = pnn_circuit_ops_for(r->be);
-    pnn_circuit_params p = {.batch = s[0], .segments = s[1], .steps = s[2], .x_dim = s[3], .y_dim = s[4],
-                            .interleave = (int)s[5], .dt = 0.02f, .w0 = 6.2831853f, .qf = 4.0f, .alpha = 20.0f,
-                            .kappa = 2.0f};
-    int64_t nx = p.batch * p.x_dim, nt = p.segments - p.x_dim, nu = p.batch * p.segments, ny = p.batch * p.y_dim;
-    /* inputs beyond the rails too, so the clip and its gradient are compared */
-    float *x = dev_random(r, nx, -1.3f, 1.3f, 150), *theta = dev_random(r, nt, -1.3f, 1.3f, 151);
-    float *u = dev_filled(r, nu, NAN), *y = dev_filled(r, ny, NAN), *y2 = dev_filled(r, ny, NAN);
-    float *tape = dev_filled(r, (int64_t)ops->tape_floats(&p), NAN);
-    float *dy = dev_random(r, ny, -1, 1, 152), *du = dev_filled(r, nu, NAN), *dx = dev_filled(r, nx, NAN);
-    float *dtheta = dev_random(r, nt, -1, 1, 153);
-    ops->drive(r->ctx, &p, x, theta, u);
-    ops->forward(r->ctx, &p, u, y, tape);
-    ops->forward(r->ctx, &p, u, y2, NULL);
-    ops->vjp(r->ctx, &p, u, tape, dy, du);
-    ops->drive_backward(r->ctx, &p, x, theta, du, dx, dtheta);
-    output(r, "u", u, nu);
-    output(r, "y", y, ny);
-    output(r, "y_without_tape", y2, ny);
-    output(r, "tape", tape, (int64_t)ops->tape_floats(&p)); /* both backends: (v, w) per step, rows contiguous */
-    output(r, "du", du, nu);
-    output(r, "dx", dx, nx);
-    output(r, "dtheta", dtheta, nt);
-}
-/* ---- end of the circuit system's block ---- */
-
-enum { CUDA_DEFAULT = 0, OSC_SMALL = 1, OSC_LARGE = 2, CONV_DIRECT = 3 };
-
-static const op_case cases[] = {
-    {"memory", case_memory, 0, 0, 0},         {"memory", case_memory, 1, 0, 0},
-    {"gemm", case_gemm, 0, 1e-5, 0},          {"gemm", case_gemm, 5, 1e-5, 0},
-    {"gemm", case_gemm, 10, 1e-5, 0},         {"gemm", case_gemm, 15, 1e-5, 0},
-    {"gemm", case_gemm, 16, 1e-5, 0},         {"gemm", case_gemm, 19, 1e-5, 0},
-    {"gemm", case_gemm, 17, 1e-5, 0},         {"gemm", case_gemm, 18, 1e-5, 0},
-    {"gemm", case_gemm, 22, 0, 0},
-    {"cgemm NN", case_cgemm, 0, 1e-5, 0},     {"cgemm TN", case_cgemm, 1, 1e-5, 0},
-    {"cgemm CN", case_cgemm, 2, 1e-5, 0},     {"cgemm NT", case_cgemm, 3, 1e-5, 0},
-    {"cgemm NC", case_cgemm, 6, 1e-5, 0},     {"cgemm CC", case_cgemm, 8, 1e-5, 0},
-    {"fft n=1", case_fft, 0, 1e-6, 0},        {"fft n=7", case_fft, 1, 1e-5, 0},
-    {"fft n=100", case_fft, 2, 1e-5, 0},      {"fft n=1024", case_fft, 3, 1e-5, 0},
-    {"fft n=4096", case_fft, 4, 1e-5, 0},
-    {"count_nonfinite", case_count_nonfinite, 0, 0, 0}, {"count_nonfinite", case_count_nonfinite, 1, 0, 0},
-    {"rng_normal", case_rng_normal, 0, 2e-6, 0}, {"rng_normal", case_rng_normal, 1, 2e-6, 0},
-    {"rng_normal", case_rng_normal, 2, 2e-6, 0}, {"rng_normal", case_rng_normal, 3, 2e-6, 0},
-    {"copy2d", case_copy2d, 0, 0, 0},         {"copy2d", case_copy2d, 1, 0, 0},
-    {"axpby_scale", case_axpby_scale, 0, 1e-6, 0}, {"axpby_scale", case_axpby_scale, 1, 1e-6, 0},
-    {"dot", case_dot, 0, 1e-6, 0},            {"dot", case_dot, 1, 1e-6, 0},
-    {"bias", case_bias, 0, 1e-6, 0},          {"bias", case_bias, 1, 1e-6, 0},
-    {"act_identity", case_activation, PNN_ACT_IDENTITY, 0, 0}, {"act_relu", case_activation, PNN_ACT_RELU, 0, 0},
-    {"act_tanh", case_activation, PNN_ACT_TANH, 1e-6, 0},      {"act_sigmoid", case_activation, PNN_ACT_SIGMOID, 1e-6, 0},
-    {"patchify", case_patches, 0, 0, 0},      {"patchify", case_patches, 1, 0, 0},
-    {"softmax_xent", case_softmax_xent, 0, 1e-6, 0}, {"softmax_xent", case_softmax_xent, 1, 1e-6, 0},
-    {"mse", case_mse, 0, 1e-6, 0},            {"mse", case_mse, 1, 1e-6, 0},
-    {"adam", case_optimizer, 0, 1e-6, 0},     {"sgd", case_optimizer, 1, 1e-6, 0},
-    {"osc_build_q", case_build_q, 0, 1e-6, 0}, {"osc_build_q", case_build_q, 1, 1e-6, 0},
-    {"osc small n=100", case_oscillator, 0, 1e-5, 0},   {"osc small n=100 eta", case_oscillator, 1, 1e-5, 0},
-    {"osc small n=7", case_oscillator, 3, 1e-5, 0},     {"osc small n=256", case_oscillator, 5, 1e-5, 0},
-    {"osc n=200 forced small", case_oscillator, 7, 1e-5, OSC_SMALL},
-    {"osc n=200 forced large", case_oscillator, 6, 1e-5, OSC_LARGE},
-    {"osc large n=1024", case_oscillator, 8, 1e-4, 0},  {"osc large n=1024 eta", case_oscillator, 9, 1e-4, 0},
-    {"osc large n=1610", case_oscillator, 11, 1e-4, 0},
-    {"conv2d", case_conv2d, 0, 1e-5, 0},      {"conv2d", case_conv2d, 1, 1e-5, 0},
-    {"conv2d", case_conv2d, 2, 1e-5, 0},      {"conv2d", case_conv2d, 3, 1e-5, 0},
-    {"conv2d direct", case_conv2d, 0, 1e-5, CONV_DIRECT}, {"conv2d direct", case_conv2d, 1, 1e-5, CONV_DIRECT},
-    {"conv2d direct", case_conv2d, 3, 1e-5, CONV_DIRECT},
-    {"circuit B=37 S=16", case_circuit, 0, 1e-4, 0},   {"circuit B=5 S=7 concat", case_circuit, 1, 1e-4, 0},
-    {"circuit B=300 S=33", case_circuit, 2, 1e-4, 0},  {"circuit B=1 S=2", case_circuit, 3, 1e-4, 0},
-    {"circuit B=256 S=256", case_circuit, 4, 1e-4, 0},
-};
-#define N_CASES ((int)(sizeof cases / sizeof *cases))
-
-static void cuda_setting(int setting) {
+/* conv2d on CUDA's own kernels even where cuDNN is built in */
+static void case_conv2d_direct(run_ctx *r, int v) {
 #ifdef PNN_USE_CUDA
-    if (!g_second_is_cuda) return;
-    pnn_osc_cuda_set_regime(setting == OSC_SMALL ? 1 : setting == OSC_LARGE ? 2 : 0);
-    pnn_cuda_set_conv_direct(setting == CONV_DIRECT);
-#else
-    (void)setting;
+    if (r->is_cuda) pnn_cuda_set_conv_direct(1);
+#endif
+    case_conv2d(r, v);
+#ifdef PNN_USE_CUDA
+    if (r->is_cuda) pnn_cuda_set_conv_direct(0);
 #endif
 }
+
+PNN_BACKEND_OPS_CASES(generic,
+    {"memory", case_memory, 0, 0},         {"memory", case_memory, 1, 0},
+    {"gemm", case_gemm, 0, 1e-5},          {"gemm", case_gemm, 5, 1e-5},
+    {"gemm", case_gemm, 10, 1e-5},         {"gemm", case_gemm, 15, 1e-5},
+    {"gemm", case_gemm, 16, 1e-5},         {"gemm", case_gemm, 19, 1e-5},
+    {"gemm", case_gemm, 17, 1e-5},         {"gemm", case_gemm, 18, 1e-5},
+    {"gemm", case_gemm, 22, 0},
+    {"cgemm NN", case_cgemm, 0, 1e-5},     {"cgemm TN", case_cgemm, 1, 1e-5},
+    {"cgemm CN", case_cgemm, 2, 1e-5},     {"cgemm NT", case_cgemm, 3, 1e-5},
+    {"cgemm NC", case_cgemm, 6, 1e-5},     {"cgemm CC", case_cgemm, 8, 1e-5},
+    {"fft n=1", case_fft, 0, 1e-6},        {"fft n=7", case_fft, 1, 1e-5},
+    {"fft n=100", case_fft, 2, 1e-5},      {"fft n=1024", case_fft, 3, 1e-5},
+    {"fft n=4096", case_fft, 4, 1e-5},
+    {"count_nonfinite", case_count_nonfinite, 0, 0}, {"count_nonfinite", case_count_nonfinite, 1, 0},
+    {"rng_normal", case_rng_normal, 0, 2e-6}, {"rng_normal", case_rng_normal, 1, 2e-6},
+    {"rng_normal", case_rng_normal, 2, 2e-6}, {"rng_normal", case_rng_normal, 3, 2e-6},
+    {"copy2d", case_copy2d, 0, 0},         {"copy2d", case_copy2d, 1, 0},
+    {"axpby_scale", case_axpby_scale, 0, 1e-6}, {"axpby_scale", case_axpby_scale, 1, 1e-6},
+    {"dot", case_dot, 0, 1e-6},            {"dot", case_dot, 1, 1e-6},
+    {"bias", case_bias, 0, 1e-6},          {"bias", case_bias, 1, 1e-6},
+    {"act_identity", case_activation, PNN_ACT_IDENTITY, 0}, {"act_relu", case_activation, PNN_ACT_RELU, 0},
+    {"act_tanh", case_activation, PNN_ACT_TANH, 1e-6},      {"act_sigmoid", case_activation, PNN_ACT_SIGMOID, 1e-6},
+    {"patchify", case_patches, 0, 0},      {"patchify", case_patches, 1, 0},
+    {"softmax_xent", case_softmax_xent, 0, 1e-6}, {"softmax_xent", case_softmax_xent, 1, 1e-6},
+    {"mse", case_mse, 0, 1e-6},            {"mse", case_mse, 1, 1e-6},
+    {"adam", case_optimizer, 0, 1e-6},     {"sgd", case_optimizer, 1, 1e-6},
+    {"conv2d", case_conv2d, 0, 1e-5},      {"conv2d", case_conv2d, 1, 1e-5},
+    {"conv2d", case_conv2d, 2, 1e-5},      {"conv2d", case_conv2d, 3, 1e-5},
+    {"conv2d direct", case_conv2d_direct, 0, 1e-5}, {"conv2d direct", case_conv2d_direct, 1, 1e-5},
+    {"conv2d direct", case_conv2d_direct, 3, 1e-5})
 
 /* normalized error of got against want; prints the first few elements that are off */
 static double compare(const char *what, const float *got, const float *want, int64_t n, double tol) {
@@ -441,14 +346,12 @@ static double compare(const char *what, const float *got, const float *want, int
 }
 
 START_TEST(op_matches_cpu) {
-    const op_case *c = &cases[_i];
+    const op_case *c = &g_cases[_i];
     run_ctx ref = {.be = pnn_backend_cpu(), .ops = pnn_backend_cpu()->iface, .ctx = pnn_backend_cpu()->ctx};
-    run_ctx got = {.be = g_second, .ops = g_second->iface, .ctx = g_second->ctx};
+    run_ctx got = {.be = g_second, .ops = g_second->iface, .ctx = g_second->ctx, .is_cuda = g_second_is_cuda};
     c->run(&ref, c->variant);
-    cuda_setting(c->cuda_setting);
     c->run(&got, c->variant);
     pnn_status st = pnn_backend_status(g_second);
-    cuda_setting(CUDA_DEFAULT);
     ck_assert_msg(st == PNN_OK, "%s/%d: %s", c->name, c->variant, pnn_last_error());
     ck_assert_int_eq(ref.n_outs, got.n_outs);
     int bad = 0;
@@ -559,7 +462,7 @@ int main(void) {
     Suite *s = suite_create("backend_ops");
     TCase *tc = tcase_create("ops");
     tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, op_matches_cpu, 0, N_CASES);
+    tcase_add_loop_test(tc, op_matches_cpu, 0, g_n_cases);
     tcase_add_test(tc, philox_stream_is_bit_identical);
     tcase_add_test(tc, pat_step_of_hybrid_network_matches_cpu);
     suite_add_tcase(s, tc);
