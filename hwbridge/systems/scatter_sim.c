@@ -36,9 +36,9 @@ pnn_status pnn_scatter_read_settings(pnn_uri *u, pnn_scatter_settings *s) {
     PNN_TRY(pnn_uri_double(u, "full_well", 4.0, 0, 1e30, &s->full_well));
     PNN_TRY(pnn_uri_int(u, "seed", 0, 0, INT64_MAX, &s->seed));
     if (s->x_dim * s->modes > PNN_SCATTER_MAX_MATRIX || s->modes * s->y_dim > PNN_SCATTER_MAX_MATRIX)
-        return PNN_ERROR(PNN_ERR_INVALID, "scatter: x_dim %lld x modes %lld and modes x y_dim %lld must each be at "
-                         "most %lld (the scattering matrices); use fewer modes", (long long)s->x_dim,
-                         (long long)s->modes, (long long)s->y_dim, (long long)PNN_SCATTER_MAX_MATRIX);
+        return PNN_ERROR(PNN_ERR_INVALID, "scatter: x_dim x modes = %lld and modes x y_dim = %lld; each scattering "
+                         "matrix holds at most %lld entries: use fewer modes", (long long)(s->x_dim * s->modes),
+                         (long long)(s->modes * s->y_dim), (long long)PNN_SCATTER_MAX_MATRIX);
     return PNN_OK;
 }
 
