@@ -4,7 +4,8 @@
  * well, the twin's VJP against central finite differences of the reference (dx and dtheta), the
  * twin equal to an ideal device, the physics' own equalities (a global phase changes nothing,
  * so the phase gradient sums to zero; y(c x) = c^2 y(x); E y = |x|^2 / x_dim), and a twin that
- * refuses dims of another system. */
+ * refuses dims of another system. The device and twin tests run in both forms of the map (the
+ * fields of every row, or the transfer matrix: kernels/systems/scatter/scatter.h). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -104,15 +105,21 @@ static double max_abs(const double *x, size_t n) {
     return m;
 }
 
-/* the kernels' forward, as the device runs it: modulate, fields, detect */
-static void kernel_forward(const problem *p, float gamma, const float *noise, float sigma, float well, float *y) {
-    int64_t m = p->set.modes, k = p->set.y_dim;
+/* the kernels' forward, as the device runs it: modulate, fields or transfer matrix, detect */
+static void kernel_forward(const problem *p, int transfer, float gamma, const float *noise, float sigma, float well,
+                           float *y) {
+    int64_t d = p->set.x_dim, m = p->set.modes, k = p->set.y_dim;
     float *w = nan_floats((size_t)(2 * m * k)), *u = nan_floats((size_t)(2 * p->rows * m));
-    float *z = nan_floats((size_t)(2 * p->rows * k));
+    float *z = nan_floats((size_t)(2 * p->rows * k)), *t = nan_floats((size_t)(2 * d * k));
     ops()->modulate(NULL, m, k, gamma, p->theta, p->b2, w);
-    pnn_scatter_fields(pnn_backend_cpu(), &p->set, p->rows, p->x, p->b1, w, u, z);
+    if (transfer) {
+        pnn_scatter_transfer(pnn_backend_cpu(), &p->set, p->b1, w, t);
+        pnn_scatter_through(pnn_backend_cpu(), &p->set, p->rows, p->x, t, z);
+    } else {
+        pnn_scatter_fields(pnn_backend_cpu(), &p->set, p->rows, p->x, p->b1, w, u, z);
+    }
     ops()->detect(NULL, p->rows * k, z, noise, sigma, well, y);
-    free(w), free(u), free(z);
+    free(w), free(u), free(z), free(t);
 }
 
 /* rows, x_dim, modes, y_dim: tiny, odd, and past the OpenMP thresholds of every kernel */
@@ -121,18 +128,18 @@ static const int64_t shapes[][4] = {{1, 1, 1, 1}, {3, 5, 7, 2}, {17, 13, 301, 11
 
 START_TEST(forward_matches_reference) {
     for (int si = 0; si < N_SHAPES; si++)
-        for (int gi = 0; gi < 2; gi++) {
+        for (int gi = 0; gi < 4; gi++) {
             const int64_t *s = shapes[si];
-            float gamma = gi ? 0.13f : 0.0f;
+            float gamma = gi & 1 ? 0.13f : 0.0f;
             problem p = make_problem(s[0], s[1], s[2], s[3], 0.0, 100 + (uint64_t)si);
             size_t n = (size_t)(s[0] * s[3]);
             float *y = nan_floats(n);
             double *want = doubles(n);
-            kernel_forward(&p, gamma, NULL, 0, INFINITY, y);
+            kernel_forward(&p, gi >> 1, gamma, NULL, 0, INFINITY, y);
             ref_forward(&p, gamma, 0, NULL, NULL, want);
             ck_assert_msg(pnn_test_allclose("y", y, want, (int64_t)n, 1e-5 * max_abs(want, n), 1e-4),
-                          "rows %lld x_dim %lld modes %lld y_dim %lld gamma %g", (long long)s[0], (long long)s[1],
-                          (long long)s[2], (long long)s[3], gamma);
+                          "rows %lld x_dim %lld modes %lld y_dim %lld gamma %g %s form", (long long)s[0],
+                          (long long)s[1], (long long)s[2], (long long)s[3], gamma, gi >> 1 ? "transfer" : "fields");
             free(y), free(want);
             free_problem(&p);
         }
@@ -192,6 +199,17 @@ START_TEST(detect_and_adjoints_match_reference) {
         }
         ops()->modulate_adjoint(NULL, rows, m, z, u, dtheta);
         ck_assert(pnn_test_allclose("modulate_adjoint", dtheta, want, m, 1e-5, 1e-5));
+        /* and in the transfer form: dtheta[j] += sum_c Im(s[j, c] conj(w[j, c])), rows x m read as
+         * m' = rows modes of m outputs each */
+        for (int64_t j = 0; j < rows; j++) {
+            want[j] = dtheta[j];
+            for (int64_t c = 0; c < m; c++) {
+                int64_t i = 2 * (j * m + c);
+                want[j] += (double)z[i + 1] * u[i] - (double)z[i] * u[i + 1];
+            }
+        }
+        ops()->modulate_adjoint_medium(NULL, rows, m, z, u, dtheta);
+        ck_assert(pnn_test_allclose("modulate_adjoint_medium", dtheta, want, rows, 1e-5, 1e-5));
         free(z), free(noise), free(dy), free(y), free(gz), free(want), free(u), free(dtheta);
     }
 }
@@ -247,6 +265,7 @@ static problem uri_problem(const char *uri, int64_t rows, double error, uint64_t
 /* With mismatch=0 and noise=0 the device is the twin's ideal map: the same kernels on the same
  * medium, so equal to float rounding (in fact bit for bit); the full well is not reached. */
 START_TEST(twin_equals_ideal_device) {
+    pnn_scatter_set_regime(_i); /* 1: the fields form, 2: the transfer form */
     const char *uris[] = {"sim:scatter?x_dim=13&modes=301&y_dim=11&seed=3&mismatch=0&noise=0",
                           "sim:scatter?x_dim=64&modes=1030&y_dim=37&seed=4&mismatch=0&noise=0"};
     for (int i = 0; i < 2; i++) {
@@ -276,6 +295,7 @@ END_TEST
  * mismatch x an independent draw) and gamma (gamma x mismatch x (0.5 + u), u from the seed),
  * clipped at the full well; and it differs from the twin by about what those errors make. */
 START_TEST(device_is_its_hidden_physics) {
+    pnn_scatter_set_regime(_i); /* 1: the fields form, 2: the transfer form */
     const char *uri = "sim:scatter?x_dim=12&modes=200&y_dim=9&seed=5&mismatch=2&noise=0&full_well=0.6";
     pnn_device *dev = open_device(uri);
     pnn_twin *tw = make_twin(dev, -1);
@@ -316,6 +336,7 @@ END_TEST
  * call of two copies gives the same y, the next call other draws. Taped twin forwards add noise
  * of the nominal level from the twin's own stream; untaped ones are clean. */
 START_TEST(noise_is_absolute_and_reproducible) {
+    pnn_scatter_set_regime(_i); /* 1: the fields form, 2: the transfer form */
     const char *uri = "sim:scatter?x_dim=8&modes=64&y_dim=50&seed=6&mismatch=0&noise=0.05&full_well=0";
     pnn_device *a = open_device(uri), *b = open_device(uri);
     pnn_twin *tw = make_twin(a, -1);
@@ -351,6 +372,7 @@ START_TEST(noise_is_absolute_and_reproducible) {
 END_TEST
 
 START_TEST(full_well_clips_hard) {
+    pnn_scatter_set_regime(_i); /* 1: the fields form, 2: the transfer form */
     const char *uri = "sim:scatter?x_dim=10&modes=100&y_dim=20&seed=7&mismatch=0&noise=0&full_well=0.25";
     pnn_device *dev = open_device(uri);
     pnn_twin *tw = make_twin(dev, -1);
@@ -402,6 +424,7 @@ static void twin_vjp(pnn_twin *tw, const problem *p, const float *dy, float *dx,
 }
 
 START_TEST(vjp_matches_finite_differences) {
+    pnn_scatter_set_regime(_i); /* 1: the fields form, 2: the transfer form */
     const char *uris[] = {"sim:scatter?x_dim=1&modes=1&y_dim=1&seed=8&noise=0",
                           "sim:scatter?x_dim=5&modes=7&y_dim=3&seed=9&noise=0",
                           "sim:scatter?x_dim=13&modes=301&y_dim=11&seed=10&noise=0",
@@ -465,6 +488,7 @@ END_TEST
 
 /* dtheta is added to, dx may be NULL, and two VJPs at one tape give twice the gradient */
 START_TEST(vjp_accumulates_and_takes_null_dx) {
+    pnn_scatter_set_regime(_i); /* 1: the fields form, 2: the transfer form */
     const char *uri = "sim:scatter?x_dim=9&modes=1030&y_dim=37&seed=12&noise=0.1";
     pnn_device *dev = open_device(uri);
     pnn_twin *tw = make_twin(dev, -1);
@@ -492,6 +516,7 @@ END_TEST
 /* The physics' own equalities, on the twin: a global phase changes no intensity, so the phase
  * gradient sums to zero; y is quadratic in x; and the media's scaling gives E y = |x|^2 / x_dim. */
 START_TEST(global_phase_homogeneity_and_scale) {
+    pnn_scatter_set_regime(_i); /* 1: the fields form, 2: the transfer form */
     const char *uri = "sim:scatter?x_dim=16&modes=512&y_dim=32&seed=13&noise=0";
     pnn_device *dev = open_device(uri);
     pnn_twin *tw = make_twin(dev, -1);
@@ -542,6 +567,37 @@ START_TEST(global_phase_homogeneity_and_scale) {
 }
 END_TEST
 
+/* The two forms are the same map: outputs and gradients agree to float rounding; and each call
+ * takes the one with fewer flops, the transfer form from 2 x_dim y_dim / (x_dim + 2 y_dim) rows. */
+START_TEST(forms_agree_and_switch_at_equal_flops) {
+    const char *uri = "sim:scatter?x_dim=64&modes=1024&y_dim=10&seed=15&noise=0";
+    pnn_device *dev = open_device(uri);
+    pnn_twin *tw = make_twin(dev, -1);
+    problem p = uri_problem(uri, 37, 0.0, 1100);
+    int64_t d = p.set.x_dim, m = p.set.modes;
+    size_t n = (size_t)(p.rows * p.set.y_dim), nx = (size_t)(p.rows * d);
+    float *y[2], *dx[2], *dtheta[2], *dy = random_floats(n, -1, 1, 1101);
+    for (int f = 0; f < 2; f++) {
+        pnn_scatter_set_regime(f + 1);
+        y[f] = nan_floats(n), dx[f] = nan_floats(nx), dtheta[f] = floats((size_t)m);
+        memset(dtheta[f], 0, (size_t)m * sizeof *dtheta[f]);
+        twin_forward(tw, &p, -1, y[f]);
+        twin_vjp(tw, &p, dy, dx[f], dtheta[f]);
+    }
+    double *want_y = to_doubles(y[0], n), *want_x = to_doubles(dx[0], nx), *want_t = to_doubles(dtheta[0], (size_t)m);
+    ck_assert(pnn_test_allclose("y", y[1], want_y, (int64_t)n, 1e-5 * max_abs(want_y, n), 1e-4));
+    ck_assert(pnn_test_allclose("dx", dx[1], want_x, (int64_t)nx, 1e-5 * max_abs(want_x, nx), 1e-4));
+    ck_assert(pnn_test_allclose("dtheta", dtheta[1], want_t, m, 1e-5 * max_abs(want_t, (size_t)m), 1e-4));
+    pnn_scatter_set_regime(0);
+    ck_assert(!pnn_scatter_use_transfer(&p.set, 15) && pnn_scatter_use_transfer(&p.set, 16)); /* 15.2 */
+    for (int f = 0; f < 2; f++) free(y[f]), free(dx[f]), free(dtheta[f]);
+    free(dy), free(want_y), free(want_x), free(want_t);
+    free_problem(&p);
+    pnn_twin_free(tw);
+    pnn_device_close(dev);
+}
+END_TEST
+
 /* A device whose reported dims are not its URI's scatter system (a crafted server or recording
  * header) gets no twin; neither does the oracle noise setting. */
 START_TEST(twin_refuses_device_dims_of_another_system) {
@@ -585,13 +641,14 @@ static Suite *scatter_suite(void) {
     tcase_add_test(tc, forward_matches_reference);
     tcase_add_test(tc, modulate_matches_reference);
     tcase_add_test(tc, detect_and_adjoints_match_reference);
-    tcase_add_test(tc, twin_equals_ideal_device);
-    tcase_add_test(tc, device_is_its_hidden_physics);
-    tcase_add_test(tc, noise_is_absolute_and_reproducible);
-    tcase_add_test(tc, full_well_clips_hard);
-    tcase_add_test(tc, vjp_matches_finite_differences);
-    tcase_add_test(tc, vjp_accumulates_and_takes_null_dx);
-    tcase_add_test(tc, global_phase_homogeneity_and_scale);
+    tcase_add_loop_test(tc, twin_equals_ideal_device, 1, 3);
+    tcase_add_loop_test(tc, device_is_its_hidden_physics, 1, 3);
+    tcase_add_loop_test(tc, noise_is_absolute_and_reproducible, 1, 3);
+    tcase_add_loop_test(tc, full_well_clips_hard, 1, 3);
+    tcase_add_loop_test(tc, vjp_matches_finite_differences, 1, 3);
+    tcase_add_loop_test(tc, vjp_accumulates_and_takes_null_dx, 1, 3);
+    tcase_add_loop_test(tc, global_phase_homogeneity_and_scale, 1, 3);
+    tcase_add_test(tc, forms_agree_and_switch_at_equal_flops);
     tcase_add_test(tc, twin_refuses_device_dims_of_another_system);
     suite_add_tcase(s, tc);
     return s;

@@ -35,9 +35,25 @@ pnn_status pnn_scatter_read_settings(pnn_uri *u, pnn_scatter_settings *s);
 pnn_status pnn_scatter_draw_media(const pnn_backend *be, const pnn_scatter_settings *s, double error, float *b1,
                                   float *b2);
 
+/* The two exact forms of the map (kernels/systems/scatter/scatter.h), chosen per call by the
+ * number of rows: the fields form below 2 x_dim y_dim / (x_dim + 2 y_dim) rows, where it costs
+ * fewer flops, the transfer-matrix form from there on. */
+int pnn_scatter_use_transfer(const pnn_scatter_settings *s, int64_t rows);
+/* For tests: 0 picks by rows (the default), 1 forces the fields form, 2 the transfer form. */
+void pnn_scatter_set_regime(int regime);
+
 /* The fields of a batch: u = x b1 (rows x modes), z = u w (rows x y_dim), w = diag(phi) b2. */
 void pnn_scatter_fields(const pnn_backend *be, const pnn_scatter_settings *s, int64_t rows, const float *x,
                         const float *b1, const float *w, float *u, float *z);
+/* The transfer matrix t = b1 w (x_dim x y_dim complex). */
+void pnn_scatter_transfer(const pnn_backend *be, const pnn_scatter_settings *s, const float *b1, const float *w,
+                          float *t);
+/* z = x t (rows x y_dim complex) for real x. */
+void pnn_scatter_through(const pnn_backend *be, const pnn_scatter_settings *s, int64_t rows, const float *x,
+                         const float *t, float *z);
+
+/* Grows the backend buffer *buf to hold rows x per_row floats (*cap: the rows it holds). */
+pnn_status pnn_scatter_grow(const pnn_backend *be, float **buf, int64_t *cap, int64_t rows, int64_t per_row);
 
 pnn_status pnn_scatter_twin_create(pnn_device *dev, double noise, pnn_twin **out);
 

@@ -21,8 +21,9 @@ typedef struct scatter_sim {
     float full_well; /* INFINITY when none */
     float *b1, *b2;  /* the device's media, hidden errors included */
     float *w;        /* diag(phi) b2 of the current call */
+    float *t;        /* b1 w of the current call (the transfer form) */
     float *u, *z, *noise;
-    int64_t rows_cap; /* rows u, z and noise can hold */
+    int64_t u_cap, z_cap, noise_cap; /* the rows each holds */
 } scatter_sim;
 
 pnn_status pnn_scatter_read_settings(pnn_uri *u, pnn_scatter_settings *s) {
@@ -72,6 +73,15 @@ pnn_status pnn_scatter_draw_media(const pnn_backend *be, const pnn_scatter_setti
     return PNN_OK;
 }
 
+static volatile int g_regime; /* pnn_scatter_set_regime */
+
+void pnn_scatter_set_regime(int regime) { g_regime = regime; }
+
+int pnn_scatter_use_transfer(const pnn_scatter_settings *s, int64_t rows) {
+    if (g_regime) return g_regime == 2;
+    return (double)rows * (double)(s->x_dim + 2 * s->y_dim) >= 2.0 * (double)s->x_dim * (double)s->y_dim;
+}
+
 /* x is real, so u = x b1 is one real GEMM on b1's interleaved floats (x_dim x 2 modes): half the
  * work of a complex GEMM with a zero imaginary part. */
 void pnn_scatter_fields(const pnn_backend *be, const pnn_scatter_settings *s, int64_t rows, const float *x,
@@ -82,8 +92,22 @@ void pnn_scatter_fields(const pnn_backend *be, const pnn_scatter_settings *s, in
     be->iface->cgemm(be->ctx, 'N', 'N', rows, k, m, one, u, m, w, k, zero, z, k);
 }
 
+void pnn_scatter_transfer(const pnn_backend *be, const pnn_scatter_settings *s, const float *b1, const float *w,
+                          float *t) {
+    static const float one[2] = {1.0f, 0.0f}, zero[2] = {0.0f, 0.0f};
+    int64_t d = s->x_dim, m = s->modes, k = s->y_dim;
+    be->iface->cgemm(be->ctx, 'N', 'N', d, k, m, one, b1, m, w, k, zero, t, k);
+}
+
+/* as u = x b1: one real GEMM on t's interleaved floats */
+void pnn_scatter_through(const pnn_backend *be, const pnn_scatter_settings *s, int64_t rows, const float *x,
+                         const float *t, float *z) {
+    int64_t d = s->x_dim, k = s->y_dim;
+    be->iface->gemm(be->ctx, false, false, rows, 2 * k, d, 1.0f, x, d, t, 2 * k, 0.0f, z, 2 * k);
+}
+
 static void sim_release(const pnn_backend *be, scatter_sim *s) {
-    float *bufs[] = {s->b1, s->b2, s->w, s->u, s->z, s->noise};
+    float *bufs[] = {s->b1, s->b2, s->w, s->t, s->u, s->z, s->noise};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be->iface->release(be->ctx, bufs[i]);
 }
@@ -95,23 +119,18 @@ static void sim_close(pnn_device *dev) {
     free(dev);
 }
 
-/* Grows the per-call buffers to hold `rows` rows. */
-static pnn_status sim_reserve(pnn_device *dev, int64_t rows) {
-    scatter_sim *s = dev->impl;
-    if (rows <= s->rows_cap) return PNN_OK;
-    const pnn_backend *be = dev->be;
-    float **bufs[] = {&s->u, &s->z, &s->noise};
-    size_t floats[] = {(size_t)(2 * rows * s->set.modes), (size_t)(2 * rows * s->set.y_dim),
-                       (size_t)(rows * s->set.y_dim)};
-    s->rows_cap = rows;
-    for (size_t i = 0; i < 3; i++) {
-        if (*bufs[i]) be->iface->release(be->ctx, *bufs[i]);
-        *bufs[i] = be->iface->alloc(be->ctx, floats[i] * sizeof(float));
-        if (!*bufs[i]) s->rows_cap = 0;
-    }
-    if (!s->rows_cap)
-        return PNN_ERROR(PNN_ERR_NOMEM, "sim:scatter: out of memory for a batch of %lld rows at %lld modes",
-                         (long long)rows, (long long)s->set.modes);
+pnn_status pnn_scatter_grow(const pnn_backend *be, float **buf, int64_t *cap, int64_t rows, int64_t per_row) {
+    if (rows <= *cap) return PNN_OK;
+    /* refuse what no memory holds before multiplying it out */
+    if ((double)rows * (double)per_row * sizeof(float) > 0x1p50)
+        return PNN_ERROR(PNN_ERR_NOMEM, "scatter: a batch of %lld rows would need %.3g GiB of fields; use smaller "
+                         "(micro-)batches", (long long)rows, (double)rows * (double)per_row * sizeof(float) / 0x1p30);
+    if (*buf) be->iface->release(be->ctx, *buf);
+    *buf = be->iface->alloc(be->ctx, (size_t)(rows * per_row) * sizeof(float));
+    *cap = *buf ? rows : 0;
+    if (!*buf)
+        return PNN_ERROR(PNN_ERR_NOMEM, "scatter: out of memory for a batch of %lld rows (%lld floats each)",
+                         (long long)rows, (long long)per_row);
     return PNN_OK;
 }
 
@@ -119,10 +138,18 @@ static pnn_status sim_forward(pnn_device *dev, const pnn_tensor *x, const float 
     scatter_sim *s = dev->impl;
     const pnn_backend *be = dev->be;
     int64_t rows = pnn_tensor_rows(x), n = rows * s->set.y_dim;
-    PNN_TRY(sim_reserve(dev, rows));
-    s->ops->modulate(be->ctx, s->set.modes, s->set.y_dim, s->gamma, theta, s->b2, s->w);
-    pnn_scatter_fields(be, &s->set, rows, x->data, s->b1, s->w, s->u, s->z);
+    int transfer = pnn_scatter_use_transfer(&s->set, rows);
     float sigma = (float)s->set.noise;
+    PNN_TRY(pnn_scatter_grow(be, &s->z, &s->z_cap, rows, 2 * s->set.y_dim));
+    if (!transfer) PNN_TRY(pnn_scatter_grow(be, &s->u, &s->u_cap, rows, 2 * s->set.modes));
+    if (sigma > 0) PNN_TRY(pnn_scatter_grow(be, &s->noise, &s->noise_cap, rows, s->set.y_dim));
+    s->ops->modulate(be->ctx, s->set.modes, s->set.y_dim, s->gamma, theta, s->b2, s->w);
+    if (transfer) {
+        pnn_scatter_transfer(be, &s->set, s->b1, s->w, s->t);
+        pnn_scatter_through(be, &s->set, rows, x->data, s->t, s->z);
+    } else {
+        pnn_scatter_fields(be, &s->set, rows, x->data, s->b1, s->w, s->u, s->z);
+    }
     if (sigma > 0)
         be->iface->rng_normal(be->ctx, s->seed, pnn_rng_stream("sim.scatter.noise", dev->calls), 0, n, s->noise);
     s->ops->detect(be->ctx, n, s->z, sigma > 0 ? s->noise : NULL, sigma, s->full_well, y->data);
@@ -173,8 +200,9 @@ static pnn_status sim_open(pnn_uri *u, const char *uri, const pnn_backend *be, p
     s->b1 = bi->alloc(be->ctx, (size_t)(2 * set.x_dim * set.modes) * sizeof(float));
     s->b2 = bi->alloc(be->ctx, (size_t)(2 * set.modes * set.y_dim) * sizeof(float));
     s->w = bi->alloc(be->ctx, (size_t)(2 * set.modes * set.y_dim) * sizeof(float));
+    s->t = bi->alloc(be->ctx, (size_t)(2 * set.x_dim * set.y_dim) * sizeof(float));
     pnn_status st = PNN_OK;
-    if (!s->b1 || !s->b2 || !s->w)
+    if (!s->b1 || !s->b2 || !s->w || !s->t)
         st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory opening %s (%lld modes)", uri, (long long)set.modes);
     else
         st = pnn_scatter_draw_media(be, &set, set.w_error * set.mismatch, s->b1, s->b2);

@@ -18,57 +18,30 @@ typedef struct scatter_twin {
     uint64_t seed;
     float *b1, *b2; /* the nominal medium */
     float *w;       /* diag(phi) b2, rebuilt when theta changed (tw->theta_stale) */
-    float *u, *z, *gu, *gz, *noise_buf; /* scratch of rows_cap rows */
-    int64_t rows_cap;
-    /* per slot: u (2 B modes floats), then z (2 B y_dim) */
+    float *t;       /* b1 w, the transfer matrix, rebuilt on first use after w */
+    int t_stale;
+    float *g_mat, *s_mat; /* the transfer form's VJP: x^T gz (x_dim x y_dim), b1^H g_mat (modes x y_dim) */
+    /* scratch, with the rows each holds */
+    float *u, *z, *gu, *gz, *noise_buf;
+    int64_t u_cap, z_cap, gu_cap, gz_cap, noise_cap;
+    /* per slot, the form its forward took and what its VJP needs: the fields form keeps u
+     * (2 B modes floats) then z (2 B y_dim); the transfer form x (B x_dim) then z */
     float *tape[PNN_TWIN_MAX_SLOTS];
-    int64_t tape_cap[PNN_TWIN_MAX_SLOTS];  /* rows each tape can hold */
+    int64_t tape_cap[PNN_TWIN_MAX_SLOTS];  /* floats each tape can hold */
     int64_t tape_rows[PNN_TWIN_MAX_SLOTS]; /* rows of the saved tape; 0 = none */
+    int tape_transfer[PNN_TWIN_MAX_SLOTS];
 } scatter_twin;
 
 static void twin_free(pnn_twin *tw) {
     scatter_twin *t = tw->impl;
     const pnn_backend *be = tw->be;
-    float *bufs[] = {t->b1, t->b2, t->w, t->u, t->z, t->gu, t->gz, t->noise_buf};
+    float *bufs[] = {t->b1, t->b2, t->w, t->t, t->g_mat, t->s_mat, t->u, t->z, t->gu, t->gz, t->noise_buf};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be->iface->release(be->ctx, bufs[i]);
     for (int i = 0; i < PNN_TWIN_MAX_SLOTS; i++)
         if (t->tape[i]) be->iface->release(be->ctx, t->tape[i]);
     free(t);
     free(tw);
-}
-
-/* Grows the scratch to `rows` rows and, for slot >= 0, that slot's tape. */
-static pnn_status twin_reserve(pnn_twin *tw, int64_t rows, int slot) {
-    scatter_twin *t = tw->impl;
-    const pnn_backend *be = tw->be;
-    int64_t m = t->set.modes, k = t->set.y_dim;
-    /* refuse what no memory holds before multiplying it out */
-    if ((double)rows * (double)(m + k) * 4.0 * sizeof(float) > 0x1p50)
-        return PNN_ERROR(PNN_ERR_NOMEM, "scatter twin: a batch of %lld rows at %lld modes would need %.3g GiB of "
-                         "fields; use smaller (micro-)batches", (long long)rows, (long long)m,
-                         (double)rows * (double)(m + k) * 4.0 * sizeof(float) / 0x1p30);
-    if (rows > t->rows_cap) {
-        float **bufs[] = {&t->u, &t->z, &t->gu, &t->gz, &t->noise_buf};
-        size_t floats[] = {(size_t)(2 * rows * m), (size_t)(2 * rows * k), (size_t)(2 * rows * m),
-                           (size_t)(2 * rows * k), (size_t)(rows * k)};
-        t->rows_cap = rows;
-        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-            if (*bufs[i]) be->iface->release(be->ctx, *bufs[i]);
-            *bufs[i] = be->iface->alloc(be->ctx, floats[i] * sizeof(float));
-            if (!*bufs[i]) t->rows_cap = 0;
-        }
-        if (!t->rows_cap)
-            return PNN_ERROR(PNN_ERR_NOMEM, "scatter twin: out of memory for a batch of %lld rows", (long long)rows);
-    }
-    if (slot >= 0 && rows > t->tape_cap[slot]) {
-        if (t->tape[slot]) be->iface->release(be->ctx, t->tape[slot]);
-        t->tape[slot] = be->iface->alloc(be->ctx, (size_t)(2 * rows * (m + k)) * sizeof(float));
-        t->tape_cap[slot] = t->tape[slot] ? rows : 0;
-        if (!t->tape[slot])
-            return PNN_ERROR(PNN_ERR_NOMEM, "scatter twin: out of memory for a tape of %lld rows", (long long)rows);
-    }
-    return PNN_OK;
 }
 
 static pnn_status check_slot(int slot, int allow_none) {
@@ -81,18 +54,38 @@ static pnn_status twin_forward(pnn_twin *tw, const pnn_tensor *x, const float *t
                                const float *input_noise) {
     scatter_twin *t = tw->impl;
     const pnn_backend *be = tw->be;
-    int64_t rows = pnn_tensor_rows(x), m = t->set.modes, k = t->set.y_dim;
+    int64_t rows = pnn_tensor_rows(x), d = t->set.x_dim, m = t->set.modes, k = t->set.y_dim;
     PNN_TRY(check_slot(tape_slot, 1));
-    PNN_TRY(pnn_tensor_check2(x, -1, t->set.x_dim, "scatter twin input"));
+    PNN_TRY(pnn_tensor_check2(x, -1, d, "scatter twin input"));
     PNN_TRY(pnn_tensor_check2(y, rows, k, "scatter twin output"));
-    PNN_TRY(twin_reserve(tw, rows, tape_slot));
+    int taped = tape_slot >= 0, transfer = pnn_scatter_use_transfer(&t->set, rows);
+    float *u = NULL, *z, *x_kept = NULL;
+    if (taped) {
+        /* counted in floats: the two forms keep different amounts per row */
+        PNN_TRY(pnn_scatter_grow(be, &t->tape[tape_slot], &t->tape_cap[tape_slot], rows * ((transfer ? d : 2 * m) + 2 * k),
+                                 1));
+        if (transfer) x_kept = t->tape[tape_slot];
+        else u = t->tape[tape_slot];
+        z = t->tape[tape_slot] + rows * (transfer ? d : 2 * m);
+    } else {
+        PNN_TRY(pnn_scatter_grow(be, &t->z, &t->z_cap, rows, 2 * k));
+        if (!transfer) PNN_TRY(pnn_scatter_grow(be, &t->u, &t->u_cap, rows, 2 * m));
+        u = t->u, z = t->z;
+    }
+    if (taped && t->noise > 0) PNN_TRY(pnn_scatter_grow(be, &t->noise_buf, &t->noise_cap, rows, k));
     if (tw->theta_stale) {
         t->ops->modulate(be->ctx, m, k, 0.0f, theta, t->b2, t->w);
         tw->theta_stale = 0;
+        t->t_stale = 1;
     }
-    int taped = tape_slot >= 0;
-    float *u = taped ? t->tape[tape_slot] : t->u, *z = taped ? u + 2 * rows * m : t->z;
-    pnn_scatter_fields(be, &t->set, rows, x->data, t->b1, t->w, u, z);
+    if (transfer) {
+        if (t->t_stale) pnn_scatter_transfer(be, &t->set, t->b1, t->w, t->t);
+        t->t_stale = 0;
+        if (x_kept) be->iface->copy(be->ctx, x_kept, x->data, (size_t)(rows * d) * sizeof(float));
+        pnn_scatter_through(be, &t->set, rows, x->data, t->t, z);
+    } else {
+        pnn_scatter_fields(be, &t->set, rows, x->data, t->b1, t->w, u, z);
+    }
     const float *noise = NULL;
     if (taped && t->noise > 0) {
         be->iface->rng_normal(be->ctx, t->seed, pnn_rng_stream("twin.scatter.noise", tw->calls), 0, rows * k,
@@ -102,18 +95,23 @@ static pnn_status twin_forward(pnn_twin *tw, const pnn_tensor *x, const float *t
     if (taped) {
         tw->calls++;
         t->tape_rows[tape_slot] = rows;
+        t->tape_transfer[tape_slot] = transfer;
     }
     t->ops->detect(be->ctx, rows * k, z, noise, t->noise, INFINITY, y->data);
     return PNN_OK;
 }
 
-/* At slot's tape (u, z) and the W of its forward: gz = 2 dy z, gu = gz W^H,
- * dtheta += sum_b Im(gu conj(u)), dx = Re(gu b1^H) as one real GEMM on the interleaved floats. */
+/* At slot's tape and the W (and T) of its forward, in the form the forward took
+ * (kernels/systems/scatter/scatter.h): gz = 2 dy z, then either gu = gz W^H,
+ * dtheta += sum_b Im(gu conj(u)), dx = Re(gu b1^H); or dx = Re(gz T^H), S = b1^H (x^T gz),
+ * dtheta += sum_k Im(S conj(W)). Products of a real and a complex matrix are one real GEMM on the
+ * complex one's interleaved floats. */
 static pnn_status twin_vjp(pnn_twin *tw, const float *theta, const pnn_tensor *dy, pnn_tensor *dx, float *dtheta,
                            int tape_slot) {
     static const float one[2] = {1.0f, 0.0f}, zero[2] = {0.0f, 0.0f};
     scatter_twin *t = tw->impl;
     const pnn_backend *be = tw->be;
+    const pnn_backend_i *ops = be->iface;
     int64_t rows = pnn_tensor_rows(dy), d = t->set.x_dim, m = t->set.modes, k = t->set.y_dim;
     PNN_TRY(check_slot(tape_slot, 0));
     if (t->tape_rows[tape_slot] != rows)
@@ -122,11 +120,21 @@ static pnn_status twin_vjp(pnn_twin *tw, const float *theta, const pnn_tensor *d
                          (long long)rows, tape_slot, (long long)t->tape_rows[tape_slot]);
     PNN_TRY(pnn_tensor_check2(dy, rows, k, "scatter twin output gradient"));
     if (dx) PNN_TRY(pnn_tensor_check2(dx, rows, d, "scatter twin input gradient"));
-    const float *u = t->tape[tape_slot], *z = u + 2 * rows * m;
+    int transfer = t->tape_transfer[tape_slot];
+    PNN_TRY(pnn_scatter_grow(be, &t->gz, &t->gz_cap, rows, 2 * k));
+    if (!transfer) PNN_TRY(pnn_scatter_grow(be, &t->gu, &t->gu_cap, rows, 2 * m));
+    const float *kept = t->tape[tape_slot], *z = kept + rows * (transfer ? d : 2 * m);
     t->ops->detect_adjoint(be->ctx, rows * k, dy->data, z, t->gz);
-    be->iface->cgemm(be->ctx, 'N', 'C', rows, m, k, one, t->gz, k, t->w, k, zero, t->gu, m);
-    t->ops->modulate_adjoint(be->ctx, rows, m, t->gu, u, dtheta);
-    if (dx) be->iface->gemm(be->ctx, false, true, rows, d, 2 * m, 1.0f, t->gu, 2 * m, t->b1, 2 * m, 0.0f, dx->data, d);
+    if (transfer) {
+        if (dx) ops->gemm(be->ctx, false, true, rows, d, 2 * k, 1.0f, t->gz, 2 * k, t->t, 2 * k, 0.0f, dx->data, d);
+        ops->gemm(be->ctx, true, false, d, 2 * k, rows, 1.0f, kept, d, t->gz, 2 * k, 0.0f, t->g_mat, 2 * k);
+        ops->cgemm(be->ctx, 'C', 'N', m, k, d, one, t->b1, m, t->g_mat, k, zero, t->s_mat, k);
+        t->ops->modulate_adjoint_medium(be->ctx, m, k, t->s_mat, t->w, dtheta);
+    } else {
+        ops->cgemm(be->ctx, 'N', 'C', rows, m, k, one, t->gz, k, t->w, k, zero, t->gu, m);
+        t->ops->modulate_adjoint(be->ctx, rows, m, t->gu, kept, dtheta);
+        if (dx) ops->gemm(be->ctx, false, true, rows, d, 2 * m, 1.0f, t->gu, 2 * m, t->b1, 2 * m, 0.0f, dx->data, d);
+    }
     return PNN_OK;
 }
 
@@ -190,8 +198,11 @@ pnn_status pnn_scatter_twin_create(pnn_device *dev, double noise, pnn_twin **out
     t->b1 = bi->alloc(dev->be->ctx, (size_t)(2 * set.x_dim * set.modes) * sizeof(float));
     t->b2 = bi->alloc(dev->be->ctx, (size_t)(2 * set.modes * set.y_dim) * sizeof(float));
     t->w = bi->alloc(dev->be->ctx, (size_t)(2 * set.modes * set.y_dim) * sizeof(float));
+    t->t = bi->alloc(dev->be->ctx, (size_t)(2 * set.x_dim * set.y_dim) * sizeof(float));
+    t->g_mat = bi->alloc(dev->be->ctx, (size_t)(2 * set.x_dim * set.y_dim) * sizeof(float));
+    t->s_mat = bi->alloc(dev->be->ctx, (size_t)(2 * set.modes * set.y_dim) * sizeof(float));
     pnn_status st = PNN_OK;
-    if (!t->b1 || !t->b2 || !t->w)
+    if (!t->b1 || !t->b2 || !t->w || !t->t || !t->g_mat || !t->s_mat)
         st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory creating a scatter twin (%lld modes)", (long long)set.modes);
     else
         st = pnn_scatter_draw_media(dev->be, &set, 0.0, t->b1, t->b2);

@@ -1,8 +1,10 @@
 /* The scatter system's ops, CPU against CUDA (tests/test_scatter.c checks the CPU kernels against
  * double references): its op table (the phase modulation, the detection and their adjoints),
- * then its device and twin (forward, VJP) through the public API, at 301 and 4096 modes. */
+ * then its device and twin (forward, VJP) through the public API, at 301 and 4096 modes, in both
+ * forms of the map (the fields of every row, the transfer matrix). */
 #include <math.h>
 
+#include "hwbridge/systems/scatter.h"
 #include "kernels/systems/scatter/scatter_ops.h"
 #include "tests/backend_ops/harness.h"
 
@@ -27,17 +29,20 @@ static void case_scatter_detect(run_ctx *r, int v) {
     sc->detect(r->ctx, n, z, NULL, 0.0f, INFINITY, y_bare);
     sc->detect_adjoint(r->ctx, n, dy, z, gz);
     sc->modulate_adjoint(r->ctx, rows, m, gz, u, dtheta);
+    sc->modulate_adjoint_medium(r->ctx, rows, m, gz, u, dtheta); /* gz, u read as rows modes x m outputs */
     output(r, "y", y, n);
     output(r, "y_bare", y_bare, n);
     output(r, "gz", gz, 2 * n);
     output(r, "dtheta", dtheta, m);
 }
 
-/* v: the device and twin of a small system and of one of 4096 modes, with mismatch and noise */
+/* v & 1: the device and twin of a small system or of one of 4096 modes, with mismatch and noise;
+ * v & 2: the fields form forced on both backends (else the transfer form, which these batches take) */
 static void case_scatter_system(run_ctx *r, int v) {
-    const char *uri = v ? "sim:scatter?x_dim=128&modes=4096&y_dim=64&seed=3&noise=0.02&full_well=2"
+    pnn_scatter_set_regime(v & 2 ? 1 : 0);
+    const char *uri = v & 1 ? "sim:scatter?x_dim=128&modes=4096&y_dim=64&seed=3&noise=0.02&full_well=2"
                         : "sim:scatter?x_dim=13&modes=301&y_dim=11&seed=2&noise=0.02&full_well=1";
-    int64_t rows = v ? 256 : 33;
+    int64_t rows = v & 1 ? 256 : 33;
     pnn_device *dev;
     pnn_twin *tw;
     ck_assert_msg(pnn_device_open(uri, r->be, &dev) == PNN_OK, "%s", pnn_last_error());
@@ -61,9 +66,11 @@ static void case_scatter_system(run_ctx *r, int v) {
     r->ops->sync(r->ctx);
     pnn_twin_free(tw);
     pnn_device_close(dev);
+    pnn_scatter_set_regime(0);
 }
 
 PNN_BACKEND_OPS_CASES(scatter,
     {"scatter_modulate", case_scatter_modulate, 0, 1e-5}, {"scatter_modulate", case_scatter_modulate, 1, 1e-5},
     {"scatter_detect", case_scatter_detect, 0, 1e-5},     {"scatter_detect", case_scatter_detect, 1, 1e-5},
-    {"scatter small", case_scatter_system, 0, 1e-4},      {"scatter modes=4096", case_scatter_system, 1, 1e-4})
+    {"scatter small", case_scatter_system, 0, 1e-4},      {"scatter modes=4096", case_scatter_system, 1, 1e-4},
+    {"scatter small fields", case_scatter_system, 2, 1e-4}, {"scatter modes=4096 fields", case_scatter_system, 3, 1e-4})

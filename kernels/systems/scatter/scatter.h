@@ -11,7 +11,13 @@
  *
  * Its exact adjoint for the ideal modulator (gamma = 0: the twin), with g = dL/dRe + i dL/dIm for
  * a complex quantity:
- *   gz = 2 dy z,   gu = gz W^H,   dx = Re(gu B1^H),   dtheta_m = sum_b Im(gu_bm conj(u_bm)). */
+ *   gz = 2 dy z,   gu = gz W^H,   dx = Re(gu B1^H),   dtheta_m = sum_b Im(gu_bm conj(u_bm)).
+ *
+ * The same map through the transfer matrix T = B1 W (D x K complex), built once per theta:
+ *   z = x T,   dx = Re(gz T^H),   S = B1^H (x^T gz) (M x K),   dtheta_m = sum_k Im(S_mk conj(W_mk))
+ * (the batch sum of the first form, reassociated). Per forward + VJP the fields form costs
+ * B (8 D M + 16 M K) flops and the transfer form 16 D M K, whatever the batch B: the transfer
+ * form is the cheaper one from B = 2 D K / (D + 2 K) rows on. */
 #ifndef PNN_MATH_SCATTER_H
 #define PNN_MATH_SCATTER_H
 

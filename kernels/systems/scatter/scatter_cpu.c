@@ -48,6 +48,18 @@ static void cpu_modulate_adjoint(void *ctx, int64_t rows, int64_t modes, const f
     }
 }
 
+static void cpu_modulate_adjoint_medium(void *ctx, int64_t modes, int64_t y_dim, const float *s, const float *w,
+                                        float *dtheta) {
+    (void)ctx;
+#pragma omp parallel for schedule(static) if (modes * y_dim > SCATTER_OMP_MIN)
+    for (int64_t m = 0; m < modes; m++) {
+        const float *restrict g = s + 2 * m * y_dim, *restrict f = w + 2 * m * y_dim;
+        double acc = 0.0;
+        for (int64_t k = 0; k < y_dim; k++) acc += (double)pnn_scatter_phase_grad(g[2 * k], g[2 * k + 1], f[2 * k], f[2 * k + 1]);
+        dtheta[m] += (float)acc;
+    }
+}
+
 static void cpu_detect(void *ctx, int64_t n, const float *z, const float *noise, float sigma, float full_well,
                        float *y) {
     (void)ctx;
@@ -68,6 +80,7 @@ static void cpu_detect_adjoint(void *ctx, int64_t n, const float *dy, const floa
 const pnn_scatter_ops pnn_scatter_cpu_ops = {
     .modulate = cpu_modulate,
     .modulate_adjoint = cpu_modulate_adjoint,
+    .modulate_adjoint_medium = cpu_modulate_adjoint_medium,
     .detect = cpu_detect,
     .detect_adjoint = cpu_detect_adjoint,
 };

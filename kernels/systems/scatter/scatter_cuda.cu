@@ -74,6 +74,30 @@ static void cuda_modulate_adjoint(void *ctx, int64_t rows, int64_t modes, const 
     pnn_cuda_release(NULL, partial);
 }
 
+/* one warp per mode, its y_dim terms in double, reduced in a fixed order */
+__global__ void scatter_phase_medium_kernel(int64_t modes, int64_t y_dim, const float *s, const float *w,
+                                            float *dtheta) {
+    int64_t m = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    int lane = threadIdx.x % 32;
+    if (m >= modes) return; /* whole warps leave together */
+    double acc = 0.0;
+    for (int64_t k = lane; k < y_dim; k += 32) {
+        int64_t i = 2 * (m * y_dim + k);
+        acc += (double)pnn_scatter_phase_grad(s[i], s[i + 1], w[i], w[i + 1]);
+    }
+    for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (lane == 0) dtheta[m] += (float)acc;
+}
+
+static void cuda_modulate_adjoint_medium(void *ctx, int64_t modes, int64_t y_dim, const float *s, const float *w,
+                                         float *dtheta) {
+    (void)ctx;
+    if (modes <= 0 || y_dim <= 0) return;
+    unsigned blocks = (unsigned)((modes * 32 + PNN_CUDA_THREADS - 1) / PNN_CUDA_THREADS);
+    scatter_phase_medium_kernel<<<blocks, PNN_CUDA_THREADS, 0, pnn_cuda_stream()>>>(modes, y_dim, s, w, dtheta);
+    PNN_CUDA_LAUNCHED("scatter_phase_medium_kernel");
+}
+
 __global__ void scatter_detect_kernel(int64_t n, const float *z, const float *noise, float sigma, float full_well,
                                       float *y) {
     PNN_GRID_STRIDE(i, n) y[i] = pnn_scatter_detect(z[2 * i], z[2 * i + 1], noise ? sigma * noise[i] : 0.0f, full_well);
@@ -105,6 +129,7 @@ static void cuda_detect_adjoint(void *ctx, int64_t n, const float *dy, const flo
 extern "C" const pnn_scatter_ops pnn_scatter_cuda_ops = {
     .modulate = cuda_modulate,
     .modulate_adjoint = cuda_modulate_adjoint,
+    .modulate_adjoint_medium = cuda_modulate_adjoint_medium,
     .detect = cuda_detect,
     .detect_adjoint = cuda_detect_adjoint,
 };

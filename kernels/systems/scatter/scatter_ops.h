@@ -24,6 +24,10 @@ typedef struct pnn_scatter_ops {
      * given their adjoint gu */
     void (*modulate_adjoint)(void *ctx, int64_t rows, int64_t modes, const float *gu, const float *u,
                              float *dtheta);
+    /* dtheta[m] += sum_k Im(s[m, k] conj(w[m, k])), s and w M x K complex: the same adjoint in
+     * the transfer-matrix form (scatter.h), s = W1 conj (x^T gz) summed over the batch already */
+    void (*modulate_adjoint_medium)(void *ctx, int64_t modes, int64_t y_dim, const float *s, const float *w,
+                                    float *dtheta);
     /* y[i] = min(|z_i|^2 + sigma noise[i], full_well) for n complex z; noise may be NULL (none)
      * and full_well INFINITY (no well) */
     void (*detect)(void *ctx, int64_t n, const float *z, const float *noise, float sigma, float full_well,
