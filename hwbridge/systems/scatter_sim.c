@@ -4,7 +4,9 @@
  * (relative w_error), a phase response theta + gamma sin theta of the modulator with a hidden
  * gamma drawn in [0.5, 1.5) x gamma, camera read noise (absolute, drawn fresh on every call)
  * and a hard clip at the camera's full well. `mismatch` scales the hidden errors and gamma
- * (0 = the ideal medium); noise and the full well are the camera's, known to a lab. */
+ * (0 = the ideal medium); noise and the full well are the camera's, known to a lab.
+ * This file also holds what the twin shares with the device (scatter.h): the settings, the
+ * nominal medium, and the two forms of the map. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
