@@ -8,7 +8,8 @@
 
 #define PNN_SYSTEMS(X) \
     X(oscillator) \
-    X(circuit)
+    X(circuit) \
+    X(scatter)
 
 #define DECLARE(name) extern const pnn_system pnn_system_##name;
 PNN_SYSTEMS(DECLARE)
