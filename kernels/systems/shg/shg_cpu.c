@@ -1,0 +1,379 @@
+/* CPU kernels of the shg system (PHYSICS.md, "shg"; the math and the FFT packing are in shg.h):
+ * the ideal map and its exact VJP, the device's map with phase, phase matching and blurred bins,
+ * and the detector. Rows are independent, so every pass runs over blocks of rows in parallel, and
+ * a block goes through all its stages (encode, autoconvolution, bins) while it is in cache. The
+ * FFT form transforms two rows per complex FFT (the core backend's FFTW plans, one batched call
+ * per block).
+ *
+ * Tape layout (tape_floats): A [B, K], then E [B, M], then, in the FFT form, the packed spectra Z
+ * [ceil(B/2), 2L] (pair q holds rows 2q and 2q+1). Work: without a tape the forward keeps the same
+ * layout in work; after it come [B, K] (reversed amplitudes, or the VJP's dA/du) and [B, M]
+ * (the VJP's dE), and in the FFT form one more [ceil(B/2), 2L] for the squared spectra or the
+ * transformed gradients. The device map's work: per row, scratch of shg_device_stride floats, then
+ * the intensity [B, M]. */
+#include <omp.h>
+#include <string.h>
+
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/systems/shg/shg.h"
+#include "kernels/systems/shg/shg_ops.h"
+
+/* below this many output points per pass, threads cost more than they save */
+#define SHG_OMP_MIN 16384
+
+static int64_t shg_m(const pnn_shg_params *p) { return 2 * p->k - 1; }
+static int64_t shg_pairs(const pnn_shg_params *p) { return (p->batch + 1) / 2; }
+static int64_t shg_fft_floats(const pnn_shg_params *p) {
+    return p->form == PNN_SHG_FFT ? shg_pairs(p) * 2 * p->fft_len : 0;
+}
+
+static size_t shg_tape_floats(const pnn_shg_params *p) {
+    return (size_t)(p->batch * (p->k + shg_m(p)) + shg_fft_floats(p));
+}
+
+static size_t shg_work_floats(const pnn_shg_params *p) {
+    return shg_tape_floats(p) + (size_t)(p->batch * (p->k + shg_m(p)) + shg_fft_floats(p));
+}
+
+/* scratch floats per row of the device map: split and reversed field and the complex E (direct),
+ * or one padded complex row (FFT) */
+static int64_t shg_device_stride(const pnn_shg_params *p) {
+    return p->form == PNN_SHG_DIRECT ? 4 * p->k + 2 * shg_m(p) : 2 * p->fft_len;
+}
+
+static size_t shg_device_work_floats(const pnn_shg_params *p) {
+    return (size_t)(p->batch * (shg_device_stride(p) + shg_m(p)));
+}
+
+/* c: outputs in units of the open pulse's mean bin (shg.h) */
+static float shg_norm(const pnn_shg_params *p) {
+    double k = (double)p->k;
+    return (float)((double)p->y_dim * 3.0 / (k * (2.0 * k * k + 1.0)));
+}
+
+/* A of one row: the amplitudes of [x_row, theta] on their bins */
+static void shg_encode_row(const pnn_shg_params *p, const int32_t *restrict bin_of, const float *restrict xr,
+                           const float *restrict theta, float *restrict a) {
+    for (int64_t i = 0; i < p->x_dim; i++) a[bin_of[i]] = pnn_shg_amplitude(xr[i]);
+    for (int64_t t = 0; t < p->k - p->x_dim; t++) a[bin_of[p->x_dim + t]] = pnn_shg_amplitude(theta[t]);
+}
+
+/* y_j = c sum over bin j of e^2 */
+static void shg_bin_row(const pnn_shg_params *p, float c, const float *restrict e, float *restrict y) {
+    int64_t m = shg_m(p);
+    for (int64_t j = 0; j < p->y_dim; j++) {
+        int64_t lo = pnn_shg_bin_start(j, m, p->y_dim), hi = pnn_shg_bin_start(j + 1, m, p->y_dim);
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t i = lo; i < hi; i++) sum += e[i] * e[i];
+        y[j] = c * sum;
+    }
+}
+
+/* E(m) = sum_{k+l=m} a_k a_l of one real row, each pair once: the terms k < m - k are a dot
+ * product of a with its reversed copy rev, so the inner loop reads both forwards. */
+static void shg_autoconv_row(int64_t k, const float *restrict a, float *restrict rev, float *restrict e) {
+    for (int64_t j = 0; j < k; j++) rev[j] = a[k - 1 - j];
+    for (int64_t m = 0; m < 2 * k - 1; m++) {
+        int64_t lo = m - k + 1 > 0 ? m - k + 1 : 0, n = (m + 1) / 2 - lo;
+        const float *ra = a + lo, *rb = rev + (k - 1 - m + lo);
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t t = 0; t < n; t++) sum += ra[t] * rb[t];
+        e[m] = 2.0f * sum + (m % 2 == 0 ? a[m / 2] * a[m / 2] : 0.0f);
+    }
+}
+
+/* pairs per block of the FFT form: enough blocks for the threads, blocks small enough for cache */
+static int64_t shg_pair_block(const pnn_shg_params *p) {
+    int64_t pairs = shg_pairs(p), threads = omp_get_max_threads();
+    int64_t block = (pairs + threads - 1) / threads, cap = 8192 / p->fft_len;
+    if (block > cap) block = cap;
+    return block < 1 ? 1 : block;
+}
+
+/* The FFT form of forward for pairs [q0, q1): encode, pack, transform (into the tape's Z), square
+ * into sq, transform back, unpack E, bin. */
+static void shg_forward_fft_block(const pnn_shg_params *p, const int32_t *bin_of, const float *x,
+                                  const float *theta, float *y, float *a, float *e, float *z, float *sq, int64_t q0,
+                                  int64_t q1, float c) {
+    const int64_t k = p->k, m = shg_m(p), len = p->fft_len, rows = p->batch;
+    for (int64_t q = q0; q < q1; q++) {
+        float *zq = z + q * 2 * len;
+        memset(zq, 0, (size_t)(2 * len) * sizeof *zq);
+        for (int half = 0; half < 2 && 2 * q + half < rows; half++) {
+            int64_t r = 2 * q + half;
+            shg_encode_row(p, bin_of, x + r * p->x_dim, theta, a + r * k);
+            for (int64_t i = 0; i < k; i++) zq[2 * i + half] = a[r * k + i];
+        }
+    }
+    pnn_cpu_fft(NULL, len, q1 - q0, 0, z + q0 * 2 * len, z + q0 * 2 * len);
+    for (int64_t q = q0; q < q1; q++) {
+        const float *zq = z + q * 2 * len;
+        float *sq_q = sq + q * 2 * len;
+        for (int64_t i = 0; i <= len / 2; i++) {
+            int64_t i2 = (len - i) % len;
+            pnn_shg_square_pair(zq[2 * i], zq[2 * i + 1], zq[2 * i2], zq[2 * i2 + 1], &sq_q[2 * i], &sq_q[2 * i + 1],
+                                &sq_q[2 * i2], &sq_q[2 * i2 + 1]);
+        }
+    }
+    pnn_cpu_fft(NULL, len, q1 - q0, 1, sq + q0 * 2 * len, sq + q0 * 2 * len);
+    const float inv = 1.0f / (float)len;
+    for (int64_t q = q0; q < q1; q++)
+        for (int half = 0; half < 2 && 2 * q + half < rows; half++) {
+            int64_t r = 2 * q + half;
+            const float *sq_q = sq + q * 2 * len + half;
+            for (int64_t i = 0; i < m; i++) e[r * m + i] = sq_q[2 * i] * inv;
+            shg_bin_row(p, c, e + r * m, y + r * p->y_dim);
+        }
+}
+
+static void shg_forward(void *ctx, const pnn_shg_params *p, const int32_t *bin_of, const float *x, const float *theta,
+                        float *y, float *tape, float *work) {
+    (void)ctx;
+    const int64_t rows = p->batch, k = p->k, m = shg_m(p);
+    if (rows <= 0) return;
+    if (!tape) {
+        tape = work;
+        work += shg_tape_floats(p);
+    }
+    float *a = tape, *e = tape + rows * k, c = shg_norm(p);
+    if (p->form == PNN_SHG_DIRECT) {
+        float *rev = work;
+#pragma omp parallel for schedule(static) if (rows * m > SHG_OMP_MIN)
+        for (int64_t r = 0; r < rows; r++) {
+            shg_encode_row(p, bin_of, x + r * p->x_dim, theta, a + r * k);
+            shg_autoconv_row(k, a + r * k, rev + r * k, e + r * m);
+            shg_bin_row(p, c, e + r * m, y + r * p->y_dim);
+        }
+        return;
+    }
+    float *z = e + rows * m, *sq = work + rows * (k + m);
+    int64_t pairs = shg_pairs(p), block = shg_pair_block(p);
+#pragma omp parallel for schedule(static) if (rows * p->fft_len > SHG_OMP_MIN)
+    for (int64_t q0 = 0; q0 < pairs; q0 += block)
+        shg_forward_fft_block(p, bin_of, x, theta, y, a, e, z, sq, q0, q0 + block < pairs ? q0 + block : pairs, c);
+}
+
+/* dE(m) = 2 c E(m) (gain dy)_bin(m) of one row */
+static void shg_output_grad_row(const pnn_shg_params *p, float c, const float *restrict e, const float *restrict gain,
+                                const float *restrict dy, float *restrict de) {
+    int64_t m = shg_m(p);
+    for (int64_t j = 0; j < p->y_dim; j++) {
+        int64_t lo = pnn_shg_bin_start(j, m, p->y_dim), hi = pnn_shg_bin_start(j + 1, m, p->y_dim);
+        float g = 2.0f * c * dy[j] * (gain ? gain[j] : 1.0f);
+        for (int64_t i = lo; i < hi; i++) de[i] = g * e[i];
+    }
+}
+
+/* From dA/dA-correlation c(j) (dA_j = 2 c(j)) to du of the row (in place) and dx of its data bins */
+static void shg_input_grad_row(const pnn_shg_params *p, const int32_t *restrict bin_of, const float *restrict a,
+                               float *restrict du, float *restrict dx) {
+    for (int64_t i = 0; i < p->k; i++) du[i] = 2.0f * du[i] * pnn_shg_amplitude_grad(a[i]);
+    if (dx)
+        for (int64_t i = 0; i < p->x_dim; i++) dx[i] = du[bin_of[i]];
+}
+
+/* The FFT form of the VJP for pairs [q0, q1): pack dE of both rows, transform, multiply by the
+ * conjugate spectra of the amplitudes (Z, taped), transform back: the correlations. */
+static void shg_vjp_fft_block(const pnn_shg_params *p, const int32_t *bin_of, const float *a, const float *e,
+                              const float *z, const float *gain, const float *dy, float *dx, float *du, float *w,
+                              int64_t q0, int64_t q1, float c) {
+    const int64_t k = p->k, m = shg_m(p), len = p->fft_len, rows = p->batch, yd = p->y_dim;
+    float *de = du + rows * k; /* per-row scratch after du (this block's rows only) */
+    for (int64_t q = q0; q < q1; q++) {
+        float *wq = w + q * 2 * len;
+        memset(wq, 0, (size_t)(2 * len) * sizeof *wq);
+        for (int half = 0; half < 2 && 2 * q + half < rows; half++) {
+            int64_t r = 2 * q + half;
+            shg_output_grad_row(p, c, e + r * m, gain ? gain + r * yd : NULL, dy + r * yd, de + r * m);
+            for (int64_t i = 0; i < m; i++) wq[2 * i + half] = de[r * m + i];
+        }
+    }
+    pnn_cpu_fft(NULL, len, q1 - q0, 0, w + q0 * 2 * len, w + q0 * 2 * len);
+    for (int64_t q = q0; q < q1; q++) {
+        float *wq = w + q * 2 * len;
+        const float *zq = z + q * 2 * len;
+        for (int64_t i = 0; i <= len / 2; i++) {
+            int64_t i2 = (len - i) % len;
+            pnn_shg_correlate_pair(wq[2 * i], wq[2 * i + 1], wq[2 * i2], wq[2 * i2 + 1], zq[2 * i], zq[2 * i + 1],
+                                   zq[2 * i2], zq[2 * i2 + 1], &wq[2 * i], &wq[2 * i + 1], &wq[2 * i2],
+                                   &wq[2 * i2 + 1]);
+        }
+    }
+    pnn_cpu_fft(NULL, len, q1 - q0, 1, w + q0 * 2 * len, w + q0 * 2 * len);
+    const float inv = 1.0f / (float)len;
+    for (int64_t q = q0; q < q1; q++)
+        for (int half = 0; half < 2 && 2 * q + half < rows; half++) {
+            int64_t r = 2 * q + half;
+            const float *wq = w + q * 2 * len + half;
+            for (int64_t i = 0; i < k; i++) du[r * k + i] = wq[2 * i] * inv;
+            shg_input_grad_row(p, bin_of, a + r * k, du + r * k, dx ? dx + r * p->x_dim : NULL);
+        }
+}
+
+static void shg_vjp(void *ctx, const pnn_shg_params *p, const int32_t *bin_of, const float *tape, const float *gain,
+                    const float *dy, float *dx, float *dtheta, float *work) {
+    (void)ctx;
+    const int64_t rows = p->batch, k = p->k, m = shg_m(p), yd = p->y_dim;
+    if (rows <= 0) return;
+    const float *a = tape, *e = tape + rows * k;
+    float *du = work + shg_tape_floats(p), c = shg_norm(p);
+    if (p->form == PNN_SHG_DIRECT) {
+        float *de = du + rows * k;
+#pragma omp parallel for schedule(static) if (rows * m > SHG_OMP_MIN)
+        for (int64_t r = 0; r < rows; r++) {
+            const float *ar = a + r * k;
+            float *der = de + r * m, *dur = du + r * k;
+            shg_output_grad_row(p, c, e + r * m, gain ? gain + r * yd : NULL, dy + r * yd, der);
+            /* the correlation sum_l dE(j + l) A_l */
+            for (int64_t j = 0; j < k; j++) {
+                const float *dj = der + j;
+                float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+                for (int64_t l = 0; l < k; l++) sum += dj[l] * ar[l];
+                dur[j] = sum;
+            }
+            shg_input_grad_row(p, bin_of, ar, dur, dx ? dx + r * p->x_dim : NULL);
+        }
+    } else {
+        const float *z = e + rows * m;
+        float *w = du + rows * (k + m);
+        int64_t pairs = shg_pairs(p), block = shg_pair_block(p);
+#pragma omp parallel for schedule(static) if (rows * p->fft_len > SHG_OMP_MIN)
+        for (int64_t q0 = 0; q0 < pairs; q0 += block)
+            shg_vjp_fft_block(p, bin_of, a, e, z, gain, dy, dx, du, w, q0, q0 + block < pairs ? q0 + block : pairs, c);
+    }
+    /* theta is shared by the rows: its gradient sums them, column by column (deterministic) */
+    int64_t t_dim = k - p->x_dim;
+#pragma omp parallel for schedule(static) if (rows * t_dim > SHG_OMP_MIN)
+    for (int64_t t = 0; t < t_dim; t++) {
+        int64_t bin = bin_of[p->x_dim + t];
+        float sum = 0.0f;
+        for (int64_t r = 0; r < rows; r++) sum += du[r * k + bin];
+        dtheta[t] += sum;
+    }
+}
+
+/* The device's intensity at the M points of one row from its complex doubled field e (2M floats,
+ * interleaved), with the phase-matching factors pm */
+static void shg_intensity_row(int64_t m, const float *restrict e, const float *restrict pm, float *restrict out) {
+    for (int64_t i = 0; i < m; i++) out[i] = pm[i] * pm[i] * (e[2 * i] * e[2 * i] + e[2 * i + 1] * e[2 * i + 1]);
+}
+
+/* Complex E(m) of one row directly, each pair once, from split real and imaginary parts and
+ * their reversed copies (s: 4K floats of scratch) */
+static void shg_autoconv_complex_row(int64_t k, const float *restrict amp, const float *restrict phase,
+                                     float *restrict s, float *restrict e) {
+    float *ar = s, *ai = s + k, *rr = s + 2 * k, *ri = s + 3 * k;
+    for (int64_t i = 0; i < k; i++) {
+        ar[i] = amp[i] * phase[2 * i];
+        ai[i] = amp[i] * phase[2 * i + 1];
+    }
+    for (int64_t j = 0; j < k; j++) {
+        rr[j] = ar[k - 1 - j];
+        ri[j] = ai[k - 1 - j];
+    }
+    for (int64_t m = 0; m < 2 * k - 1; m++) {
+        int64_t lo = m - k + 1 > 0 ? m - k + 1 : 0, n = (m + 1) / 2 - lo, off = k - 1 - m + lo;
+        float sr = 0.0f, si = 0.0f;
+#pragma omp simd reduction(+ : sr, si)
+        for (int64_t t = 0; t < n; t++) {
+            sr += ar[lo + t] * rr[off + t] - ai[lo + t] * ri[off + t];
+            si += ar[lo + t] * ri[off + t] + ai[lo + t] * rr[off + t];
+        }
+        e[2 * m] = 2.0f * sr;
+        e[2 * m + 1] = 2.0f * si;
+        if (m % 2 == 0) {
+            float hr = ar[m / 2], hi = ai[m / 2];
+            e[2 * m] += hr * hr - hi * hi;
+            e[2 * m + 1] += 2.0f * hr * hi;
+        }
+    }
+}
+
+/* y_j = sum_t I(start_j + t) weight(offset_j + t) */
+static void shg_weighted_bins_row(int64_t y_dim, const pnn_shg_bins *bins, const float *restrict in,
+                                  float *restrict y) {
+    for (int64_t j = 0; j < y_dim; j++) {
+        const float *src = in + bins->start[j], *w = bins->weight + bins->offset[j];
+        float sum = 0.0f;
+        int64_t n = bins->count[j];
+#pragma omp simd reduction(+ : sum)
+        for (int64_t t = 0; t < n; t++) sum += src[t] * w[t];
+        y[j] = sum;
+    }
+}
+
+/* The device's map for rows [r0, r1): per row, the amplitudes (in its intensity row for a moment),
+ * the phased field, the complex autoconvolution (directly, or by one complex FFT per row: the
+ * phase makes the rows complex, so they do not pack in pairs), the intensity, the weighted bins. */
+static void shg_device_block(const pnn_shg_params *p, const int32_t *bin_of, const float *x, const float *theta,
+                             const float *phase, const float *pm, const pnn_shg_bins *bins, float *y, float *work,
+                             float *inten, int64_t stride, int64_t r0, int64_t r1) {
+    const int64_t k = p->k, m = shg_m(p), len = p->fft_len;
+    for (int64_t r = r0; r < r1; r++) {
+        float *s = work + r * stride, *in = inten + r * m;
+        shg_encode_row(p, bin_of, x + r * p->x_dim, theta, in);
+        if (p->form == PNN_SHG_DIRECT) {
+            shg_autoconv_complex_row(k, in, phase, s, s + 4 * k);
+            shg_intensity_row(m, s + 4 * k, pm, in);
+        } else {
+            memset(s, 0, (size_t)(2 * len) * sizeof *s);
+            for (int64_t i = 0; i < k; i++) {
+                s[2 * i] = in[i] * phase[2 * i];
+                s[2 * i + 1] = in[i] * phase[2 * i + 1];
+            }
+        }
+    }
+    if (p->form == PNN_SHG_FFT) {
+        float *buf = work + r0 * stride;
+        pnn_cpu_fft(NULL, len, r1 - r0, 0, buf, buf);
+        for (int64_t i = 0; i < (r1 - r0) * len; i++) {
+            float re = buf[2 * i], im = buf[2 * i + 1];
+            buf[2 * i] = re * re - im * im;
+            buf[2 * i + 1] = 2.0f * re * im;
+        }
+        pnn_cpu_fft(NULL, len, r1 - r0, 1, buf, buf);
+        const float inv = 1.0f / (float)len;
+        for (int64_t r = r0; r < r1; r++) {
+            float *s = work + r * stride;
+            for (int64_t i = 0; i < 2 * m; i++) s[i] *= inv;
+            shg_intensity_row(m, s, pm, inten + r * m);
+        }
+    }
+    for (int64_t r = r0; r < r1; r++) shg_weighted_bins_row(p->y_dim, bins, inten + r * m, y + r * p->y_dim);
+}
+
+static void shg_device_forward(void *ctx, const pnn_shg_params *p, const int32_t *bin_of, const float *x,
+                               const float *theta, const float *phase, const float *pm, const pnn_shg_bins *bins,
+                               float *y, float *work) {
+    (void)ctx;
+    const int64_t rows = p->batch, stride = shg_device_stride(p);
+    if (rows <= 0) return;
+    float *inten = work + rows * stride;
+    int64_t block = 2 * shg_pair_block(p);
+#pragma omp parallel for schedule(static) if (rows * shg_m(p) > SHG_OMP_MIN)
+    for (int64_t r0 = 0; r0 < rows; r0 += block)
+        shg_device_block(p, bin_of, x, theta, phase, pm, bins, y, work, inten, stride, r0,
+                         r0 + block < rows ? r0 + block : rows);
+}
+
+static void shg_detect(void *ctx, int64_t n, int64_t y_dim, const float *normals, float sigma, const float *offset,
+                       float *y, float *gain) {
+    (void)ctx;
+#pragma omp parallel for schedule(static) if (n > SHG_OMP_MIN)
+    for (int64_t i = 0; i < n; i++)
+        y[i] = pnn_shg_detect(y[i], normals ? normals[i] : 0.0f, sigma, offset ? offset[i % y_dim] : 0.0f,
+                              gain ? &gain[i] : NULL);
+}
+
+const pnn_shg_ops pnn_shg_cpu_ops = {
+    .forward = shg_forward,
+    .vjp = shg_vjp,
+    .device_forward = shg_device_forward,
+    .detect = shg_detect,
+    .tape_floats = shg_tape_floats,
+    .work_floats = shg_work_floats,
+    .device_work_floats = shg_device_work_floats,
+};
