@@ -7,7 +7,8 @@
 #include "pnn/system.h"
 
 #define PNN_SYSTEMS(X) \
-    X(oscillator)
+    X(oscillator) \
+    X(shg)
 
 #define DECLARE(name) extern const pnn_system pnn_system_##name;
 PNN_SYSTEMS(DECLARE)
