@@ -119,7 +119,7 @@ static void ref_amplitudes(const ref_setup *s, const float *x, const float *thet
         for (int64_t i = 0; i < s->k; i++) {
             double u = i < s->x_dim ? x[row * s->x_dim + i] + eps * (vx ? vx[row * s->x_dim + i] : 0)
                                     : theta[i - s->x_dim] + eps * (vt ? vt[i - s->x_dim] : 0);
-            amp[row * s->k + bin_of[i]] = u > 0 ? sqrt(u) : 0;
+            amp[row * s->k + bin_of[i]] = u > 0 ? sqrt(u < 1 ? u : 1) : 0; /* the shaper: u in [0, 1] */
         }
     free(bin_of);
 }
@@ -221,9 +221,9 @@ START_TEST(forward_matches_reference) {
                     int64_t k = ks[ki], m = 2 * k - 1;
                     ref_setup s = {.rows = rows_list[ri], .k = k, .x_dim = 1 + (k * 2) / 5,
                                    .y_dim = 1 + (m * 3) / 7, .layout = layout};
-                    /* some values below zero: closed bins */
-                    float *x = random_floats((size_t)(s.rows * s.x_dim), -0.2f, 1, stream++);
-                    float *theta = random_floats((size_t)(k - s.x_dim), -0.2f, 1, stream++);
+                    /* some values below zero and above one: closed and saturated bins */
+                    float *x = random_floats((size_t)(s.rows * s.x_dim), -0.2f, 1.2f, stream++);
+                    float *theta = random_floats((size_t)(k - s.x_dim), -0.2f, 1.2f, stream++);
                     run_out o = run_kernels(&s, (pnn_shg_form)form, x, theta, NULL, NULL);
                     double *want = doubles((size_t)(s.rows * s.y_dim));
                     ref_forward(&s, x, theta, want);
@@ -286,8 +286,8 @@ START_TEST(forms_agree_forward_and_vjp) {
         for (int64_t rows = 4; rows <= 5; rows++) {
             int64_t k = ks[ki], m = 2 * k - 1;
             ref_setup s = {.rows = rows, .k = k, .x_dim = (k + 1) / 2, .y_dim = m < 16 ? m : 16, .layout = ki % 2};
-            float *x = random_floats((size_t)(rows * s.x_dim), -0.1f, 1, stream++);
-            float *theta = random_floats((size_t)(k - s.x_dim), -0.1f, 1, stream++);
+            float *x = random_floats((size_t)(rows * s.x_dim), -0.1f, 1.1f, stream++);
+            float *theta = random_floats((size_t)(k - s.x_dim), -0.1f, 1.1f, stream++);
             float *dy = random_floats((size_t)(rows * s.y_dim), -1, 1, stream++);
             run_out d = run_kernels(&s, PNN_SHG_DIRECT, x, theta, NULL, dy);
             run_out f = run_kernels(&s, PNN_SHG_FFT, x, theta, NULL, dy);
@@ -296,7 +296,7 @@ START_TEST(forms_agree_forward_and_vjp) {
             ck_assert_msg(ey < 2e-6 && ee < 2e-6 && ex < 1e-5 && et < 1e-5,
                           "K %lld rows %lld: FFT vs direct normalized errors y %.3g E %.3g dx %.3g dtheta %.3g",
                           (long long)k, (long long)rows, ey, ee, ex, et);
-            ck_assert(memcmp(f.tape, d.tape, (size_t)(rows * k) * sizeof(float)) == 0); /* the same amplitudes */
+            ck_assert(memcmp(f.tape, d.tape, (size_t)(rows * k) * sizeof(float)) == 0); /* the same u */
             free(x), free(theta), free(dy);
             free_out(&d), free_out(&f);
         }
@@ -317,14 +317,14 @@ static double dot(const float *a, const float *b, size_t n) {
 }
 
 /* every entry of dx and dtheta against central differences of the double reference, at points
- * clear of the floor of dA/du */
+ * clear of the floor of dA/du and of the clamp at 1 */
 START_TEST(vjp_matches_elementwise_finite_differences) {
     for (int layout = 0; layout < 2; layout++)
         for (int form = 0; form < 2; form++) {
             ref_setup s = {.rows = 3, .k = 7, .x_dim = 3, .y_dim = 5, .layout = layout};
             int64_t nx = s.rows * s.x_dim, nt = s.k - s.x_dim, ny = s.rows * s.y_dim;
-            float *x = random_floats((size_t)nx, 0.05f, 1, 300 + (uint64_t)form);
-            float *theta = random_floats((size_t)nt, 0.05f, 1, 310 + (uint64_t)form);
+            float *x = random_floats((size_t)nx, 0.05f, 0.95f, 300 + (uint64_t)form);
+            float *theta = random_floats((size_t)nt, 0.05f, 0.95f, 310 + (uint64_t)form);
             float *dy = random_floats((size_t)ny, -1, 1, 320 + (uint64_t)form);
             run_out o = run_kernels(&s, (pnn_shg_form)form, x, theta, NULL, dy);
             double *w = doubles((size_t)ny), *want_x = doubles((size_t)nx), *want_t = doubles((size_t)nt);
@@ -360,7 +360,7 @@ START_TEST(vjp_matches_directional_finite_differences) {
             ref_setup s = {.rows = shapes[si][0], .k = shapes[si][1], .x_dim = shapes[si][2], .y_dim = shapes[si][3],
                            .layout = si % 2};
             size_t nx = (size_t)(s.rows * s.x_dim), nt = (size_t)(s.k - s.x_dim), ny = (size_t)(s.rows * s.y_dim);
-            float *x = random_floats(nx, 0.05f, 1, stream++), *theta = random_floats(nt, 0.05f, 1, stream++);
+            float *x = random_floats(nx, 0.05f, 0.95f, stream++), *theta = random_floats(nt, 0.05f, 0.95f, stream++);
             float *dy = random_floats(ny, -1, 1, stream++);
             float *vx = random_floats(nx, -1, 1, stream++), *vt = random_floats(nt, -1, 1, stream++);
             run_out o = run_kernels(&s, (pnn_shg_form)form, x, theta, NULL, dy);
@@ -377,14 +377,15 @@ START_TEST(vjp_matches_directional_finite_differences) {
 }
 END_TEST
 
-/* A closed bin (u <= 0) has gradient 0, exactly: max(u, 0) is flat there. A faint one (0 < u <
- * PNN_SHG_U_FLOOR) gets dL/dA / (2 A_FLOOR): the derivative of sqrt at the floor, not infinity. */
-START_TEST(vjp_at_closed_and_faint_bins) {
+/* A closed bin (u <= 0) and a saturated one (u > 1) have gradient 0, exactly: the clamp is flat
+ * there. A faint one (0 < u < PNN_SHG_U_FLOOR) gets dL/dA / (2 sqrt(floor)): the derivative of
+ * sqrt at the floor, not infinity. */
+START_TEST(vjp_at_closed_faint_and_saturated_bins) {
     for (int form = 0; form < 2; form++) {
         ref_setup s = {.rows = 1, .k = 6, .x_dim = 3, .y_dim = 4};
-        float x[3] = {-0.3f, 0.0f, 2e-5f}, theta[3] = {0.5f, 0.7f, 0.2f}, dy[4] = {0.3f, -1.0f, 0.8f, 0.5f};
+        float x[3] = {-0.3f, 0.0f, 2e-5f}, theta[3] = {0.5f, 1.3f, 0.2f}, dy[4] = {0.3f, -1.0f, 0.8f, 0.5f};
         run_out o = run_kernels(&s, (pnn_shg_form)form, x, theta, NULL, dy);
-        ck_assert(o.dx[0] == 0.0f && o.dx[1] == 0.0f);
+        ck_assert(o.dx[0] == 0.0f && o.dx[1] == 0.0f && o.dtheta[1] == 0.0f && o.dtheta[0] != 0.0f);
         /* dL/dA_2 by central differences of the reference in the amplitude itself */
         double amp[6], w[4], loss[2];
         for (int j = 0; j < 4; j++) w[j] = dy[j];
@@ -397,7 +398,7 @@ START_TEST(vjp_at_closed_and_faint_bins) {
             loss[side] = 0;
             for (int j = 0; j < 4; j++) loss[side] += w[j] * y[j];
         }
-        double want = (loss[0] - loss[1]) / (2 * eps) * 0.5 / PNN_SHG_A_FLOOR;
+        double want = (loss[0] - loss[1]) / (2 * eps) * 0.5 / sqrt(PNN_SHG_U_FLOOR);
         ck_assert_msg(fabs(o.dx[2] - want) <= 1e-3 * fabs(want), "form %d: faint bin gradient %.8g, want %.8g", form,
                       o.dx[2], want);
         free_out(&o);
@@ -764,7 +765,7 @@ static Suite *shg_suite(void) {
     tcase_add_test(tc, forms_agree_forward_and_vjp);
     tcase_add_test(tc, vjp_matches_elementwise_finite_differences);
     tcase_add_test(tc, vjp_matches_directional_finite_differences);
-    tcase_add_test(tc, vjp_at_closed_and_faint_bins);
+    tcase_add_test(tc, vjp_at_closed_faint_and_saturated_bins);
     tcase_add_test(tc, vjp_gain_accumulation_and_null_dx);
     tcase_add_test(tc, tape_free_forward_is_bit_identical);
     tcase_add_test(tc, device_op_matches_reference);

@@ -2,8 +2,8 @@
  * doubled), written once for the CPU loops (shg_cpu.c) and the CUDA kernels (shg_cuda.cu).
  *
  * The map, for one sample: u = [x, theta] (K values) lands on the K spectral bins of the
- * fundamental through bin_of (bin_of[i] is the bin of u_i: the layout); A_k = sqrt(max(u, 0)) is
- * the field amplitude; the doubled field is the autoconvolution E(m) = sum_{k+l=m} a_k a_l
+ * fundamental through bin_of (bin_of[i] is the bin of u_i: the layout); A_k = sqrt(u_k), u clamped
+ * to [0, 1], is the field amplitude; the doubled field is the autoconvolution E(m) = sum_{k+l=m} a_k a_l
  * (m = 0..M-1, M = 2K-1) with a_k = A_k in the ideal model (flat phase) and a_k = A_k exp(i phi_k)
  * on the device; the output y_j = c sum_{m in bin j} |E(m)|^2 over y_dim bins, bin j being
  * [floor(j M / y_dim), floor((j+1) M / y_dim)). c = y_dim / P_K with P_K = sum_m |E(m)|^2 of the
@@ -25,17 +25,20 @@
 
 #include "kernels/math/hd.h"
 
-/* dA/du is 1 / (2 sqrt(u)), infinite at u = 0: below u = PNN_SHG_U_FLOOR the VJP uses the value
- * at the floor (A = 0.01: at most 50); where u <= 0 (a closed bin, A = 0) it is 0, the exact
- * derivative of the flat part of max(u, 0). */
+/* A pulse shaper transmits between nothing and everything: u is clamped to [0, 1], A = sqrt(u)
+ * (sqrt(max(u, 0)) on the range the device allows, x_range = theta_range = [0, 1]). dA/du is
+ * 1 / (2 sqrt(u)), infinite at u = 0: below u = PNN_SHG_U_FLOOR the VJP uses the value at the
+ * floor (1 / (2 sqrt(1e-4)) = 50); where u <= 0 (a closed bin) or u > 1 (a saturated one) it is
+ * 0, the exact derivative of the clamp's flat parts. */
 #define PNN_SHG_U_FLOOR 1e-4f
-#define PNN_SHG_A_FLOOR 1e-2f
 
-/* A = sqrt(max(u, 0)); NaN stays NaN (so a bad input shows in y) */
-PNN_HD float pnn_shg_amplitude(float u) { return u <= 0.0f ? 0.0f : sqrtf(u); }
+/* A = sqrt(min(max(u, 0), 1)); NaN stays NaN (so a bad input shows in y) */
+PNN_HD float pnn_shg_amplitude(float u) { return u <= 0.0f ? 0.0f : u >= 1.0f ? 1.0f : sqrtf(u); }
 
-/* dA/du at amplitude a (see PNN_SHG_U_FLOOR) */
-PNN_HD float pnn_shg_amplitude_grad(float a) { return a > 0.0f ? 0.5f / fmaxf(a, PNN_SHG_A_FLOOR) : 0.0f; }
+/* dA/du at u (see above) */
+PNN_HD float pnn_shg_amplitude_grad(float u) {
+    return u <= 0.0f || u > 1.0f ? 0.0f : 0.5f / sqrtf(fmaxf(u, PNN_SHG_U_FLOOR));
+}
 
 /* first output point of bin j of y_dim over m points */
 PNN_HD int64_t pnn_shg_bin_start(int64_t j, int64_t m, int64_t y_dim) { return j * m / y_dim; }

@@ -5,11 +5,11 @@
  * FFT form transforms two rows per complex FFT (the core backend's FFTW plans, one batched call
  * per block).
  *
- * Tape layout (tape_floats): A [B, K], then E [B, M], then, in the FFT form, the packed spectra Z
- * [ceil(B/2), 2L] (pair q holds rows 2q and 2q+1). Work: without a tape the forward keeps the same
- * layout in work; after it come [B, K] (reversed amplitudes, or the VJP's dA/du) and [B, M]
- * (the VJP's dE), and in the FFT form one more [ceil(B/2), 2L] for the squared spectra or the
- * transformed gradients. The device map's work: per row, scratch of shg_device_stride floats, then
+ * Tape layout (tape_floats): u [B, K] by bin, then E [B, M], then, in the FFT form, the packed
+ * spectra Z [ceil(B/2), 2L] (pair q holds rows 2q and 2q+1). Work: without a tape the forward
+ * keeps the same layout in work; after it come [B, 2K] (the amplitudes and their reversed copy;
+ * in the VJP, du and the amplitudes) and [B, M] (the VJP's dE), and in the FFT form one more
+ * [ceil(B/2), 2L] for the squared spectra or the transformed gradients. The device map's work: per row, scratch of shg_device_stride floats, then
  * the intensity [B, M]. */
 #include <omp.h>
 #include <string.h>
@@ -32,7 +32,7 @@ static size_t shg_tape_floats(const pnn_shg_params *p) {
 }
 
 static size_t shg_work_floats(const pnn_shg_params *p) {
-    return shg_tape_floats(p) + (size_t)(p->batch * (p->k + shg_m(p)) + shg_fft_floats(p));
+    return shg_tape_floats(p) + (size_t)(p->batch * (2 * p->k + shg_m(p)) + shg_fft_floats(p));
 }
 
 /* scratch floats per row of the device map: split and reversed field and the complex E (direct),
@@ -51,11 +51,16 @@ static float shg_norm(const pnn_shg_params *p) {
     return (float)((double)p->y_dim * 3.0 / (k * (2.0 * k * k + 1.0)));
 }
 
-/* A of one row: the amplitudes of [x_row, theta] on their bins */
+/* u of one row: [x_row, theta] on their bins */
 static void shg_encode_row(const pnn_shg_params *p, const int32_t *restrict bin_of, const float *restrict xr,
-                           const float *restrict theta, float *restrict a) {
-    for (int64_t i = 0; i < p->x_dim; i++) a[bin_of[i]] = pnn_shg_amplitude(xr[i]);
-    for (int64_t t = 0; t < p->k - p->x_dim; t++) a[bin_of[p->x_dim + t]] = pnn_shg_amplitude(theta[t]);
+                           const float *restrict theta, float *restrict u) {
+    for (int64_t i = 0; i < p->x_dim; i++) u[bin_of[i]] = xr[i];
+    for (int64_t t = 0; t < p->k - p->x_dim; t++) u[bin_of[p->x_dim + t]] = theta[t];
+}
+
+/* the amplitudes of a row of u */
+static void shg_amplitude_row(int64_t k, const float *restrict u, float *restrict a) {
+    for (int64_t i = 0; i < k; i++) a[i] = pnn_shg_amplitude(u[i]);
 }
 
 /* y_j = c sum over bin j of e^2 */
@@ -95,7 +100,7 @@ static int64_t shg_pair_block(const pnn_shg_params *p) {
 /* The FFT form of forward for pairs [q0, q1): encode, pack, transform (into the tape's Z), square
  * into sq, transform back, unpack E, bin. */
 static void shg_forward_fft_block(const pnn_shg_params *p, const int32_t *bin_of, const float *x,
-                                  const float *theta, float *y, float *a, float *e, float *z, float *sq, int64_t q0,
+                                  const float *theta, float *y, float *u, float *e, float *z, float *sq, int64_t q0,
                                   int64_t q1, float c) {
     const int64_t k = p->k, m = shg_m(p), len = p->fft_len, rows = p->batch;
     for (int64_t q = q0; q < q1; q++) {
@@ -103,8 +108,8 @@ static void shg_forward_fft_block(const pnn_shg_params *p, const int32_t *bin_of
         memset(zq, 0, (size_t)(2 * len) * sizeof *zq);
         for (int half = 0; half < 2 && 2 * q + half < rows; half++) {
             int64_t r = 2 * q + half;
-            shg_encode_row(p, bin_of, x + r * p->x_dim, theta, a + r * k);
-            for (int64_t i = 0; i < k; i++) zq[2 * i + half] = a[r * k + i];
+            shg_encode_row(p, bin_of, x + r * p->x_dim, theta, u + r * k);
+            for (int64_t i = 0; i < k; i++) zq[2 * i + half] = pnn_shg_amplitude(u[r * k + i]);
         }
     }
     pnn_cpu_fft(NULL, len, q1 - q0, 0, z + q0 * 2 * len, z + q0 * 2 * len);
@@ -137,22 +142,23 @@ static void shg_forward(void *ctx, const pnn_shg_params *p, const int32_t *bin_o
         tape = work;
         work += shg_tape_floats(p);
     }
-    float *a = tape, *e = tape + rows * k, c = shg_norm(p);
+    float *u = tape, *e = tape + rows * k, c = shg_norm(p);
     if (p->form == PNN_SHG_DIRECT) {
-        float *rev = work;
 #pragma omp parallel for schedule(static) if (rows * m > SHG_OMP_MIN)
         for (int64_t r = 0; r < rows; r++) {
-            shg_encode_row(p, bin_of, x + r * p->x_dim, theta, a + r * k);
-            shg_autoconv_row(k, a + r * k, rev + r * k, e + r * m);
+            float *a = work + r * 2 * k;
+            shg_encode_row(p, bin_of, x + r * p->x_dim, theta, u + r * k);
+            shg_amplitude_row(k, u + r * k, a);
+            shg_autoconv_row(k, a, a + k, e + r * m);
             shg_bin_row(p, c, e + r * m, y + r * p->y_dim);
         }
         return;
     }
-    float *z = e + rows * m, *sq = work + rows * (k + m);
+    float *z = e + rows * m, *sq = work + rows * (2 * k + m);
     int64_t pairs = shg_pairs(p), block = shg_pair_block(p);
 #pragma omp parallel for schedule(static) if (rows * p->fft_len > SHG_OMP_MIN)
     for (int64_t q0 = 0; q0 < pairs; q0 += block)
-        shg_forward_fft_block(p, bin_of, x, theta, y, a, e, z, sq, q0, q0 + block < pairs ? q0 + block : pairs, c);
+        shg_forward_fft_block(p, bin_of, x, theta, y, u, e, z, sq, q0, q0 + block < pairs ? q0 + block : pairs, c);
 }
 
 /* dE(m) = 2 c E(m) (gain dy)_bin(m) of one row */
@@ -166,21 +172,21 @@ static void shg_output_grad_row(const pnn_shg_params *p, float c, const float *r
     }
 }
 
-/* From dA/dA-correlation c(j) (dA_j = 2 c(j)) to du of the row (in place) and dx of its data bins */
-static void shg_input_grad_row(const pnn_shg_params *p, const int32_t *restrict bin_of, const float *restrict a,
+/* From the correlations c(j) (dA_j = 2 c(j)) to du of the row (in place) and dx of its data bins */
+static void shg_input_grad_row(const pnn_shg_params *p, const int32_t *restrict bin_of, const float *restrict u,
                                float *restrict du, float *restrict dx) {
-    for (int64_t i = 0; i < p->k; i++) du[i] = 2.0f * du[i] * pnn_shg_amplitude_grad(a[i]);
+    for (int64_t i = 0; i < p->k; i++) du[i] = 2.0f * du[i] * pnn_shg_amplitude_grad(u[i]);
     if (dx)
         for (int64_t i = 0; i < p->x_dim; i++) dx[i] = du[bin_of[i]];
 }
 
 /* The FFT form of the VJP for pairs [q0, q1): pack dE of both rows, transform, multiply by the
  * conjugate spectra of the amplitudes (Z, taped), transform back: the correlations. */
-static void shg_vjp_fft_block(const pnn_shg_params *p, const int32_t *bin_of, const float *a, const float *e,
+static void shg_vjp_fft_block(const pnn_shg_params *p, const int32_t *bin_of, const float *u, const float *e,
                               const float *z, const float *gain, const float *dy, float *dx, float *du, float *w,
                               int64_t q0, int64_t q1, float c) {
     const int64_t k = p->k, m = shg_m(p), len = p->fft_len, rows = p->batch, yd = p->y_dim;
-    float *de = du + rows * k; /* per-row scratch after du (this block's rows only) */
+    float *de = du + rows * 2 * k; /* [B, M] after du and the amplitudes (this block's rows only) */
     for (int64_t q = q0; q < q1; q++) {
         float *wq = w + q * 2 * len;
         memset(wq, 0, (size_t)(2 * len) * sizeof *wq);
@@ -208,7 +214,7 @@ static void shg_vjp_fft_block(const pnn_shg_params *p, const int32_t *bin_of, co
             int64_t r = 2 * q + half;
             const float *wq = w + q * 2 * len + half;
             for (int64_t i = 0; i < k; i++) du[r * k + i] = wq[2 * i] * inv;
-            shg_input_grad_row(p, bin_of, a + r * k, du + r * k, dx ? dx + r * p->x_dim : NULL);
+            shg_input_grad_row(p, bin_of, u + r * k, du + r * k, dx ? dx + r * p->x_dim : NULL);
         }
 }
 
@@ -217,14 +223,14 @@ static void shg_vjp(void *ctx, const pnn_shg_params *p, const int32_t *bin_of, c
     (void)ctx;
     const int64_t rows = p->batch, k = p->k, m = shg_m(p), yd = p->y_dim;
     if (rows <= 0) return;
-    const float *a = tape, *e = tape + rows * k;
+    const float *u = tape, *e = tape + rows * k;
     float *du = work + shg_tape_floats(p), c = shg_norm(p);
     if (p->form == PNN_SHG_DIRECT) {
-        float *de = du + rows * k;
+        float *amp = du + rows * k, *de = du + rows * 2 * k;
 #pragma omp parallel for schedule(static) if (rows * m > SHG_OMP_MIN)
         for (int64_t r = 0; r < rows; r++) {
-            const float *ar = a + r * k;
-            float *der = de + r * m, *dur = du + r * k;
+            float *ar = amp + r * k, *der = de + r * m, *dur = du + r * k;
+            shg_amplitude_row(k, u + r * k, ar);
             shg_output_grad_row(p, c, e + r * m, gain ? gain + r * yd : NULL, dy + r * yd, der);
             /* the correlation sum_l dE(j + l) A_l */
             for (int64_t j = 0; j < k; j++) {
@@ -234,15 +240,15 @@ static void shg_vjp(void *ctx, const pnn_shg_params *p, const int32_t *bin_of, c
                 for (int64_t l = 0; l < k; l++) sum += dj[l] * ar[l];
                 dur[j] = sum;
             }
-            shg_input_grad_row(p, bin_of, ar, dur, dx ? dx + r * p->x_dim : NULL);
+            shg_input_grad_row(p, bin_of, u + r * k, dur, dx ? dx + r * p->x_dim : NULL);
         }
     } else {
         const float *z = e + rows * m;
-        float *w = du + rows * (k + m);
+        float *w = du + rows * (2 * k + m);
         int64_t pairs = shg_pairs(p), block = shg_pair_block(p);
 #pragma omp parallel for schedule(static) if (rows * p->fft_len > SHG_OMP_MIN)
         for (int64_t q0 = 0; q0 < pairs; q0 += block)
-            shg_vjp_fft_block(p, bin_of, a, e, z, gain, dy, dx, du, w, q0, q0 + block < pairs ? q0 + block : pairs, c);
+            shg_vjp_fft_block(p, bin_of, u, e, z, gain, dy, dx, du, w, q0, q0 + block < pairs ? q0 + block : pairs, c);
     }
     /* theta is shared by the rows: its gradient sums them, column by column (deterministic) */
     int64_t t_dim = k - p->x_dim;
@@ -261,14 +267,15 @@ static void shg_intensity_row(int64_t m, const float *restrict e, const float *r
     for (int64_t i = 0; i < m; i++) out[i] = pm[i] * pm[i] * (e[2 * i] * e[2 * i] + e[2 * i + 1] * e[2 * i + 1]);
 }
 
-/* Complex E(m) of one row directly, each pair once, from split real and imaginary parts and
- * their reversed copies (s: 4K floats of scratch) */
-static void shg_autoconv_complex_row(int64_t k, const float *restrict amp, const float *restrict phase,
+/* Complex E(m) of one row of u directly, each pair once, from split real and imaginary parts of
+ * the phased field and their reversed copies (s: 4K floats of scratch) */
+static void shg_autoconv_complex_row(int64_t k, const float *restrict u, const float *restrict phase,
                                      float *restrict s, float *restrict e) {
     float *ar = s, *ai = s + k, *rr = s + 2 * k, *ri = s + 3 * k;
     for (int64_t i = 0; i < k; i++) {
-        ar[i] = amp[i] * phase[2 * i];
-        ai[i] = amp[i] * phase[2 * i + 1];
+        float a = pnn_shg_amplitude(u[i]);
+        ar[i] = a * phase[2 * i];
+        ai[i] = a * phase[2 * i + 1];
     }
     for (int64_t j = 0; j < k; j++) {
         rr[j] = ar[k - 1 - j];
@@ -305,7 +312,7 @@ static void shg_weighted_bins_row(int64_t y_dim, const pnn_shg_bins *bins, const
     }
 }
 
-/* The device's map for rows [r0, r1): per row, the amplitudes (in its intensity row for a moment),
+/* The device's map for rows [r0, r1): per row, u (in its intensity row for a moment),
  * the phased field, the complex autoconvolution (directly, or by one complex FFT per row: the
  * phase makes the rows complex, so they do not pack in pairs), the intensity, the weighted bins. */
 static void shg_device_block(const pnn_shg_params *p, const int32_t *bin_of, const float *x, const float *theta,
@@ -321,8 +328,9 @@ static void shg_device_block(const pnn_shg_params *p, const int32_t *bin_of, con
         } else {
             memset(s, 0, (size_t)(2 * len) * sizeof *s);
             for (int64_t i = 0; i < k; i++) {
-                s[2 * i] = in[i] * phase[2 * i];
-                s[2 * i + 1] = in[i] * phase[2 * i + 1];
+                float a = pnn_shg_amplitude(in[i]);
+                s[2 * i] = a * phase[2 * i];
+                s[2 * i + 1] = a * phase[2 * i + 1];
             }
         }
     }
