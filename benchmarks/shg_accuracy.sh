@@ -18,12 +18,11 @@ device='sim:shg?k=98&x_dim=49&y_dim=16'   # as in examples/fmnist-shg.yaml, seed
 runs=()
 train() {  # variant seed mismatch config [--set ...]: one run, its final line as JSON
   local variant=$1 seed=$2 mm=$3 cfg=$4; shift 4
-  local t0 line acc twin
-  t0=$(date +%s.%N)
+  local line acc twin
   line=$(build/pnn train "$cfg" "$@" --set seed="$seed" --out "$tmp/$variant-$seed-$mm" 2>/dev/null | grep '^final:')
   acc=$(echo "$line" | sed -E 's/.*test_acc_device=([0-9.]+).*/\1/')
   twin=$(echo "$line" | sed -E 's/.*test_acc_twin=([0-9.]+).*/\1/')
-  runs+=("{\"variant\": \"$variant\", \"seed\": $seed, \"mismatch\": $mm, \"test_acc_device\": $acc, \"test_acc_twin\": $twin, \"wall_s\": $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')}")
+  runs+=("{\"variant\": \"$variant\", \"seed\": $seed, \"mismatch\": $mm, \"test_acc_device\": $acc, \"test_acc_twin\": $twin}")
   echo "$variant seed $seed mismatch $mm: device $acc twin $twin" >&2
 }
 for seed in $seeds; do

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Throughput of the shg twin (forward + VJP, samples/s): pnn (build/bench_shg) against the PyTorch
+reference (benchmarks/reference/shg_torch.py, 2 threads), alternating in rounds in one invocation
+so that both see the same machine load. Sizes: K = 64 (y_dim 16) and K = 1024 (y_dim 64), batch
+32 and 256. PyTorch runs both of its forms (rfft/irfft and a grouped conv1d) where the direct one
+is in reach, and the faster is the reference; pnn runs form=auto. First checks that the two
+compute the same (bench_shg --dump, shg_torch.py --check). Writes
+benchmarks/results/shg-throughput-<date>.json with the ratio pnn / PyTorch (median over rounds)
+per size, the FLOPs per sample, and the load average around each round.
+Usage: python3 benchmarks/shg_throughput.py [--rounds 3] [--seconds 1.0]"""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "build", "bench_shg")
+TORCH = [sys.executable, os.path.join(ROOT, "benchmarks", "reference", "shg_torch.py")]
+SIZES = [(64, 16), (1024, 64)]
+BATCHES = [32, 256]
+
+
+def run_json(cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def flops_per_sample(k, y_dim, form):
+    """forward + VJP, counting multiply-adds as 2 and a complex FFT of length L as 5 L log2 L"""
+    m = 2 * k - 1
+    if form == "direct":  # forward: K^2/2 products (each pair once); VJP: K^2 (the correlation)
+        conv = 2 * (k * k / 2) + 2 * k * k
+    else:  # two real rows per complex FFT: per sample one forward and one inverse, in each pass
+        length = 1 << (m - 1).bit_length()
+        conv = 2 * 5 * length * math.log2(length) + 2 * 8 * (length / 2)  # transforms + packed products
+    return conv + 6 * m + 4 * k  # squares and bins, dE, amplitudes and their derivatives
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=1.0)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, y_dim in SIZES:
+            path = os.path.join(tmp, "case%d.bin" % k)
+            subprocess.run([BENCH, "--k", str(k), "--batch", "5", "--y-dim", str(y_dim), "--dump", path], check=True)
+            subprocess.run(TORCH + ["--check", path], check=True)
+    samples = {}
+    loads = []
+    pnn_form = {}
+    for rnd in range(args.rounds):
+        loads.append({"round": rnd, "before": os.getloadavg()})
+        for k, y_dim in SIZES:
+            for batch in BATCHES:
+                key = "k=%d,batch=%d" % (k, batch)
+                common = ["--k", str(k), "--batch", str(batch), "--y-dim", str(y_dim), "--seconds", str(args.seconds)]
+                r = run_json([BENCH] + common)
+                pnn_form[key] = r["form"]  # what form=auto chose
+                samples.setdefault(key, {}).setdefault("pnn", []).append(r["samples_per_s"])
+                for form in ("fft", "direct") if k <= 64 else ("fft",):
+                    t = run_json(TORCH + common + ["--bench", "--form", form, "--threads", "2"])
+                    samples[key].setdefault("torch_" + form, []).append(t["samples_per_s"])
+                print("round %d %s: pnn %.0f/s, torch %s" % (rnd, key, r["samples_per_s"], ", ".join(
+                    "%s %.0f/s" % (f, v[-1]) for f, v in samples[key].items() if f != "pnn")), file=sys.stderr)
+        loads[-1]["after"] = os.getloadavg()
+    results = {}
+    for k, y_dim in SIZES:
+        for batch in BATCHES:
+            key = "k=%d,batch=%d" % (k, batch)
+            med = {impl: statistics.median(v) for impl, v in samples[key].items()}
+            best_torch = max((v, f) for f, v in med.items() if f != "pnn")
+            form = pnn_form[key]
+            fl = flops_per_sample(k, y_dim, form)
+            results[key] = {"k": k, "batch": batch, "y_dim": y_dim, "pnn_form": form, "samples_per_s": samples[key],
+                            "median_samples_per_s": med, "reference": best_torch[1],
+                            "ratio_pnn_over_torch": med["pnn"] / best_torch[0], "flops_per_sample_pnn": fl,
+                            "pnn_gflops": fl * med["pnn"] / 1e9}
+            print("%-18s pnn %9.0f samples/s  torch (%s) %9.0f  ratio %.2f  (%.2f GFLOP/s)" % (
+                key, med["pnn"], best_torch[1], best_torch[0], med["pnn"] / best_torch[0], fl * med["pnn"] / 1e9))
+    git = lambda *a: subprocess.run(["git", "-C", ROOT] + list(a), capture_output=True, text=True).stdout.strip()
+    import torch
+    res = {"benchmark": "shg_throughput", "what": "twin forward (taped, noise 0.01) + VJP (dx, dtheta), samples/s",
+           "commit": git("rev-parse", "--short", "HEAD"),
+           "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(), "machine": platform.machine(),
+           "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+           "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": 2, "rounds": args.rounds,
+           "seconds_per_measurement": args.seconds, "loadavg": loads, "uptime": subprocess.run(
+               ["uptime"], capture_output=True, text=True).stdout.strip(), "results": results}
+    out = os.path.join(ROOT, "benchmarks", "results",
+                       "shg-throughput-%s.json" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"))
+    json.dump(res, open(out, "w"), indent=1)
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()
