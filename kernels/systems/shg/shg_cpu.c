@@ -7,8 +7,8 @@
  *
  * Tape layout (tape_floats): u [B, K] by bin, then E [B, M], then, in the FFT form, the packed
  * spectra Z [ceil(B/2), 2L] (pair q holds rows 2q and 2q+1). Work: without a tape the forward
- * keeps the same layout in work; after it come [B, 2K] (the amplitudes and their reversed copy;
- * in the VJP, du and the amplitudes) and [B, M] (the VJP's dE), and in the FFT form one more
+ * keeps the same layout in work; after it come [B, 2K] (the amplitudes; in the VJP, du and the
+ * amplitudes) and [B, M] (the VJP's dE), and in the FFT form one more
  * [ceil(B/2), 2L] for the squared spectra or the transformed gradients. The device map's work: per row, scratch of shg_device_stride floats, then
  * the intensity [B, M]. */
 #include <omp.h>
@@ -35,10 +35,10 @@ static size_t shg_work_floats(const pnn_shg_params *p) {
     return shg_tape_floats(p) + (size_t)(p->batch * (2 * p->k + shg_m(p)) + shg_fft_floats(p));
 }
 
-/* scratch floats per row of the device map: split and reversed field and the complex E (direct),
- * or one padded complex row (FFT) */
+/* scratch floats per row of the device map: the split field and E (direct), or one padded complex
+ * row (FFT) */
 static int64_t shg_device_stride(const pnn_shg_params *p) {
-    return p->form == PNN_SHG_DIRECT ? 4 * p->k + 2 * shg_m(p) : 2 * p->fft_len;
+    return p->form == PNN_SHG_DIRECT ? 2 * p->k + 2 * shg_m(p) : 2 * p->fft_len;
 }
 
 static size_t shg_device_work_floats(const pnn_shg_params *p) {
@@ -63,29 +63,44 @@ static void shg_amplitude_row(int64_t k, const float *restrict u, float *restric
     for (int64_t i = 0; i < k; i++) a[i] = pnn_shg_amplitude(u[i]);
 }
 
+/* Walks the bins of y_dim over m points in order without a division per bin: hi becomes
+ * floor((j + 1) m / y_dim) from floor(j m / y_dim) by the quotient and a carried remainder. */
+typedef struct shg_bins_walk {
+    int64_t lo, hi, quot, rem, acc, y_dim;
+} shg_bins_walk;
+
+static inline shg_bins_walk shg_walk_start(int64_t m, int64_t y_dim) {
+    return (shg_bins_walk){0, 0, m / y_dim, m % y_dim, 0, y_dim};
+}
+
+static inline void shg_walk_next(shg_bins_walk *w) {
+    w->lo = w->hi;
+    w->hi += w->quot;
+    w->acc += w->rem;
+    if (w->acc >= w->y_dim) w->acc -= w->y_dim, w->hi++;
+}
+
 /* y_j = c sum over bin j of e^2 */
 static void shg_bin_row(const pnn_shg_params *p, float c, const float *restrict e, float *restrict y) {
-    int64_t m = shg_m(p);
+    shg_bins_walk w = shg_walk_start(shg_m(p), p->y_dim);
     for (int64_t j = 0; j < p->y_dim; j++) {
-        int64_t lo = pnn_shg_bin_start(j, m, p->y_dim), hi = pnn_shg_bin_start(j + 1, m, p->y_dim);
+        shg_walk_next(&w);
         float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t i = lo; i < hi; i++) sum += e[i] * e[i];
+        for (int64_t i = w.lo; i < w.hi; i++) sum += e[i] * e[i];
         y[j] = c * sum;
     }
 }
 
-/* E(m) = sum_{k+l=m} a_k a_l of one real row, each pair once: the terms k < m - k are a dot
- * product of a with its reversed copy rev, so the inner loop reads both forwards. */
-static void shg_autoconv_row(int64_t k, const float *restrict a, float *restrict rev, float *restrict e) {
-    for (int64_t j = 0; j < k; j++) rev[j] = a[k - 1 - j];
-    for (int64_t m = 0; m < 2 * k - 1; m++) {
-        int64_t lo = m - k + 1 > 0 ? m - k + 1 : 0, n = (m + 1) / 2 - lo;
-        const float *ra = a + lo, *rb = rev + (k - 1 - m + lo);
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t t = 0; t < n; t++) sum += ra[t] * rb[t];
-        e[m] = 2.0f * sum + (m % 2 == 0 ? a[m / 2] * a[m / 2] : 0.0f);
+/* E(m) = sum_{k+l=m} a_k a_l of one real row, each pair once, as rows of products added into E
+ * (E[k + l] += 2 a_k a_l for l > k: contiguous, so the inner loop is one vector axpy) */
+static void shg_autoconv_row(int64_t k, const float *restrict a, float *restrict e) {
+    memset(e, 0, (size_t)(2 * k - 1) * sizeof *e);
+    for (int64_t i = 0; i < k; i++) {
+        float ai = a[i], twice = 2.0f * ai;
+        float *restrict ei = e + i;
+        ei[i] += ai * ai;
+#pragma omp simd
+        for (int64_t l = i + 1; l < k; l++) ei[l] += twice * a[l];
     }
 }
 
@@ -149,7 +164,7 @@ static void shg_forward(void *ctx, const pnn_shg_params *p, const int32_t *bin_o
             float *a = work + r * 2 * k;
             shg_encode_row(p, bin_of, x + r * p->x_dim, theta, u + r * k);
             shg_amplitude_row(k, u + r * k, a);
-            shg_autoconv_row(k, a, a + k, e + r * m);
+            shg_autoconv_row(k, a, e + r * m);
             shg_bin_row(p, c, e + r * m, y + r * p->y_dim);
         }
         return;
@@ -164,11 +179,11 @@ static void shg_forward(void *ctx, const pnn_shg_params *p, const int32_t *bin_o
 /* dE(m) = 2 c E(m) (gain dy)_bin(m) of one row */
 static void shg_output_grad_row(const pnn_shg_params *p, float c, const float *restrict e, const float *restrict gain,
                                 const float *restrict dy, float *restrict de) {
-    int64_t m = shg_m(p);
+    shg_bins_walk w = shg_walk_start(shg_m(p), p->y_dim);
     for (int64_t j = 0; j < p->y_dim; j++) {
-        int64_t lo = pnn_shg_bin_start(j, m, p->y_dim), hi = pnn_shg_bin_start(j + 1, m, p->y_dim);
+        shg_walk_next(&w);
         float g = 2.0f * c * dy[j] * (gain ? gain[j] : 1.0f);
-        for (int64_t i = lo; i < hi; i++) de[i] = g * e[i];
+        for (int64_t i = w.lo; i < w.hi; i++) de[i] = g * e[i];
     }
 }
 
@@ -232,13 +247,12 @@ static void shg_vjp(void *ctx, const pnn_shg_params *p, const int32_t *bin_of, c
             float *ar = amp + r * k, *der = de + r * m, *dur = du + r * k;
             shg_amplitude_row(k, u + r * k, ar);
             shg_output_grad_row(p, c, e + r * m, gain ? gain + r * yd : NULL, dy + r * yd, der);
-            /* the correlation sum_l dE(j + l) A_l */
-            for (int64_t j = 0; j < k; j++) {
-                const float *dj = der + j;
-                float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-                for (int64_t l = 0; l < k; l++) sum += dj[l] * ar[l];
-                dur[j] = sum;
+            /* the correlation sum_l dE(j + l) A_l, as rows A_l dE(l + .) added into it */
+            memset(dur, 0, (size_t)k * sizeof *dur);
+            for (int64_t l = 0; l < k; l++) {
+                const float al = ar[l], *restrict dl = der + l;
+#pragma omp simd
+                for (int64_t j = 0; j < k; j++) dur[j] += al * dl[j];
             }
             shg_input_grad_row(p, bin_of, u + r * k, dur, dx ? dx + r * p->x_dim : NULL);
         }
@@ -261,40 +275,37 @@ static void shg_vjp(void *ctx, const pnn_shg_params *p, const int32_t *bin_of, c
     }
 }
 
-/* The device's intensity at the M points of one row from its complex doubled field e (2M floats,
- * interleaved), with the phase-matching factors pm */
-static void shg_intensity_row(int64_t m, const float *restrict e, const float *restrict pm, float *restrict out) {
-    for (int64_t i = 0; i < m; i++) out[i] = pm[i] * pm[i] * (e[2 * i] * e[2 * i] + e[2 * i + 1] * e[2 * i + 1]);
+/* The device's intensity at the M points of one row from its complex doubled field (real and
+ * imaginary parts at re[i * step], im[i * step]), with the phase-matching factors pm */
+static void shg_intensity_row(int64_t m, const float *restrict re, const float *restrict im, int64_t step,
+                              const float *restrict pm, float *restrict out) {
+    for (int64_t i = 0; i < m; i++) {
+        float r = re[i * step], q = im[i * step];
+        out[i] = pm[i] * pm[i] * (r * r + q * q);
+    }
 }
 
-/* Complex E(m) of one row of u directly, each pair once, from split real and imaginary parts of
- * the phased field and their reversed copies (s: 4K floats of scratch) */
+/* Complex E(m) of one row of u directly, each pair once, into er and ei (M each), from the split
+ * real and imaginary parts of the phased field (s: 2K floats of scratch), as rows of products */
 static void shg_autoconv_complex_row(int64_t k, const float *restrict u, const float *restrict phase,
-                                     float *restrict s, float *restrict e) {
-    float *ar = s, *ai = s + k, *rr = s + 2 * k, *ri = s + 3 * k;
+                                     float *restrict s, float *restrict er, float *restrict ei) {
+    float *ar = s, *ai = s + k;
     for (int64_t i = 0; i < k; i++) {
         float a = pnn_shg_amplitude(u[i]);
         ar[i] = a * phase[2 * i];
         ai[i] = a * phase[2 * i + 1];
     }
-    for (int64_t j = 0; j < k; j++) {
-        rr[j] = ar[k - 1 - j];
-        ri[j] = ai[k - 1 - j];
-    }
-    for (int64_t m = 0; m < 2 * k - 1; m++) {
-        int64_t lo = m - k + 1 > 0 ? m - k + 1 : 0, n = (m + 1) / 2 - lo, off = k - 1 - m + lo;
-        float sr = 0.0f, si = 0.0f;
-#pragma omp simd reduction(+ : sr, si)
-        for (int64_t t = 0; t < n; t++) {
-            sr += ar[lo + t] * rr[off + t] - ai[lo + t] * ri[off + t];
-            si += ar[lo + t] * ri[off + t] + ai[lo + t] * rr[off + t];
-        }
-        e[2 * m] = 2.0f * sr;
-        e[2 * m + 1] = 2.0f * si;
-        if (m % 2 == 0) {
-            float hr = ar[m / 2], hi = ai[m / 2];
-            e[2 * m] += hr * hr - hi * hi;
-            e[2 * m + 1] += 2.0f * hr * hi;
+    memset(er, 0, (size_t)(2 * k - 1) * sizeof *er);
+    memset(ei, 0, (size_t)(2 * k - 1) * sizeof *ei);
+    for (int64_t i = 0; i < k; i++) {
+        float pr = ar[i], pi = ai[i], tr = 2.0f * pr, ti = 2.0f * pi;
+        float *restrict eri = er + i, *restrict eii = ei + i;
+        eri[i] += pr * pr - pi * pi;
+        eii[i] += 2.0f * pr * pi;
+#pragma omp simd
+        for (int64_t l = i + 1; l < k; l++) {
+            eri[l] += tr * ar[l] - ti * ai[l];
+            eii[l] += tr * ai[l] + ti * ar[l];
         }
     }
 }
@@ -323,8 +334,8 @@ static void shg_device_block(const pnn_shg_params *p, const int32_t *bin_of, con
         float *s = work + r * stride, *in = inten + r * m;
         shg_encode_row(p, bin_of, x + r * p->x_dim, theta, in);
         if (p->form == PNN_SHG_DIRECT) {
-            shg_autoconv_complex_row(k, in, phase, s, s + 4 * k);
-            shg_intensity_row(m, s + 4 * k, pm, in);
+            shg_autoconv_complex_row(k, in, phase, s, s + 2 * k, s + 2 * k + m);
+            shg_intensity_row(m, s + 2 * k, s + 2 * k + m, 1, pm, in);
         } else {
             memset(s, 0, (size_t)(2 * len) * sizeof *s);
             for (int64_t i = 0; i < k; i++) {
@@ -347,7 +358,7 @@ static void shg_device_block(const pnn_shg_params *p, const int32_t *bin_of, con
         for (int64_t r = r0; r < r1; r++) {
             float *s = work + r * stride;
             for (int64_t i = 0; i < 2 * m; i++) s[i] *= inv;
-            shg_intensity_row(m, s, pm, inten + r * m);
+            shg_intensity_row(m, s, s + 1, 2, pm, inten + r * m);
         }
     }
     for (int64_t r = r0; r < r1; r++) shg_weighted_bins_row(p->y_dim, bins, inten + r * m, y + r * p->y_dim);
