@@ -364,7 +364,8 @@ static void case_shg_twin(run_ctx *r, int v) {
     shg->vjp(r->ctx, &p, bin_of, tape, gain, dy, dx, dtheta, work);
     output(r, "y", y, ny);
     output(r, "y_without_tape", y2, ny);
-    output(r, "tape_u_E", tape, p.batch * (3 * p.k - 1)); /* the FFT spectra after it differ by rounding */
+    output(r, "tape_u", tape, p.batch * p.k); /* u and E; the FFT spectra after them differ by rounding */
+    output(r, "tape_E", tape + pnn_shg_tape_e(&p), p.batch * (2 * p.k - 1));
     output(r, "dx", dx, nx);
     output(r, "dtheta", dtheta, nt);
 }

@@ -37,7 +37,8 @@ PNN_HD float pnn_shg_amplitude(float u) { return u <= 0.0f ? 0.0f : u >= 1.0f ? 
 
 /* dA/du at u (see above) */
 PNN_HD float pnn_shg_amplitude_grad(float u) {
-    return u <= 0.0f || u > 1.0f ? 0.0f : 0.5f / sqrtf(fmaxf(u, PNN_SHG_U_FLOOR));
+    float v = u < PNN_SHG_U_FLOOR ? PNN_SHG_U_FLOOR : u; /* not fmaxf: a libm call where NaN must survive */
+    return u <= 0.0f || u > 1.0f ? 0.0f : 0.5f / sqrtf(v);
 }
 
 /* first output point of bin j of y_dim over m points */

@@ -6,12 +6,11 @@
  * transform), the bins; the VJP the same stages backwards, and theta's gradient summed over the
  * rows by one warp per control (in double, deterministic).
  *
- * The tape layout is the CPU's (u [B, K], E [B, M], the packed spectra Z [ceil(B/2), 2L] in the FFT
- * form), and so is the work layout: the forward's tape when none is given, then [B, 2K]
- * (amplitudes; in the VJP du and the amplitudes), [B, M] (dE), and [ceil(B/2), 2L] (squared
- * spectra or transformed gradients). The device map's work: u [B, K], the phased field [B, 2K],
- * the complex E [B, max(2M, 2L)] (direct, or the padded rows transformed in place), the intensity
- * [B, M]. */
+ * The tape layout is shg_ops.h's, as on the CPU, and so is the work layout: the forward's tape
+ * when none is given, then [B, 2K] (amplitudes; in the VJP du and the amplitudes), [B, M] (dE), and
+ * [ceil(B/2), 2L] (squared spectra or transformed gradients). The device map's work: u [B, K], the
+ * phased field [B, 2K], the complex E [B, max(2M, 2L)] (direct, or the padded rows transformed in
+ * place), the intensity [B, M]. */
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/systems/shg/shg.h"
 #include "kernels/systems/shg/shg_ops.h"
@@ -21,16 +20,20 @@
 
 static int64_t shg_m(const pnn_shg_params *p) { return 2 * p->k - 1; }
 static int64_t shg_pairs(const pnn_shg_params *p) { return (p->batch + 1) / 2; }
-static int64_t shg_fft_floats(const pnn_shg_params *p) {
-    return p->form == PNN_SHG_FFT ? shg_pairs(p) * 2 * p->fft_len : 0;
-}
 
 static size_t shg_tape_floats(const pnn_shg_params *p) {
-    return (size_t)(p->batch * (p->k + shg_m(p)) + shg_fft_floats(p));
+    return (size_t)(pnn_shg_tape_z(p) + pnn_shg_spectra_floats(p));
+}
+
+/* offsets in work after the forward's tape, as on the CPU: the amplitudes (or du), dE, spectra */
+static int64_t shg_work_amp(const pnn_shg_params *p) { return (int64_t)shg_tape_floats(p); }
+static int64_t shg_work_de(const pnn_shg_params *p) { return shg_work_amp(p) + pnn_shg_align(p->batch * 2 * p->k); }
+static int64_t shg_work_spectra(const pnn_shg_params *p) {
+    return shg_work_de(p) + pnn_shg_align(p->batch * shg_m(p));
 }
 
 static size_t shg_work_floats(const pnn_shg_params *p) {
-    return shg_tape_floats(p) + (size_t)(p->batch * (2 * p->k + shg_m(p)) + shg_fft_floats(p));
+    return (size_t)(shg_work_spectra(p) + pnn_shg_spectra_floats(p));
 }
 
 static int64_t shg_device_field_stride(const pnn_shg_params *p) {
@@ -38,7 +41,8 @@ static int64_t shg_device_field_stride(const pnn_shg_params *p) {
 }
 
 static size_t shg_device_work_floats(const pnn_shg_params *p) {
-    return (size_t)(p->batch * (3 * p->k + shg_device_field_stride(p) + shg_m(p)));
+    return (size_t)(pnn_shg_align(p->batch * 3 * p->k) + p->batch * shg_device_field_stride(p) +
+                    pnn_shg_align(p->batch * shg_m(p)));
 }
 
 static float shg_norm(const pnn_shg_params *p) {
@@ -137,15 +141,12 @@ static void shg_forward(void *ctx, const pnn_shg_params *p, const int32_t *bin_o
     const int64_t rows = p->batch, k = p->k, m = shg_m(p), len = p->fft_len;
     if (rows <= 0) return;
     cudaStream_t s = pnn_cuda_stream();
-    if (!tape) {
-        tape = work;
-        work += shg_tape_floats(p);
-    }
-    float *u = tape, *e = tape + rows * k;
+    if (!tape) tape = work; /* the tape's layout at the start of work; the scratch is after it */
+    float *u = tape, *e = tape + pnn_shg_tape_e(p);
     shg_encode_kernel<<<pnn_cuda_blocks(rows * k), PNN_CUDA_THREADS, 0, s>>>(rows, k, p->x_dim, bin_of, x, theta, u);
     PNN_CUDA_LAUNCHED("shg_encode_kernel");
     if (p->form == PNN_SHG_DIRECT) {
-        float *a = work;
+        float *a = work + shg_work_amp(p);
         shg_amplitude_kernel<<<pnn_cuda_blocks(rows * k), PNN_CUDA_THREADS, 0, s>>>(rows * k, u, a);
         PNN_CUDA_LAUNCHED("shg_amplitude_kernel");
         const int use_smem = (size_t)k * sizeof(float) <= SHG_SMEM_BYTES;
@@ -155,7 +156,7 @@ static void shg_forward(void *ctx, const pnn_shg_params *p, const int32_t *bin_o
         PNN_CUDA_LAUNCHED("shg_autoconv_kernel");
     } else {
         const int64_t pairs = shg_pairs(p);
-        float *z = e + rows * m, *sq = work + rows * (2 * k + m);
+        float *z = tape + pnn_shg_tape_z(p), *sq = work + shg_work_spectra(p);
         shg_pack_kernel<<<pnn_cuda_blocks(pairs * len), PNN_CUDA_THREADS, 0, s>>>(rows, k, len, 1, u, z);
         PNN_CUDA_LAUNCHED("shg_pack_kernel");
         pnn_cuda_fft(ctx, len, pairs, 0, z, z);
@@ -237,8 +238,8 @@ static void shg_vjp(void *ctx, const pnn_shg_params *p, const int32_t *bin_of, c
     const int64_t rows = p->batch, k = p->k, m = shg_m(p), len = p->fft_len, yd = p->y_dim;
     if (rows <= 0) return;
     cudaStream_t s = pnn_cuda_stream();
-    const float *u = tape, *e = tape + rows * k;
-    float *du = work + shg_tape_floats(p), *amp = du + rows * k, *de = du + rows * 2 * k;
+    const float *u = tape, *e = tape + pnn_shg_tape_e(p);
+    float *du = work + shg_work_amp(p), *amp = du + rows * k, *de = work + shg_work_de(p);
     shg_output_grad_kernel<<<pnn_cuda_blocks(rows * m), PNN_CUDA_THREADS, 0, s>>>(rows, m, yd, shg_norm(p), e, gain,
                                                                                    dy, de);
     PNN_CUDA_LAUNCHED("shg_output_grad_kernel");
@@ -249,8 +250,8 @@ static void shg_vjp(void *ctx, const pnn_shg_params *p, const int32_t *bin_of, c
         PNN_CUDA_LAUNCHED("shg_correlate_kernel");
     } else {
         const int64_t pairs = shg_pairs(p);
-        const float *z = e + rows * m;
-        float *w = du + rows * (2 * k + m);
+        const float *z = tape + pnn_shg_tape_z(p);
+        float *w = work + shg_work_spectra(p);
         shg_pack_kernel<<<pnn_cuda_blocks(pairs * len), PNN_CUDA_THREADS, 0, s>>>(rows, m, len, 0, de, w);
         PNN_CUDA_LAUNCHED("shg_pack_kernel");
         pnn_cuda_fft(ctx, len, pairs, 0, w, w);
@@ -348,7 +349,7 @@ static void shg_device_forward(void *ctx, const pnn_shg_params *p, const int32_t
     const int64_t rows = p->batch, k = p->k, m = shg_m(p), len = p->fft_len, stride = shg_device_field_stride(p);
     if (rows <= 0) return;
     cudaStream_t s = pnn_cuda_stream();
-    float *u = work, *a = u + rows * k, *e = a + rows * 2 * k, *inten = e + rows * stride;
+    float *u = work, *a = u + rows * k, *e = work + pnn_shg_align(rows * 3 * k), *inten = e + rows * stride;
     shg_encode_kernel<<<pnn_cuda_blocks(rows * k), PNN_CUDA_THREADS, 0, s>>>(rows, k, p->x_dim, bin_of, x, theta, u);
     PNN_CUDA_LAUNCHED("shg_encode_kernel");
     float scale = 1.0f;

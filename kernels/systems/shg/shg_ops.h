@@ -59,6 +59,18 @@ typedef struct pnn_shg_ops {
     size_t (*device_work_floats)(const pnn_shg_params *p);
 } pnn_shg_ops;
 
+/* The tape's layout, the same on every backend (so tapes and tests compare): u [B, K] by bin, E
+ * [B, M], then in the FFT form the packed spectra Z [ceil(B/2), 2L] (pair q holds rows 2q and
+ * 2q + 1). Every region starts on a 64-byte boundary, as FFTW's SIMD codelets and vector loads like. */
+static inline int64_t pnn_shg_align(int64_t n) { return (n + 15) & ~(int64_t)15; }
+static inline int64_t pnn_shg_tape_e(const pnn_shg_params *p) { return pnn_shg_align(p->batch * p->k); }
+static inline int64_t pnn_shg_tape_z(const pnn_shg_params *p) {
+    return pnn_shg_tape_e(p) + pnn_shg_align(p->batch * (2 * p->k - 1));
+}
+static inline int64_t pnn_shg_spectra_floats(const pnn_shg_params *p) {
+    return p->form == PNN_SHG_FFT ? pnn_shg_align((p->batch + 1) / 2 * 2 * p->fft_len) : 0;
+}
+
 /* Below this K, form auto computes the autoconvolution directly; from it on, by FFT (measured on
  * the CPU: benchmarks/bench_shg.c --crossover). */
 #define PNN_SHG_FFT_MIN_K 64
