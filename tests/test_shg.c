@@ -617,6 +617,7 @@ START_TEST(device_noise_is_relative_and_reproducible) {
     pnn_device *dev;
     pnn_twin *tw;
     device_and_twin("sim:shg?k=64&y_dim=64&mismatch=0&noise=0", 50, &ideal, &twin, NULL, NULL);
+    free(twin);
     device_and_twin("sim:shg?k=64&y_dim=64&mismatch=0&noise=0.01&seed=4", 50, &noisy, &twin, &dev, &tw);
     free(twin);
     device_and_twin("sim:shg?k=64&y_dim=64&mismatch=0&noise=0.01&seed=4", 50, &again, &twin, NULL, NULL);
