@@ -1,6 +1,6 @@
 /* sim:shg — the simulated optical system of a shaped broadband pulse, frequency doubled
- * (PHYSICS.md, "shg"): the ideal model (shg.h) plus what a lab instrument adds, which the twin
- * never sees. Drawn once from the device seed, all scaled by `mismatch` (0 = the ideal model):
+ * (PHYSICS.md, "shg"): the ideal model (shg.h; the shaper clamps u to [0, 1]) plus what a lab
+ * instrument adds, which the twin never sees. Drawn once from the device seed, all scaled by `mismatch` (0 = the ideal model):
  * a residual quadratic spectral phase phi_k = beta (k - K/2)^2 (|beta| (K/2)^2 = chirp x
  * U(0.75, 1.25) radians at the spectrum's edge, random sign), a finite phase-matching bandwidth
  * multiplying E(m) by sinc(x_m), x_m = pm x U(0.75, 1.25) (m - (K-1)) / (K-1), a Gaussian blur of
