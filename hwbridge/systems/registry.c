@@ -9,7 +9,8 @@
 #define PNN_SYSTEMS(X) \
     X(oscillator) \
     X(circuit) \
-    X(scatter)
+    X(scatter) \
+    X(shg)
 
 #define DECLARE(name) extern const pnn_system pnn_system_##name;
 PNN_SYSTEMS(DECLARE)
