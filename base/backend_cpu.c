@@ -62,6 +62,7 @@ static const pnn_backend_i cpu_iface = {
     .copy2d = pnn_cpu_copy2d,
     .axpby = pnn_cpu_axpby,
     .scale = pnn_cpu_scale,
+    .clamp = pnn_cpu_clamp,
     .dot = pnn_cpu_dot,
     .add_bias = pnn_cpu_add_bias,
     .bias_grad = pnn_cpu_bias_grad,

@@ -30,6 +30,9 @@ typedef struct phys_layer {
 
 static const pnn_layer_i phys_iface;
 
+/* a theta_range this wide means "no range" (the oscillator's is +-1e30) */
+#define PNN_THETA_UNBOUNDED 1e29f
+
 static pnn_status phys_out_shape(const pnn_layer *l, int64_t rows, int64_t cols, int64_t *out_rows,
                                  int64_t *out_cols) {
     const phys_layer *p = l->impl;
@@ -186,7 +189,16 @@ static pnn_status phys_backward(pnn_layer *l, const pnn_tensor *x, const pnn_ten
     return PNN_OK;
 }
 
-static void phys_params_changed(pnn_layer *l) { pnn_twin_theta_changed(((phys_layer *)l->impl)->twin); }
+/* The controls stay within what the device takes (projected after every update, and after a
+ * checkpoint is loaded): a shaper transmits between nothing and everything, a drive has rails,
+ * and a served instrument refuses controls outside its theta_range. */
+static void phys_params_changed(pnn_layer *l) {
+    phys_layer *p = l->impl;
+    const float *range = p->dev->info.theta_range;
+    if (range[0] > -PNN_THETA_UNBOUNDED || range[1] < PNN_THETA_UNBOUNDED)
+        l->be->iface->clamp(l->be->ctx, p->dev->info.theta_dim, range[0], range[1], p->theta);
+    pnn_twin_theta_changed(p->twin);
+}
 
 static void phys_destroy(pnn_layer *l) {
     phys_layer *p = l->impl;
@@ -293,8 +305,9 @@ pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char
     PNN_GOTO(pnn_twin_create(twin_kind ? twin_kind : "analytic", p->dev, twin_noise, &p->twin));
     p->oracle = twin_noise == PNN_TWIN_NOISE_ORACLE;
     if (p->oracle && !p->dev->iface->input_noise) {
-        st = PNN_ERROR(PNN_ERR_CONFIG, "layer '%s': twin_noise: oracle needs a simulated device; %s cannot "
-                       "replay its noise", name, device_uri);
+        st = PNN_ERROR(PNN_ERR_CONFIG, "layer '%s': twin_noise: oracle replays the input noise a simulator drew, "
+                       "which %s cannot give (a simulator with input noise can, e.g. sim:oscillator)", name,
+                       device_uri);
         goto fail;
     }
     const pnn_device_info *info = &p->dev->info;

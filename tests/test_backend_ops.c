@@ -180,6 +180,13 @@ static void case_axpby_scale(run_ctx *r, int v) {
     output(r, "scale", x, n);
 }
 
+static void case_clamp(run_ctx *r, int v) {
+    int64_t n = v ? 100003 : 17;
+    float *x = dev_random(r, n, -3, 3, 25);
+    r->ops->clamp(r->ctx, n, -1.0f, 0.5f, x);
+    output(r, "clamped", x, n);
+}
+
 static void case_dot(run_ctx *r, int v) {
     int64_t n = v ? 1234567 : 9;
     float *x = dev_random(r, n, -1, 1, 50), *y = dev_random(r, n, -1, 1, 51), *out = dev_filled(r, 1, 0);
@@ -306,6 +313,7 @@ PNN_BACKEND_OPS_CASES(generic,
     {"rng_normal", case_rng_normal, 2, 2e-6}, {"rng_normal", case_rng_normal, 3, 2e-6},
     {"copy2d", case_copy2d, 0, 0},         {"copy2d", case_copy2d, 1, 0},
     {"axpby_scale", case_axpby_scale, 0, 1e-6}, {"axpby_scale", case_axpby_scale, 1, 1e-6},
+    {"clamp", case_clamp, 0, 0}, {"clamp", case_clamp, 1, 0},
     {"dot", case_dot, 0, 1e-6},            {"dot", case_dot, 1, 1e-6},
     {"bias", case_bias, 0, 1e-6},          {"bias", case_bias, 1, 1e-6},
     {"act_identity", case_activation, PNN_ACT_IDENTITY, 0}, {"act_relu", case_activation, PNN_ACT_RELU, 0},

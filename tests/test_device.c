@@ -204,6 +204,29 @@ START_TEST(device_rejects_wrong_shapes_and_nan) {
 }
 END_TEST
 
+/* Controls are kept inside the device's theta_range at every pass (a shaper's mask in [0, 1]),
+ * and left alone where the range is unbounded (the oscillator). */
+START_TEST(controls_stay_in_the_device_range) {
+    pnn_layer *l;
+    ck_assert_int_eq(pnn_layer_physical(&l, be, "s", "sim:shg?k=8&x_dim=4&y_dim=4&noise=0", "analytic", -1, "all", 7),
+                     PNN_OK);
+    pnn_param *mask = &l->params[0];
+    float bad[4] = {-0.5f, 0.25f, 1.75f, 1.0f}, got[4];
+    pnn_tensor_from_host(&mask->value, bad, 4);
+    l->iface->params_changed(l);
+    pnn_tensor_to_host(&mask->value, got, 4);
+    ck_assert(got[0] == 0.0f && got[1] == 0.25f && got[2] == 1.0f && got[3] == 1.0f);
+    pnn_layer_free(l);
+    ck_assert_int_eq(pnn_layer_physical(&l, be, "o", "sim:oscillator?n=3&noise=0", "analytic", -1, "all", 7), PNN_OK);
+    float big[3] = {1e6f, -1e6f, 3.0f};
+    pnn_tensor_from_host(&l->params[1].value, big, 3);
+    l->iface->params_changed(l);
+    pnn_tensor_to_host(&l->params[1].value, got, 3);
+    ck_assert(got[0] == 1e6f && got[1] == -1e6f && got[2] == 3.0f);
+    pnn_layer_free(l);
+}
+END_TEST
+
 /* PAT: the physical layer's output is the device's, its gradient the twin's VJP at the same
  * inputs; in-silico: both from the twin. */
 START_TEST(physical_layer_pat_semantics) {
@@ -273,6 +296,7 @@ Suite *device_suite(void) {
     tcase_add_test(tc, oracle_twin_replays_device_noise);
     tcase_add_test(tc, device_rejects_wrong_shapes_and_nan);
     tcase_add_test(tc, physical_layer_pat_semantics);
+    tcase_add_test(tc, controls_stay_in_the_device_range);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -354,6 +354,23 @@ START_TEST(fft_matches_the_dft) {
 }
 END_TEST
 
+/* clamp keeps values in range, in place, and NaN stays NaN */
+START_TEST(clamp_matches_reference) {
+    for (int si = 0; si < N_SIZES; si++) {
+        int64_t n = sizes[si];
+        float *x = random_floats(n, -3, 3, 930);
+        double *want = doubles(n);
+        x[0] = __builtin_nanf("");
+        for (int64_t i = 0; i < n; i++) want[i] = isnan(x[i]) ? x[i] : x[i] < -1 ? -1 : x[i] > 0.5 ? 0.5 : x[i];
+        ops()->clamp(NULL, n, -1.0f, 0.5f, x);
+        ck_assert(isnan(x[0]));
+        x[0] = 0, want[0] = 0;
+        ck_assert(pnn_test_allclose("clamp", x, want, n, 0, 0));
+        free(x), free(want);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("ops");
     TCase *tc = tcase_create("ops");
@@ -369,6 +386,7 @@ int main(void) {
     tcase_add_test(tc, optimizer_updates_match_double);
     tcase_add_test(tc, cgemm_matches_double);
     tcase_add_test(tc, fft_matches_the_dft);
+    tcase_add_test(tc, clamp_matches_reference);
     suite_add_tcase(s, tc);
     return pnn_test_run(s);
 }

@@ -80,6 +80,8 @@ typedef struct pnn_backend_i {
     void (*axpby)(void *ctx, int64_t n, float alpha, const float *x, float beta, float *y);
     /* y = alpha * x */
     void (*scale)(void *ctx, int64_t n, float alpha, const float *x, float *y);
+    /* x[i] = min(max(x[i], lo), hi), in place (NaN stays NaN) */
+    void (*clamp)(void *ctx, int64_t n, float lo, float hi, float *x);
     /* *out (backend memory, one float) = sum x[i] * y[i], accumulated in double */
     void (*dot)(void *ctx, int64_t n, const float *x, const float *y, float *out);
     /* y[r, :] += bias for each of rows; dbias += column sums of dy */

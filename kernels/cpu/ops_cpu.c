@@ -38,6 +38,12 @@ void pnn_cpu_scale(void *ctx, int64_t n, float alpha, const float *x, float *y) 
     for (int64_t i = 0; i < n; i++) y[i] = alpha * x[i];
 }
 
+void pnn_cpu_clamp(void *ctx, int64_t n, float lo, float hi, float *x) {
+    (void)ctx;
+#pragma omp parallel for if (n > PNN_CPU_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) x[i] = x[i] < lo ? lo : x[i] > hi ? hi : x[i];
+}
+
 void pnn_cpu_dot(void *ctx, int64_t n, const float *x, const float *y, float *out) {
     (void)ctx;
     double acc = 0.0;

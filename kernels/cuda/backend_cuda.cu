@@ -398,6 +398,7 @@ static const pnn_backend_i cuda_iface = {
     .copy2d = pnn_cuda_copy2d,
     .axpby = pnn_cuda_axpby,
     .scale = pnn_cuda_scale,
+    .clamp = pnn_cuda_clamp,
     .dot = pnn_cuda_dot,
     .add_bias = pnn_cuda_add_bias,
     .bias_grad = pnn_cuda_bias_grad,

@@ -74,6 +74,7 @@ void pnn_cuda_copy2d(void *ctx, float *dst, int64_t dst_pitch, const float *src,
                      int64_t width, int64_t height);
 void pnn_cuda_axpby(void *ctx, int64_t n, float alpha, const float *x, float beta, float *y);
 void pnn_cuda_scale(void *ctx, int64_t n, float alpha, const float *x, float *y);
+void pnn_cuda_clamp(void *ctx, int64_t n, float lo, float hi, float *x);
 void pnn_cuda_dot(void *ctx, int64_t n, const float *x, const float *y, float *out);
 void pnn_cuda_add_bias(void *ctx, int64_t rows, int64_t cols, const float *bias, float *y);
 void pnn_cuda_bias_grad(void *ctx, int64_t rows, int64_t cols, const float *dy, float *dbias);

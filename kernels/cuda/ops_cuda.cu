@@ -86,6 +86,17 @@ void pnn_cuda_scale(void *ctx, int64_t n, float alpha, const float *x, float *y)
     PNN_CUDA_LAUNCHED("scale_kernel");
 }
 
+__global__ void clamp_kernel(int64_t n, float lo, float hi, float *x) {
+    PNN_GRID_STRIDE(i, n) x[i] = x[i] < lo ? lo : x[i] > hi ? hi : x[i];
+}
+
+void pnn_cuda_clamp(void *ctx, int64_t n, float lo, float hi, float *x) {
+    (void)ctx;
+    if (n <= 0) return;
+    clamp_kernel<<<pnn_cuda_blocks(n), PNN_CUDA_THREADS, 0, pnn_cuda_stream()>>>(n, lo, hi, x);
+    PNN_CUDA_LAUNCHED("clamp_kernel");
+}
+
 __global__ void add_bias_kernel(int64_t total, int64_t cols, const float *bias, float *y) {
     PNN_GRID_STRIDE(i, total) y[i] += bias[i % cols];
 }

@@ -28,7 +28,7 @@ printf 'not a recording' > "$tmp/junk.pnnrec"
 expect 65 "not a pnn recording" -- "$pnn" train "$cfg" --set "network.1.device=replay:$tmp/junk.pnnrec" --out "$tmp/b7"
 "$pnn" train "$cfg" --set epochs=1 --set "network.1.device=record:$tmp/ok.pnnrec@sim:oscillator?n=40&nt=10&seed=1" \
   --out "$tmp/rec" > /dev/null 2>&1 || bad "recording a run"
-expect 78 "oracle needs a simulated device" -- "$pnn" train "$cfg" --set "network.1.device=replay:$tmp/ok.pnnrec" --set network.1.twin_noise=oracle --out "$tmp/b8"
+expect 78 "oracle replays the input noise a simulator drew" -- "$pnn" train "$cfg" --set "network.1.device=replay:$tmp/ok.pnnrec" --set network.1.twin_noise=oracle --out "$tmp/b8"
 expect 64 "asked for call 16 but the recording holds 15 calls" -- "$pnn" train "$cfg" --set epochs=2 --set "network.1.device=replay:$tmp/ok.pnnrec" --out "$tmp/b9"
 for d in b1 b2 b3 b4 b5 b6 b7; do [ -e "$tmp/$d" ] && bad "a failed start left $tmp/$d"; done
 
