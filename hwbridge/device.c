@@ -92,6 +92,25 @@ pnn_status pnn_uri_int(pnn_uri *u, const char *key, int64_t def, int64_t min, in
     return PNN_OK;
 }
 
+pnn_status pnn_uri_choice(pnn_uri *u, const char *key, const char *const *choices, int def, int *out) {
+    *out = def;
+    const char *v = uri_find(u, key);
+    if (!v) return PNN_OK;
+    char list[256] = "";
+    for (int c = 0; choices[c]; c++) {
+        if (!strcmp(v, choices[c])) {
+            *out = c;
+            return PNN_OK;
+        }
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s", c ? ", " : "", choices[c]);
+    }
+    char close[64];
+    pnn_suggest(v, list, close, sizeof close);
+    return PNN_ERROR(PNN_ERR_INVALID, "device parameter %s=%s: expected one of %s%s%s%s", key, v, list,
+                     close[0] ? "; did you mean '" : "", close, close[0] ? "'?" : "");
+}
+
 pnn_status pnn_uri_check_all_used(const pnn_uri *u, const char *known_keys) {
     for (int i = 0; i < u->n; i++)
         if (!u->used[i]) {

@@ -35,21 +35,8 @@ typedef struct circuit_sim {
     int64_t rows_cap;
 } circuit_sim;
 
-/* layout=interleave|concat (the URI helpers read numbers only) */
-static pnn_status circuit_read_layout(pnn_uri *u, int *interleave) {
-    *interleave = 1;
-    for (int i = 0; i < u->n; i++) {
-        if (strcmp(u->keys[i], "layout")) continue;
-        u->used[i] = 1;
-        if (!strcmp(u->values[i], "interleave") || !strcmp(u->values[i], "concat")) {
-            *interleave = !strcmp(u->values[i], "interleave");
-            return PNN_OK;
-        }
-        return PNN_ERROR(PNN_ERR_INVALID, "device parameter layout=%s: expected interleave (x and theta alternate "
-                         "over the segments) or concat (x first, then theta)", u->values[i]);
-    }
-    return PNN_OK;
-}
+/* layout: interleave (x and theta alternate over the segments) or concat (x first, then theta) */
+static const char *const circuit_layouts[] = {"concat", "interleave", NULL};
 
 /* The fastest rate of the circuit linearised at rest: sqrt(w0^2 + alpha kappa) when it rings
  * (w0 itself without the nonlinear element), the fast decay rate when it is overdamped. The
@@ -73,7 +60,7 @@ pnn_status pnn_circuit_read_settings(pnn_uri *u, pnn_circuit_settings *out) {
                          (long long)(s * steps), (long long)PNN_CIRCUIT_MAX_RUN_STEPS);
     int64_t max_y = s * steps < PNN_DEVICE_MAX_XY_DIM ? s * steps : PNN_DEVICE_MAX_XY_DIM;
     PNN_TRY(pnn_uri_int(u, "y_dim", s / 2, 1, max_y, &yd));
-    PNN_TRY(circuit_read_layout(u, &interleave));
+    PNN_TRY(pnn_uri_choice(u, "layout", circuit_layouts, 1, &interleave));
     PNN_TRY(pnn_uri_double(u, "T", 4.0, 1e-6, 1e6, &T));
     PNN_TRY(pnn_uri_double(u, "w0", CIRCUIT_TWO_PI, 1e-6, 1e6, &w0));
     PNN_TRY(pnn_uri_double(u, "Qf", 4.0, 0.01, 1e6, &qf));

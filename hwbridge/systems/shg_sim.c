@@ -23,32 +23,13 @@
 static const char *const shg_layouts[] = {"concat", "interleave", NULL};
 static const char *const shg_forms[] = {"direct", "fft", "auto", NULL};
 
-/* A key whose value is one of choices (NULL-terminated): its index, or def when absent. */
-static pnn_status shg_uri_choice(pnn_uri *u, const char *key, const char *const *choices, int def, int *out) {
-    *out = def;
-    for (int i = 0; i < u->n; i++) {
-        if (strcmp(u->keys[i], key)) continue;
-        u->used[i] = 1;
-        for (int c = 0; choices[c]; c++)
-            if (!strcmp(u->values[i], choices[c])) {
-                *out = c;
-                return PNN_OK;
-            }
-        char list[128] = "";
-        for (int c = 0; choices[c]; c++)
-            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", c ? ", " : "", choices[c]);
-        return PNN_ERROR(PNN_ERR_INVALID, "device parameter %s=%s: expected one of %s", key, u->values[i], list);
-    }
-    return PNN_OK;
-}
-
 pnn_status pnn_shg_read_settings(pnn_uri *u, pnn_shg_settings *s) {
     int form;
     PNN_TRY(pnn_uri_int(u, "k", 64, 2, PNN_SHG_MAX_K, &s->k));
     PNN_TRY(pnn_uri_int(u, "x_dim", s->k / 2, 1, s->k - 1, &s->x_dim));
     PNN_TRY(pnn_uri_int(u, "y_dim", 2 * s->k - 1 < 16 ? 2 * s->k - 1 : 16, 1, 2 * s->k - 1, &s->y_dim));
-    PNN_TRY(shg_uri_choice(u, "layout", shg_layouts, 0, &s->layout));
-    PNN_TRY(shg_uri_choice(u, "form", shg_forms, 2, &form));
+    PNN_TRY(pnn_uri_choice(u, "layout", shg_layouts, 0, &s->layout));
+    PNN_TRY(pnn_uri_choice(u, "form", shg_forms, 2, &form));
     PNN_TRY(pnn_uri_double(u, "noise", 0.01, 0, 10, &s->noise));
     PNN_TRY(pnn_uri_int(u, "seed", 0, 0, INT64_MAX, &s->seed));
     s->form = form == 2 ? (s->k < PNN_SHG_FFT_MIN_K ? PNN_SHG_DIRECT : PNN_SHG_FFT) : (pnn_shg_form)form;

@@ -172,6 +172,9 @@ typedef struct pnn_uri {
 pnn_status pnn_uri_parse(const char *uri, pnn_uri *out);
 pnn_status pnn_uri_double(pnn_uri *u, const char *key, double def, double min, double max, double *out);
 pnn_status pnn_uri_int(pnn_uri *u, const char *key, int64_t def, int64_t min, int64_t max, int64_t *out);
+/* A key whose value is one of choices (a NULL-terminated list): its index, or def when absent;
+ * any other value is refused with the list and a "did you mean". */
+pnn_status pnn_uri_choice(pnn_uri *u, const char *key, const char *const *choices, int def, int *out);
 pnn_status pnn_uri_check_all_used(const pnn_uri *u, const char *known_keys);
 
 /* Recording and replay (hwbridge/record.c): "record:FILE@INNER_URI" and "replay:FILE". */

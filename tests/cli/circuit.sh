@@ -18,7 +18,7 @@ segments=1 segments=1: expected an integer in \[2,
 x_dim=16 x_dim=16: expected an integer in \[1, 15\]
 y_dim=0 y_dim=0
 y_dim=321 y_dim=321: expected an integer in \[1, 320\]
-layout=zigzag layout=zigzag: expected interleave
+layout=zigzag layout=zigzag: expected one of concat, interleave
 steps=0 steps=0
 steps=11 largest allowed dt is 0.0224.*steps >= 12
 T=0 T=0
