@@ -215,8 +215,10 @@ PY
 cp "$tmp/ref1/config.yaml" "$tmp/ref1/metrics.csv" "$tmp/huge/"
 expect 65 "metadata 'epoch' is '100000000000000000000'; expected a count" -- "$pnn" train --resume "$tmp/huge"
 
-# a run that diverges says that its state could not be saved (it used to pass over that in silence)
-expect 65 "could not save the state after step [0-9]+: .*NaN or Inf" -- "$pnn" train "$cfg" --set optimizer.lr=1000 \
+# a run that diverges says that its state could not be saved (it used to pass over that in silence);
+# which failure comes first depends on rounding (-O3 against the sanitizer build): the NaN check of the
+# checkpoint (65) or the device fed the diverged input (69); either way the state is not overwritten
+expect '65|69' "could not save the state after step [0-9]+: .*NaN or Inf" -- "$pnn" train "$cfg" --set optimizer.lr=1000 \
   --out "$tmp/diverged"
 
 finish

@@ -9,13 +9,14 @@ passed=0 failed=0
 ok() { passed=$((passed + 1)); }
 bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
 
-# expect CODE PATTERN -- command...: runs it, checks the exit code and that stderr matches the
-# extended regex PATTERN ("" matches anything); stdout and stderr stay in $tmp/out and $tmp/err
+# expect CODE PATTERN -- command...: runs it, checks the exit code (CODE may list alternatives, as
+# '65|69') and that stderr matches the extended regex PATTERN ("" matches anything);
+# stdout and stderr stay in $tmp/out and $tmp/err
 expect() {
   local code=$1 pattern=$2; shift 3
   "$@" > "$tmp/out" 2> "$tmp/err"
   local rc=$?
-  if [ "$rc" -eq "$code" ] && { [ -z "$pattern" ] || grep -qE -- "$pattern" "$tmp/err"; }; then ok
+  if [[ "$rc" =~ ^($code)$ ]] && { [ -z "$pattern" ] || grep -qE -- "$pattern" "$tmp/err"; }; then ok
   else bad "$* -> exit $rc (want $code), stderr: $(tail -c 600 "$tmp/err") (want /$pattern/)"; fi
 }
 
