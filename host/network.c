@@ -9,6 +9,7 @@
 #include "pnn/clock.h"
 #include "pnn/comm.h"
 #include "pnn/device.h"
+#include "pnn/fileio.h"
 #include "pnn/twin.h"
 
 static const char *const layer_kinds =
@@ -34,6 +35,33 @@ static pnn_status cfg_ints(const pnn_cfg *map, const char *key, int n, int64_t *
 
 static pnn_status cfg_pair(const pnn_cfg *map, const char *key, int64_t out[2]) {
     return cfg_ints(map, key, 2, out, "e.g. [7, 7]");
+}
+
+/* A physical layer's `twin`: a kind ("analytic"), or a map {kind: learned, path: FILE} for the
+ * kinds that read a file; written as the spec pnn_twin_create takes ("learned:FILE"). */
+static pnn_status twin_spec_of(const pnn_cfg *m, const char *where, char *spec, size_t size) {
+    const pnn_cfg *t = pnn_cfg_get(m, "twin");
+    const char *kind, *path;
+    if (!t || pnn_cfg_type_of(t) == PNN_CFG_SCALAR) {
+        PNN_TRY(pnn_cfg_str(m, "twin", 0, "analytic", &kind));
+        return pnn_path_format(spec, size, "%s", kind);
+    }
+    static const char *const keys[] = {"kind", "path", NULL};
+    char twhere[128];
+    snprintf(twhere, sizeof twhere, "%s, key 'twin'", where);
+    if (pnn_cfg_type_of(t) != PNN_CFG_MAP)
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: %s: expected a kind (analytic) or a map {kind: learned, path: FILE}",
+                         pnn_cfg_source(t), pnn_cfg_line(t), twhere);
+    PNN_TRY(pnn_cfg_check_keys(t, keys, twhere));
+    PNN_TRY(pnn_cfg_str(t, "kind", 1, NULL, &kind));
+    PNN_TRY(pnn_cfg_str(t, "path", 0, "", &path));
+    if (strchr(kind, ':'))
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: %s: kind '%s' is a name, not a spec", pnn_cfg_source(t),
+                         pnn_cfg_line(t), twhere, kind);
+    pnn_status st = *path ? pnn_path_format(spec, size, "%s:%s", kind, path) : pnn_path_format(spec, size, "%s", kind);
+    if (st != PNN_OK)
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: %s: the path is too long", pnn_cfg_source(t), pnn_cfg_line(t), twhere);
+    return PNN_OK;
 }
 
 /* rank/local_rank fill a physical layer's device template ({rank}, {local_rank}). */
@@ -125,7 +153,9 @@ static pnn_status build_layer(const pnn_cfg *m, int index, const pnn_backend *be
         if (tn && !strcmp(tn, "oracle")) twin_noise = PNN_TWIN_NOISE_ORACLE;
         else PNN_TRY(pnn_cfg_float(m, "twin_noise", 0, -1.0, -1.0, 100.0, &twin_noise));
         PNN_TRY(pnn_cfg_str(m, "device", 1, NULL, &device));
-        PNN_TRY(pnn_cfg_str(m, "twin", 0, "analytic", &twin));
+        char twin_spec[PNN_PATH_MAX + 32];
+        PNN_TRY(twin_spec_of(m, where, twin_spec, sizeof twin_spec));
+        twin = twin_spec;
         PNN_TRY(pnn_cfg_str(m, "outputs", 0, "all", &outputs));
         /* the config keeps the template; each rank opens its own device */
         char uri[1024], why[512];

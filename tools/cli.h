@@ -28,5 +28,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_systems(int argc, char **argv);
+int cmd_twin(int argc, char **argv);
 
 #endif
