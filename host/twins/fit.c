@@ -170,13 +170,16 @@ fail:
 
 static pnn_status read_recording(const char *path, const pnn_device_info *info, pnn_twin *an, int64_t max_rows,
                                  fit_data *d) {
-    pnn_rec_file f;
+    static pnn_rec_file zero;
+    pnn_rec_file f = zero;
+    pnn_device_info header;
     uint64_t bytes;
     pnn_status st;
     pnn_tensor xt = {0}, yt = {0};
     float *theta_dev = NULL;
     const pnn_backend *be = an ? an->be : NULL;
-    PNN_TRY(pnn_rec_open(&f, path, strlen(path), 0, &bytes));
+    PNN_GOTO(pnn_rec_open(&f, path, strlen(path), 0, &bytes));
+    PNN_GOTO(pnn_rec_read_header(&f, &header));
     PNN_GOTO(pnn_rec_scan(&f, 1));
     int64_t rows = 0, calls = 0;
     for (uint64_t k = 0; k < f.n_calls && rows < max_rows; k++, calls++) rows += (int64_t)f.index[k].batch;

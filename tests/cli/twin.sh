@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Learned twins end to end: pnn twin fit of the circuit device writes a twin that pnn twin show
+# describes and a config trains with (learned and residual kinds, PAT and in silico); the fit
+# from the recording of those calls gives the same figure; and bad input is refused with its
+# exit code: a twin of another system or dims (78, naming both), a truncated or foreign file
+# (65), a missing file (66), an unknown twin kind (78, did you mean), a recording of another
+# device (78), too few samples for the validation split (64), bad options (64).
+source "$(dirname "$0")/lib.bash"
+cfg=$src/examples/vowels-circuit.yaml
+dev='sim:circuit?segments=16&y_dim=16&seed=1'
+fit=(--samples 1024 --hidden 32,32 --epochs 40 --lr 3e-3)
+
+expect 0 "validation NMSE=.*the analytic twin alone" -- "$pnn" twin fit "$dev" --out "$tmp/l.st" --record "$tmp/calls.rec" "${fit[@]}"
+grep -qE '^fit: validation_nmse=[0-9.e-]+ .*device_calls=64 ' "$tmp/out" || bad "fit line: $(cat "$tmp/out")"
+nmse=$(sed -E 's/.*validation_nmse=([^ ]+) .*/\1/' "$tmp/out")
+expect 0 "" -- "$pnn" twin show "$tmp/l.st"
+grep -qE '^system +circuit' "$tmp/out" && grep -qE '^theta_dim +8' "$tmp/out" || bad "twin show: $(cat "$tmp/out")"
+expect 0 "" -- "$pnn" twin fit --from "$tmp/calls.rec" "$dev" --out "$tmp/l2.st" "${fit[@]}"
+nmse2=$(sed -E 's/.*validation_nmse=([^ ]+) .*/\1/' "$tmp/out")
+[ "$nmse" = "$nmse2" ] || bad "the fit from the recording gave NMSE $nmse2, the fit from the device $nmse"
+expect 0 "" -- "$pnn" twin fit "$dev" --kind residual --out "$tmp/r.st" "${fit[@]}"
+
+for m in pat insilico; do
+  expect 0 "" -- "$pnn" train "$cfg" --set epochs=2 --set method=$m --set "network.2.twin={kind: learned, path: $tmp/l.st}" --out "$tmp/run-l-$m"
+  grep -q '^final: test_acc_device=' "$tmp/out" || bad "learned $m: no final line"
+  expect 0 "" -- "$pnn" train "$cfg" --set epochs=2 --set method=$m --set "network.2.twin={kind: residual, path: $tmp/r.st}" --out "$tmp/run-r-$m"
+done
+
+# bad input
+"$pnn" twin fit 'sim:oscillator?n=8&nt=4' --out "$tmp/osc.st" --samples 256 --epochs 2 > /dev/null 2>&1 || bad "oscillator fit"
+expect 78 "models system 'oscillator'.*device sim:circuit.* is 'circuit'" -- "$pnn" train "$cfg" --set epochs=1 \
+  --set "network.2.twin={kind: learned, path: $tmp/osc.st}" --out "$tmp/bad1"
+[ -e "$tmp/bad1" ] && bad "a refused twin left its run directory"
+expect 78 "holds a learned twin; use twin: \{kind: learned" -- "$pnn" train "$cfg" --set epochs=1 \
+  --set "network.2.twin={kind: residual, path: $tmp/l.st}" --out "$tmp/bad2"
+head -c 200 "$tmp/l.st" > "$tmp/cut.st"
+expect 65 "cut.st" -- "$pnn" train "$cfg" --set "network.2.twin={kind: learned, path: $tmp/cut.st}" --out "$tmp/bad3"
+"$pnn" train "$cfg" --set epochs=1 --out "$tmp/plain" > /dev/null 2>&1 || bad "plain run"
+expect 65 "is not a twin file" -- "$pnn" train "$cfg" \
+  --set "network.2.twin={kind: learned, path: $tmp/plain/checkpoint.safetensors}" --out "$tmp/bad4"
+expect 66 "does not exist" -- "$pnn" train "$cfg" --set "network.2.twin={kind: learned, path: $tmp/none.st}" --out "$tmp/bad5"
+expect 78 "unknown twin kind 'learnd'.*did you mean 'learned'" -- "$pnn" train "$cfg" --set "network.2.twin=learnd" --out "$tmp/bad6"
+expect 78 "twin kind 'learned' needs a file" -- "$pnn" train "$cfg" --set "network.2.twin=learned" --out "$tmp/bad7"
+expect 78 "unknown key 'file' in layer 2 \(physical\), key 'twin'; allowed keys: kind, path" -- "$pnn" train "$cfg" --set "network.2.twin={kind: learned, file: x}" --out "$tmp/bad8"
+expect 78 "recording .*calls.rec is of device sim:circuit\?segments=16&y_dim=16&seed=1.*not of sim:circuit\?segments=16&y_dim=16&seed=2" -- \
+  "$pnn" twin fit --from "$tmp/calls.rec" 'sim:circuit?segments=16&y_dim=16&seed=2' --out "$tmp/bad.st"
+expect 64 "too few to hold out" -- "$pnn" twin fit "$dev" --samples 40 --out "$tmp/bad.st"
+[ -e "$tmp/bad.st" ] && bad "a refused fit wrote its file"
+expect 64 "bad value 'lots' for --samples" -- "$pnn" twin fit "$dev" --samples lots --out "$tmp/bad.st"
+expect 64 "--out FILE" -- "$pnn" twin fit "$dev"
+expect 64 "unknown option --sample" -- "$pnn" twin fit "$dev" --sample 4 --out "$tmp/bad.st"
+expect 64 "kind 'analytic' cannot be fitted" -- "$pnn" twin fit "$dev" --kind analytic --out "$tmp/bad.st"
+expect 66 "" -- "$pnn" twin fit --from "$tmp/none.rec" --out "$tmp/bad.st"
+expect 65 "not a twin file" -- "$pnn" twin show "$tmp/plain/checkpoint.safetensors"
+expect 0 "" -- "$pnn" twin --help
+grep -q "pnn twin fit DEVICE_URI" "$tmp/out" || bad "twin --help"
+finish
