@@ -138,6 +138,12 @@ static pnn_status phys_forward_end(pnn_layer *l, const pnn_tensor *x, pnn_tensor
             PNN_TRY(phys_full_input(l, x, slot, &xf));
             PNN_TRY(twin_forward(l, xf, pass, slot, first_call));
         }
+        if (pass == PNN_PASS_TRAIN_PAT && p->twin->iface->observe) {
+            /* a learned twin keeps what the device answered, to refine itself on */
+            const pnn_tensor *xf;
+            PNN_TRY(phys_full_input(l, x, slot, &xf));
+            PNN_TRY(p->twin->iface->observe(p->twin, xf, p->theta, &s->y_dev));
+        }
     } else {
         const pnn_tensor *xf;
         PNN_TRY(phys_full_input(l, x, slot, &xf));
@@ -275,9 +281,10 @@ static pnn_status add_theta_param(pnn_layer *l, const pnn_theta_part *part, int6
     return PNN_OK;
 }
 
-pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char *name,
-                              const char *device_uri, const char *twin_kind, double twin_noise,
-                              const char *outputs, uint64_t seed) {
+/* twin_cfg (a config node) when given, else twin_kind (a spec string) */
+static pnn_status physical(pnn_layer **out, const pnn_backend *be, const char *name, const char *device_uri,
+                           const char *twin_kind, const pnn_cfg *twin_cfg, double twin_noise, const char *outputs,
+                           uint64_t seed) {
     pnn_status st = PNN_OK;
     *out = NULL;
     pnn_layer *l = calloc(1, sizeof *l);
@@ -302,7 +309,12 @@ pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char
         pnn_error_prefix(st, "layer '%s': ", name);
         goto fail;
     }
-    PNN_GOTO(pnn_twin_create(twin_kind ? twin_kind : "analytic", p->dev, twin_noise, &p->twin));
+    st = twin_cfg ? pnn_twin_create_cfg(twin_cfg, p->dev, twin_noise, &p->twin)
+                  : pnn_twin_create(twin_kind ? twin_kind : "analytic", p->dev, twin_noise, &p->twin);
+    if (st != PNN_OK) {
+        pnn_error_prefix(st, "layer '%s': ", name);
+        goto fail;
+    }
     p->oracle = twin_noise == PNN_TWIN_NOISE_ORACLE;
     if (p->oracle && !p->dev->iface->input_noise) {
         st = PNN_ERROR(PNN_ERR_CONFIG, "layer '%s': twin_noise: oracle replays the input noise a simulator drew, "
@@ -333,4 +345,14 @@ pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char
 fail:
     pnn_layer_free(l);
     return st;
+}
+
+pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char *name, const char *device_uri,
+                              const char *twin_kind, double twin_noise, const char *outputs, uint64_t seed) {
+    return physical(out, be, name, device_uri, twin_kind, NULL, twin_noise, outputs, seed);
+}
+
+pnn_status pnn_layer_physical_cfg(pnn_layer **out, const pnn_backend *be, const char *name, const char *device_uri,
+                                  const pnn_cfg *twin, double twin_noise, const char *outputs, uint64_t seed) {
+    return physical(out, be, name, device_uri, NULL, twin, twin_noise, outputs, seed);
 }

@@ -37,33 +37,6 @@ static pnn_status cfg_pair(const pnn_cfg *map, const char *key, int64_t out[2]) 
     return cfg_ints(map, key, 2, out, "e.g. [7, 7]");
 }
 
-/* A physical layer's `twin`: a kind ("analytic"), or a map {kind: learned, path: FILE} for the
- * kinds that read a file; written as the spec pnn_twin_create takes ("learned:FILE"). */
-static pnn_status twin_spec_of(const pnn_cfg *m, const char *where, char *spec, size_t size) {
-    const pnn_cfg *t = pnn_cfg_get(m, "twin");
-    const char *kind, *path;
-    if (!t || pnn_cfg_type_of(t) == PNN_CFG_SCALAR) {
-        PNN_TRY(pnn_cfg_str(m, "twin", 0, "analytic", &kind));
-        return pnn_path_format(spec, size, "%s", kind);
-    }
-    static const char *const keys[] = {"kind", "path", NULL};
-    char twhere[128];
-    snprintf(twhere, sizeof twhere, "%s, key 'twin'", where);
-    if (pnn_cfg_type_of(t) != PNN_CFG_MAP)
-        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: %s: expected a kind (analytic) or a map {kind: learned, path: FILE}",
-                         pnn_cfg_source(t), pnn_cfg_line(t), twhere);
-    PNN_TRY(pnn_cfg_check_keys(t, keys, twhere));
-    PNN_TRY(pnn_cfg_str(t, "kind", 1, NULL, &kind));
-    PNN_TRY(pnn_cfg_str(t, "path", 0, "", &path));
-    if (strchr(kind, ':'))
-        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: %s: kind '%s' is a name, not a spec", pnn_cfg_source(t),
-                         pnn_cfg_line(t), twhere, kind);
-    pnn_status st = *path ? pnn_path_format(spec, size, "%s:%s", kind, path) : pnn_path_format(spec, size, "%s", kind);
-    if (st != PNN_OK)
-        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: %s: the path is too long", pnn_cfg_source(t), pnn_cfg_line(t), twhere);
-    return PNN_OK;
-}
-
 /* rank/local_rank fill a physical layer's device template ({rank}, {local_rank}). */
 static pnn_status build_layer(const pnn_cfg *m, int index, const pnn_backend *be, int64_t in_cols,
                               uint64_t seed, int rank, int local_rank, pnn_layer **out) {
@@ -146,16 +119,13 @@ static pnn_status build_layer(const pnn_cfg *m, int index, const pnn_backend *be
     }
     if (!strcmp(kind, "physical")) {
         static const char *const keys[] = {"kind", "name", "device", "twin", "twin_noise", "outputs", NULL};
-        const char *device, *twin, *outputs;
+        const char *device, *outputs;
         double twin_noise;
         PNN_TRY(pnn_cfg_check_keys(m, keys, where));
         const char *tn = pnn_cfg_scalar(pnn_cfg_get(m, "twin_noise"));
         if (tn && !strcmp(tn, "oracle")) twin_noise = PNN_TWIN_NOISE_ORACLE;
         else PNN_TRY(pnn_cfg_float(m, "twin_noise", 0, -1.0, -1.0, 100.0, &twin_noise));
         PNN_TRY(pnn_cfg_str(m, "device", 1, NULL, &device));
-        char twin_spec[PNN_PATH_MAX + 32];
-        PNN_TRY(twin_spec_of(m, where, twin_spec, sizeof twin_spec));
-        twin = twin_spec;
         PNN_TRY(pnn_cfg_str(m, "outputs", 0, "all", &outputs));
         /* the config keeps the template; each rank opens its own device */
         char uri[1024], why[512];
@@ -164,7 +134,7 @@ static pnn_status build_layer(const pnn_cfg *m, int index, const pnn_backend *be
             return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: %s: key 'device': %s", pnn_cfg_source(m),
                              pnn_cfg_line(pnn_cfg_get(m, "device")), where, why);
         }
-        return pnn_layer_physical(out, be, name, uri, twin, twin_noise, outputs, seed);
+        return pnn_layer_physical_cfg(out, be, name, uri, pnn_cfg_get(m, "twin"), twin_noise, outputs, seed);
     }
     return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown layer kind '%s'; known kinds: %s", pnn_cfg_source(m),
                      pnn_cfg_line(pnn_cfg_get(m, "kind")), kind, layer_kinds);
@@ -505,6 +475,30 @@ int pnn_network_counters(const pnn_network *net, uint64_t **counters, int max) {
         }
     }
     return k;
+}
+
+int pnn_network_twin_states(const pnn_network *net, pnn_tensor **t, char (*names)[PNN_TWIN_STATE_NAME_MAX], int max) {
+    int k = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        pnn_twin *tw = pnn_layer_physical_twin(net->layers[i]);
+        if (!tw || !tw->iface->state) continue;
+        const char *name;
+        pnn_tensor *s;
+        for (int j = 0; (s = tw->iface->state(tw, j, &name)) != NULL; j++, k++)
+            if (k < max) {
+                t[k] = s;
+                snprintf(names[k], PNN_TWIN_STATE_NAME_MAX, "twin_state.%s.%s", net->layers[i]->name, name);
+            }
+    }
+    return k;
+}
+
+pnn_status pnn_network_twin_states_loaded(pnn_network *net) {
+    for (int i = 0; i < net->n_layers; i++) {
+        pnn_twin *tw = pnn_layer_physical_twin(net->layers[i]);
+        if (tw && tw->iface->state_loaded) PNN_TRY(tw->iface->state_loaded(tw));
+    }
+    return PNN_OK;
 }
 
 pnn_param *pnn_network_param(const pnn_network *net, const char *name) {

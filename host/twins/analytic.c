@@ -3,8 +3,11 @@
 #include "host/twins/kind.h"
 #include "pnn/system.h"
 
-static pnn_status analytic_create(const char *arg, pnn_device *dev, double noise, pnn_twin **out) {
+static pnn_status analytic_create(const char *arg, const pnn_cfg *opts, pnn_device *dev, double noise,
+                                  pnn_twin **out) {
     (void)arg;
+    static const char *const keys[] = {"kind", NULL};
+    if (opts) PNN_TRY(pnn_cfg_check_keys(opts, keys, "twin (analytic)"));
     const pnn_system *sys = pnn_system_find(dev->info.system);
     if (!sys)
         return PNN_ERROR(PNN_ERR_UNSUPPORTED, "no analytic twin for system '%s' of device %s: pnn knows the physics "

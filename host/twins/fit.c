@@ -409,15 +409,9 @@ static pnn_status fit(const fit_data *d, const pnn_backend *be, const pnn_twin_f
             }
             PNN_GOTO(pnn_mlp_shape(&F.xb, be, b, in));
             PNN_GOTO(pnn_mlp_shape(&F.tb, be, b, yd));
-            PNN_GOTO(pnn_mlp_shape(&F.dy, be, b, yd));
-            PNN_GOTO(pnn_mlp_shape(&F.loss, be, b, 1));
             PNN_GOTO(pnn_tensor_from_host(&F.xb, F.xh, b * in));
             PNN_GOTO(pnn_tensor_from_host(&F.tb, F.th, b * yd));
-            for (int i = 0; i < np; i++) PNN_GOTO(pnn_tensor_zero(&plist[i]->grad));
-            PNN_GOTO(pnn_mlp_forward(m, &F.xb, NULL, 0, &F.tape, &F.yb));
-            be->iface->mse(be->ctx, b, yd, F.yb.data, F.tb.data, F.loss.data, F.dy.data, 1.0f / (float)b);
-            PNN_GOTO(pnn_mlp_backward(m, &F.xb, 0, &F.tape, &F.dy, NULL, 0, NULL, F.work));
-            PNN_GOTO(pnn_optimizer_step(opt));
+            PNN_GOTO(pnn_mlp_fit_step(m, opt, &F.xb, &F.tb, &F.tape, &F.yb, &F.dy, &F.loss, F.work));
             rows_done += b;
             if (i0 == 0 || i0 + b >= ntr) {
                 float l[1];

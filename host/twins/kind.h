@@ -4,14 +4,16 @@
 #ifndef PNN_HOST_TWINS_KIND_H
 #define PNN_HOST_TWINS_KIND_H
 
+#include "pnn/config.h"
 #include "pnn/twin.h"
 
 typedef struct pnn_twin_kind {
     const char *name;    /* "analytic" */
     const char *summary; /* one line for --help */
     int needs_arg;       /* 1: "NAME:ARG" is required (the learned kinds' file) */
-    /* noise as pnn_twin_create; arg is "" when none was given */
-    pnn_status (*create)(const char *arg, pnn_device *dev, double noise, pnn_twin **out);
+    /* noise as pnn_twin_create; arg is "" when none was given; opts the config map the twin was
+     * given in (NULL for a plain spec): the kind checks its keys */
+    pnn_status (*create)(const char *arg, const pnn_cfg *opts, pnn_device *dev, double noise, pnn_twin **out);
 } pnn_twin_kind;
 
 #endif

@@ -2,6 +2,8 @@
  * GEMM and elementwise ops, the folding of the standardisation, and the twin file. */
 #include "host/twins/mlp.h"
 
+#include "pnn/optim.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -249,6 +251,18 @@ pnn_status pnn_mlp_backward(pnn_mlp *m, const pnn_tensor *x, int64_t theta_dim, 
         }
     }
     return PNN_OK;
+}
+
+pnn_status pnn_mlp_fit_step(pnn_mlp *m, pnn_optimizer *opt, const pnn_tensor *x, const pnn_tensor *target,
+                            pnn_mlp_tape *tape, pnn_tensor *y, pnn_tensor *dy, pnn_tensor *loss, pnn_tensor work[2]) {
+    int64_t rows = pnn_tensor_rows(x), out = m->dims[m->n_lin];
+    PNN_TRY(pnn_mlp_shape(dy, m->be, rows, out));
+    PNN_TRY(pnn_mlp_shape(loss, m->be, rows, 1));
+    for (int i = 0; i < m->holder->n_params; i++) PNN_TRY(pnn_tensor_zero(&m->holder->params[i].grad));
+    PNN_TRY(pnn_mlp_forward(m, x, NULL, 0, tape, y));
+    m->be->iface->mse(m->be->ctx, rows, out, y->data, target->data, loss->data, dy->data, 1.0f / (float)rows);
+    PNN_TRY(pnn_mlp_backward(m, x, 0, tape, dy, NULL, 0, NULL, work));
+    return pnn_optimizer_step(opt);
 }
 
 /* ---- the file ---- */

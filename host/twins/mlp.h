@@ -53,6 +53,13 @@ pnn_status pnn_mlp_backward(pnn_mlp *m, const pnn_tensor *x, int64_t theta_dim, 
                             const pnn_tensor *dy, pnn_tensor *dx, int accumulate, float *dtheta,
                             pnn_tensor work[2]);
 void pnn_mlp_tape_free(pnn_mlp_tape *t);
+
+/* One regression step: zero the gradients, forward x [rows, in] (standardised), the MSE against
+ * target [rows, out] (mean over rows), backward, one update of opt (an optimizer over the MLP's
+ * parameters). loss gets the first row's loss (backend memory, [rows, 1]), dy and work scratch. */
+typedef struct pnn_optimizer pnn_optimizer;
+pnn_status pnn_mlp_fit_step(pnn_mlp *m, pnn_optimizer *opt, const pnn_tensor *x, const pnn_tensor *target,
+                            pnn_mlp_tape *tape, pnn_tensor *y, pnn_tensor *dy, pnn_tensor *loss, pnn_tensor work[2]);
 /* pnn_tensor_reshape2 of a tensor that may still be empty ({0}): it gets backend be first. */
 static inline pnn_status pnn_mlp_shape(pnn_tensor *t, const pnn_backend *be, int64_t rows, int64_t cols) {
     if (!t->backend) t->backend = be;

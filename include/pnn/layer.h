@@ -125,6 +125,11 @@ typedef struct pnn_twin pnn_twin;
 pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char *name,
                               const char *device_uri, const char *twin_kind, double twin_noise,
                               const char *outputs, uint64_t seed);
+/* The same with the twin given by a config node (pnn_twin_create_cfg): a kind, or a map
+ * {kind: learned, path: FILE, refine: {...}}. */
+typedef struct pnn_cfg pnn_cfg;
+pnn_status pnn_layer_physical_cfg(pnn_layer **out, const pnn_backend *be, const char *name, const char *device_uri,
+                                  const pnn_cfg *twin, double twin_noise, const char *outputs, uint64_t seed);
 /* The device and the twin of a physical layer; NULL for any other layer. */
 pnn_device *pnn_layer_physical_device(const pnn_layer *l);
 pnn_twin *pnn_layer_physical_twin(const pnn_layer *l);

@@ -68,6 +68,13 @@ int pnn_network_devices(const pnn_network *net, pnn_device **devs, int max);
 /* Pointers to the random-stream counters of every physical layer (its device's and its twin's
  * call counts), in order: what a checkpoint must restore for an exact resume. */
 int pnn_network_counters(const pnn_network *net, uint64_t **counters, int max);
+/* What the twins of the physical layers learn during training (a learned twin's online
+ * refinement: its MLP, optimizer and buffer), for checkpoints: up to max tensors, names[i] gets
+ * "twin_state.<layer>.<name>". Returns how many there are (it may exceed max). After they were
+ * written into, pnn_network_twin_states_loaded tells the twins. */
+#define PNN_TWIN_STATE_NAME_MAX 192
+int pnn_network_twin_states(const pnn_network *net, pnn_tensor **t, char (*names)[PNN_TWIN_STATE_NAME_MAX], int max);
+pnn_status pnn_network_twin_states_loaded(pnn_network *net);
 /* The parameter called name, or NULL. */
 pnn_param *pnn_network_param(const pnn_network *net, const char *name);
 

@@ -31,6 +31,14 @@ typedef struct pnn_twin_i {
     /* Initial theta (theta_dim floats, backend memory), drawn from (seed, stream). */
     pnn_status (*init_theta)(pnn_twin *tw, uint64_t seed, uint64_t stream, float *theta);
     void (*free)(pnn_twin *tw);
+    /* The rest may be NULL (a twin that learns nothing during training). observe: the device's
+     * answer y [b, y_dim] at x [b, x_dim] and theta in a PAT training pass (a learned twin keeps
+     * it to refine itself on). state: the i-th tensor of what the twin learned during training
+     * (NULL past the last), named (stable, unique within the twin), for checkpoints; after they
+     * were written into, state_loaded. */
+    pnn_status (*observe)(pnn_twin *tw, const pnn_tensor *x, const float *theta, const pnn_tensor *y);
+    pnn_tensor *(*state)(pnn_twin *tw, int i, const char **name);
+    pnn_status (*state_loaded)(pnn_twin *tw);
 } pnn_twin_i;
 
 struct pnn_twin {
@@ -60,6 +68,12 @@ static inline void pnn_twin_theta_changed(pnn_twin *tw) { tw->theta_stale = 1; }
  * allows it). */
 #define PNN_TWIN_NOISE_ORACLE (-2.0)
 pnn_status pnn_twin_create(const char *kind, pnn_device *dev, double noise, pnn_twin **out);
+/* The same from a config node: a kind ("analytic") or a map {kind: K, path: FILE, ...} whose other
+ * keys the kind reads (learned: fit, refine; docs/architecture.md, "Learned twins"). */
+typedef struct pnn_cfg pnn_cfg;
+pnn_status pnn_twin_create_cfg(const pnn_cfg *spec, pnn_device *dev, double noise, pnn_twin **out);
+/* The known kinds, "analytic, learned, ..." (a static string). */
+const char *pnn_twin_kind_names(void);
 void pnn_twin_free(pnn_twin *tw);
 
 #ifdef __cplusplus

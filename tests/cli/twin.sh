@@ -26,6 +26,25 @@ for m in pat insilico; do
   expect 0 "" -- "$pnn" train "$cfg" --set epochs=2 --set method=$m --set "network.2.twin={kind: residual, path: $tmp/r.st}" --out "$tmp/run-r-$m"
 done
 
+# online refinement: trains, keeps its buffer, MLP and optimizer in the checkpoint, resumes exactly
+ref="network.2.twin={kind: learned, path: $tmp/l.st, refine: {every: 5, buffer: 500, steps: 4, batch: 32}}"
+"$pnn" train "$cfg" --set epochs=4 --set "$ref" --out "$tmp/rfull" > "$tmp/rfull.out" 2>&1 || bad "refine: $(tail -3 "$tmp/rfull.out")"
+"$pnn" train "$cfg" --set epochs=2 --set "$ref" --out "$tmp/rpart" > /dev/null 2>&1 || bad "refine, partial"
+"$pnn" train --resume "$tmp/rpart" --set epochs=4 > "$tmp/rres.out" 2>&1 || bad "refine, resume: $(tail -3 "$tmp/rres.out")"
+if python3 - "$tmp/rfull/checkpoint.safetensors" "$tmp/rpart/checkpoint.safetensors" "$tmp/l.st" <<'PY'
+import sys
+import numpy as np
+from safetensors.numpy import load_file
+a, b, f = load_file(sys.argv[1]), load_file(sys.argv[2]), load_file(sys.argv[3])
+meta = a["twin_state.circ.refine"][0]
+assert meta[0] == 500 and meta[3] > 10, meta  # the buffer is full, refits happened
+assert not np.array_equal(a["twin_state.circ.twin.layers.0.weight"], f["layers.0.weight"]), "refinement changed nothing"
+assert set(a) == set(b), sorted(set(a) ^ set(b))
+diff = [k for k in a if not np.array_equal(a[k], b[k])]
+assert not diff, "resumed run differs in %s" % diff
+PY
+then ok; else bad "online refinement: see above"; fi
+
 # bad input
 "$pnn" twin fit 'sim:oscillator?n=8&nt=4' --out "$tmp/osc.st" --samples 256 --epochs 2 > /dev/null 2>&1 || bad "oscillator fit"
 expect 78 "models system 'oscillator'.*device sim:circuit.* is 'circuit'" -- "$pnn" train "$cfg" --set epochs=1 \
@@ -41,7 +60,12 @@ expect 65 "is not a twin file" -- "$pnn" train "$cfg" \
 expect 66 "does not exist" -- "$pnn" train "$cfg" --set "network.2.twin={kind: learned, path: $tmp/none.st}" --out "$tmp/bad5"
 expect 78 "unknown twin kind 'learnd'.*did you mean 'learned'" -- "$pnn" train "$cfg" --set "network.2.twin=learnd" --out "$tmp/bad6"
 expect 78 "twin kind 'learned' needs a file" -- "$pnn" train "$cfg" --set "network.2.twin=learned" --out "$tmp/bad7"
-expect 78 "unknown key 'file' in layer 2 \(physical\), key 'twin'; allowed keys: kind, path" -- "$pnn" train "$cfg" --set "network.2.twin={kind: learned, file: x}" --out "$tmp/bad8"
+expect 78 "needs a file: twin: \{kind: learned, path: FILE\}" -- "$pnn" train "$cfg" --set "network.2.twin={kind: learned, file: x}" --out "$tmp/bad8"
+expect 78 "unknown key 'refin' in twin; allowed keys: kind, path, fit, refine" -- "$pnn" train "$cfg" \
+  --set "network.2.twin={kind: learned, path: $tmp/l.st, refin: {every: 2}}" --out "$tmp/bad9"
+expect 78 "unknown key 'evry' in twin refine; .*did you mean 'every'" -- "$pnn" train "$cfg" \
+  --set "network.2.twin={kind: learned, path: $tmp/l.st, refine: {evry: 2}}" --out "$tmp/bad10"
+expect 78 "buffer" -- "$pnn" train "$cfg" --set "network.2.twin={kind: learned, path: $tmp/l.st, refine: {buffer: 0}}" --out "$tmp/bad11"
 expect 78 "recording .*calls.rec is of device sim:circuit\?segments=16&y_dim=16&seed=1.*not of sim:circuit\?segments=16&y_dim=16&seed=2" -- \
   "$pnn" twin fit --from "$tmp/calls.rec" 'sim:circuit?segments=16&y_dim=16&seed=2' --out "$tmp/bad.st"
 expect 64 "too few to hold out" -- "$pnn" twin fit "$dev" --samples 40 --out "$tmp/bad.st"
