@@ -95,7 +95,8 @@ int main(int argc, char **argv) {
             double sum = 0;
             for (int64_t r = 0; r < batch; r++) sum += l[r];
             free(l);
-            *(s == 0 ? &first : &last) = sum / (double)batch;
+            if (s == 0) first = sum / (double)batch;
+            if (steps && s == steps - 1) last = sum / (double)batch;
         }
         if (steps ? s + 1 >= steps : (s >= warm && pnn_now_s() - t0 >= seconds && done >= 3)) break;
     }
@@ -110,14 +111,16 @@ int main(int argc, char **argv) {
     }
     if (n_hidden == 0) first_w = (double)in * out;
     double flops = 6 * params - 2 * first_w, rate = (double)done * batch / dt;
+    char last_s[32] = "null"; /* measured with --steps only */
+    if (!isnan(last)) snprintf(last_s, sizeof last_s, "%.6g", last);
     double peak = sgemm_gflops((int)batch, (int)dims[widest + 1], (int)dims[widest]);
     printf("{\"in\": %lld, \"hidden\": [", (long long)in);
     for (int i = 0; i < n_hidden; i++) printf("%s%lld", i ? ", " : "", (long long)hidden[i]);
     printf("], \"out\": %lld, \"batch\": %lld, \"params\": %lld, \"steps\": %lld, \"seconds\": %.4f, "
            "\"samples_per_s\": %.2f, \"flops_per_sample\": %.0f, \"gflops\": %.3f, \"sgemm_gflops_widest_layer\": %.3f, "
-           "\"fraction_of_sgemm\": %.3f, \"loss_first\": %.6g, \"loss_last\": %.6g}\n",
+           "\"fraction_of_sgemm\": %.3f, \"loss_first\": %.6g, \"loss_last\": %s}\n",
            (long long)out, (long long)batch, (long long)pnn_mlp_param_count(m), (long long)done, dt, rate, flops,
-           flops * rate / 1e9, peak, flops * rate / 1e9 / peak, first, last);
+           flops * rate / 1e9, peak, flops * rate / 1e9 / peak, first, last_s);
     pnn_optimizer_free(opt);
     pnn_mlp_tape_free(&tape);
     pnn_tensor *ts[] = {&x, &t, &y, &dy, &loss, &work[0], &work[1]};

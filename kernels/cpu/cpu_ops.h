@@ -6,6 +6,9 @@
 
 #include "pnn/backend.h"
 
+/* Elements below which an elementwise CPU op runs on one thread (a parallel region costs more). */
+#define PNN_CPU_PARALLEL_MIN 32768
+
 void pnn_cpu_gemm(void *ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                   int64_t ldc);

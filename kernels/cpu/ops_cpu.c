@@ -8,7 +8,6 @@
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/math/activations.h"
 
-#define PNN_CPU_PARALLEL_MIN 32768
 /* columns summed together by one thread in bias_grad: a row segment that stays in cache */
 #define PNN_CPU_BIAS_BLOCK 256
 
@@ -77,19 +76,6 @@ void pnn_cpu_bias_grad(void *ctx, int64_t rows, int64_t cols, const float *dy, f
         }
         for (int64_t c = 0; c < width; c++) dbias[c0 + c] += (float)acc[c];
     }
-}
-
-void pnn_cpu_act_forward(void *ctx, pnn_act act, int64_t n, const float *x, float *y) {
-    (void)ctx;
-#pragma omp parallel for if (n > PNN_CPU_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = pnn_act_apply(act, x[i]);
-}
-
-void pnn_cpu_act_backward(void *ctx, pnn_act act, int64_t n, const float *x, const float *y,
-                          const float *dy, float *dx) {
-    (void)ctx;
-#pragma omp parallel for if (n > PNN_CPU_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * pnn_act_derivative(act, x[i], y[i]);
 }
 
 /* Moves every patch row between the image layout and the patch layout; to_patches picks the
@@ -168,21 +154,3 @@ void pnn_cpu_mse(void *ctx, int64_t rows, int64_t cols, const float *y, const fl
     }
 }
 
-void pnn_cpu_adam_update(void *ctx, int64_t n, float *param, const float *grad, float *m, float *v,
-                         float lr, float beta1, float beta2, float eps, float weight_decay,
-                         int64_t step) {
-    (void)ctx;
-    float bc1 = (float)(1.0 - pow(beta1, (double)step));
-    float bc2 = (float)(1.0 - pow(beta2, (double)step));
-#pragma omp parallel for if (n > PNN_CPU_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++)
-        pnn_adam_element(&param[i], grad[i], &m[i], &v[i], lr, beta1, beta2, eps, weight_decay, bc1, bc2);
-}
-
-void pnn_cpu_sgd_update(void *ctx, int64_t n, float *param, const float *grad, float *velocity,
-                        float lr, float momentum, float weight_decay) {
-    (void)ctx;
-#pragma omp parallel for if (n > PNN_CPU_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++)
-        pnn_sgd_element(&param[i], grad[i], &velocity[i], lr, momentum, weight_decay);
-}
