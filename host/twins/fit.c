@@ -89,6 +89,7 @@ static pnn_status measure(pnn_device *dev, const pnn_twin_fit_options *o, pnn_tw
     int64_t xd = info->x_dim, td = info->theta_dim, yd = info->y_dim, in = xd + td;
     pnn_tensor xt = {0}, yt = {0}, bx = {0}, by = {0};
     float *theta_dev = NULL, *xh = NULL, *th = NULL;
+    int64_t *pool_perm = NULL;
     pnn_status st = PNN_OK;
     PNN_TRY(data_alloc(d, info, o->samples, calls, an != NULL));
     /* the centre of the controls */
@@ -118,9 +119,21 @@ static pnn_status measure(pnn_device *dev, const pnn_twin_fit_options *o, pnn_tw
     const float *xr = info->x_range, *tr = info->theta_range;
     int x_uniform = !strcmp(o->x_dist, "uniform") && xr[1] - xr[0] < 1e29f && isfinite(xr[0]) && isfinite(xr[1]);
     uint64_t sx = pnn_rng_stream("fit.x", 0), sth = pnn_rng_stream("fit.theta", 0);
+    if (o->x_pool) {
+        pool_perm = malloc((size_t)o->x_pool_rows * sizeof *pool_perm);
+        if (!pool_perm) {
+            st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory for the order of %lld data rows", (long long)o->x_pool_rows);
+            goto fail;
+        }
+        pnn_rng_permutation(o->seed, sx, o->x_pool_rows, pool_perm);
+    }
     for (int64_t c = 0, row = 0; c < calls; c++) {
         int64_t rows = o->samples - row < per ? o->samples - row : per;
-        if (x_uniform) {
+        if (o->x_pool) {
+            /* the task's own inputs of this layer, in a seeded order, again from the start when used up */
+            for (int64_t r = 0; r < rows; r++)
+                memcpy(xh + r * xd, o->x_pool + pool_perm[(row + r) % o->x_pool_rows] * xd, (size_t)xd * sizeof(float));
+        } else if (x_uniform) {
             pnn_rng_uniform(o->seed, sx, (uint64_t)(row * xd), rows * xd, xh);
             for (int64_t i = 0; i < rows * xd; i++) xh[i] = xr[0] + (xr[1] - xr[0]) * xh[i];
         } else {
@@ -157,6 +170,7 @@ static pnn_status measure(pnn_device *dev, const pnn_twin_fit_options *o, pnn_tw
     }
 fail:
     if (theta_dev) be->iface->release(be->ctx, theta_dev);
+    free(pool_perm);
     free(xh);
     free(th);
     pnn_tensor_free(&xt);

@@ -24,6 +24,9 @@ typedef struct pnn_twin_fit_options {
     double theta_spread;      /* theta = centre + spread * rms(centre) * N(0, 1), clipped to theta_range */
     const float *theta_center;/* host, theta_dim floats; NULL: the analytic twin's initial theta, or the
                                * middle of theta_range */
+    const float *x_pool;      /* host [x_pool_rows, x_dim]: x drawn from these rows (the task's data
+                               * through the network's earlier layers) instead of x_dist; NULL: x_dist */
+    int64_t x_pool_rows;
     /* the network and its fitting */
     int64_t hidden[PNN_FIT_MAX_HIDDEN];
     int n_hidden;

@@ -19,6 +19,12 @@ expect 0 "" -- "$pnn" twin fit --from "$tmp/calls.rec" "$dev" --out "$tmp/l2.st"
 nmse2=$(sed -E 's/.*validation_nmse=([^ ]+) .*/\1/' "$tmp/out")
 [ "$nmse" = "$nmse2" ] || bad "the fit from the recording gave NMSE $nmse2, the fit from the device $nmse"
 expect 0 "" -- "$pnn" twin fit "$dev" --kind residual --out "$tmp/r.st" "${fit[@]}"
+# the task's own inputs: the vowels through the encoder, theta around the layer's initial value
+expect 0 "layer 'circ' .*x from vowels-train through the 2 layers before it" -- "$pnn" twin fit --config "$cfg" \
+  --out "$tmp/d.st" "${fit[@]}"
+grep -qE '^fit: .*device_calls=64 ' "$tmp/out" || bad "fit --config: $(cat "$tmp/out")"
+"$pnn" train "$cfg" --set epochs=1 --out "$tmp/ck" > /dev/null 2>&1 || bad "train for a checkpoint"
+expect 0 "" -- "$pnn" twin fit --config "$cfg" --checkpoint "$tmp/ck/checkpoint.safetensors" --out "$tmp/d2.st" "${fit[@]}"
 
 for m in pat insilico; do
   expect 0 "" -- "$pnn" train "$cfg" --set epochs=2 --set method=$m --set "network.2.twin={kind: learned, path: $tmp/l.st}" --out "$tmp/run-l-$m"
@@ -70,6 +76,9 @@ expect 78 "recording .*calls.rec is of device sim:circuit\?segments=16&y_dim=16&
   "$pnn" twin fit --from "$tmp/calls.rec" 'sim:circuit?segments=16&y_dim=16&seed=2' --out "$tmp/bad.st"
 expect 64 "too few to hold out" -- "$pnn" twin fit "$dev" --samples 40 --out "$tmp/bad.st"
 [ -e "$tmp/bad.st" ] && bad "a refused fit wrote its file"
+expect 78 "has no physical layer named 'nosuch'" -- "$pnn" twin fit --config "$cfg" --layer nosuch --out "$tmp/bad.st"
+expect 64 "no device URI, --from or --record with it" -- "$pnn" twin fit --config "$cfg" "$dev" --out "$tmp/bad.st"
+expect 64 "go with --config" -- "$pnn" twin fit "$dev" --layer circ --out "$tmp/bad.st"
 expect 64 "bad value 'lots' for --samples" -- "$pnn" twin fit "$dev" --samples lots --out "$tmp/bad.st"
 expect 64 "--out FILE" -- "$pnn" twin fit "$dev"
 expect 64 "unknown option --sample" -- "$pnn" twin fit "$dev" --sample 4 --out "$tmp/bad.st"
