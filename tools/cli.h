@@ -22,6 +22,9 @@ void cli_progress(void *user, const pnn_progress *p);
 /* Prints the final machine-readable line of a run. */
 void cli_print_final(const pnn_eval_result *dev, const pnn_eval_result *twin, double train_s);
 
+/* Points the physical layer called name (or the only one, when name is NULL) of cfg's network at
+ * uri; key gets the config key set ("network.K.device"). */
+pnn_status cli_set_device(pnn_cfg *cfg, const char *name, const char *uri, char *key, size_t key_cap);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
@@ -29,5 +32,6 @@ int cmd_serve(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_systems(int argc, char **argv);
 int cmd_twin(int argc, char **argv);
+int cmd_transfer(int argc, char **argv);
 
 #endif

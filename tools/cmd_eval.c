@@ -24,30 +24,6 @@ static const char help[] =
     "and any other file the checkpoint names, must be given here (--device, --set) or allowed with\n"
     "--trust-checkpoint (docs/security.md).\n";
 
-/* Points the physical layer called `name` (or the only one, when name is NULL) at uri. */
-static pnn_status set_device(pnn_cfg *cfg, const char *name, const char *uri, char *key, size_t key_cap) {
-    const pnn_cfg *net = pnn_cfg_get(cfg, "network");
-    int found = -1, count = 0;
-    for (int i = 0; net && i < pnn_cfg_len(net); i++) {
-        const pnn_cfg *l = pnn_cfg_at(net, i);
-        const char *kind = pnn_cfg_scalar(pnn_cfg_get(l, "kind"));
-        const char *lname = pnn_cfg_scalar(pnn_cfg_get(l, "name"));
-        if (!kind || strcmp(kind, "physical")) continue;
-        count++;
-        if (!name || (lname && !strcmp(lname, name))) found = i;
-    }
-    if (name && found < 0)
-        return PNN_ERROR(PNN_ERR_INVALID, "--device %s=...: the network has no physical layer called '%s'",
-                         name, name);
-    if (!name && count != 1)
-        return PNN_ERROR(PNN_ERR_INVALID,
-                         "--device: the network has %d physical layers; name one as --device LAYER=URI", count);
-    char assignment[2048];
-    PNN_TRY(pnn_path_format(assignment, sizeof assignment, "network.%d.device=%s", found, uri));
-    snprintf(key, key_cap, "network.%d.device", found);
-    return pnn_cfg_set(cfg, assignment);
-}
-
 int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL;
     char **sets = calloc((size_t)argc, sizeof *sets), **devices = calloc((size_t)argc, sizeof *devices);
@@ -95,9 +71,9 @@ int cmd_eval(int argc, char **argv) {
         /* LAYER=URI when '=' comes before the scheme's ':' */
         if (eq && (!colon || eq < colon) && (size_t)(eq - d) < sizeof name) {
             snprintf(name, sizeof name, "%.*s", (int)(eq - d), d);
-            st = set_device(cfg, name, eq + 1, given[n_given], sizeof given[0]);
+            st = cli_set_device(cfg, name, eq + 1, given[n_given], sizeof given[0]);
         } else {
-            st = set_device(cfg, NULL, d, given[n_given], sizeof given[0]);
+            st = cli_set_device(cfg, NULL, d, given[n_given], sizeof given[0]);
         }
         given_keys[n_given] = given[n_given];
         n_given++;
