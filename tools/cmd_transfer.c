@@ -11,7 +11,7 @@
 #include "pnn/rng.h"
 
 static const char help[] =
-    "usage: pnn transfer CHECKPOINT --devices URI [URI...] [--layer NAME] [--finetune STEPS]\n"
+    "usage: pnn transfer CHECKPOINT --devices URI [URI...] [--layer NAME] [--finetune STEPS | --distill STEPS]\n"
     "                    [--set key=value]... [--seed S] [--out FILE.json] [--trust-checkpoint]\n"
     "\n"
     "Evaluates the network in CHECKPOINT on its test set on the device it was trained with and on\n"
@@ -24,6 +24,9 @@ static const char help[] =
     "  --finetune STEPS  then train STEPS steps on each copy (the config's method, optimizer and\n"
     "                    batch, fresh optimizer state, data order from --seed) and evaluate again:\n"
     "                    the remedy, with the device calls it spent (training steps only)\n"
+    "  --distill STEPS   instead, train each copy without labels to give the outputs the network\n"
+    "                    gives on the training device (MSE of the outputs on training inputs; PAT on\n"
+    "                    the copy, the training device queried for the targets: both calls counted)\n"
     "  --set key=value   override a config key (e.g. optimizer.lr=0.003, data.limit_test=1000)\n"
     "  --out FILE.json   write every figure (python3 tools/plot_transfer.py FILE.json draws them)\n"
     "  --trust-checkpoint  as pnn eval: open devices and files the checkpoint's config names\n"
@@ -72,8 +75,33 @@ typedef struct transfer_args {
     char **sets;
     int n_sets, trust;
     int64_t finetune;
+    int distill;               /* the finetune steps distil from the teacher instead of the labels */
+    pnn_trainer *teacher;      /* distillation: the network on its training device */
     uint64_t seed;
 } transfer_args;
+
+/* One distillation step of student on the training rows idx[0..b): the teacher's outputs on the
+ * training device are the targets of the student's (PAT pass on its own device), MSE. */
+static pnn_status distill_step(pnn_trainer *student, pnn_trainer *teacher, const int64_t *idx, int64_t b,
+                               pnn_tensor *x, pnn_tensor *target, pnn_tensor *dy, pnn_tensor *loss, float *host) {
+    const pnn_backend *be = student->be;
+    int64_t dim = student->train.dim, out = student->net->out_dim;
+    for (int64_t i = 0; i < b; i++) memcpy(host + i * dim, student->train.x + idx[i] * dim, (size_t)dim * sizeof(float));
+    PNN_TRY(pnn_tensor_reshape2(x, b, dim));
+    PNN_TRY(pnn_tensor_from_host(x, host, b * dim));
+    const pnn_tensor *yt, *ys;
+    PNN_TRY(pnn_network_forward(teacher->net, x, PNN_PASS_EVAL_DEVICE, &yt));
+    PNN_TRY(pnn_tensor_reshape2(target, b, out));
+    PNN_TRY(pnn_tensor_copy(target, yt));
+    pnn_network_zero_grad(student->net);
+    PNN_TRY(pnn_network_forward(student->net, x, PNN_PASS_TRAIN_PAT, &ys));
+    PNN_TRY(pnn_tensor_reshape2(dy, b, out));
+    PNN_TRY(pnn_tensor_reshape2(loss, b, 1));
+    be->iface->mse(be->ctx, b, out, ys->data, target->data, loss->data, dy->data, 1.0f / (float)b);
+    PNN_TRY(pnn_network_backward(student->net, dy));
+    PNN_TRY(pnn_backend_status(be));
+    return pnn_optimizer_step(student->optim);
+}
 
 /* the network of the checkpoint with its physical layer on uri (NULL: as trained), tested, and
  * fine-tuned and tested again when asked */
@@ -134,20 +162,31 @@ static pnn_status run_copy(const transfer_args *a, const char *uri, const copy_r
         r->loss = tr->last_device.loss;
         r->acc_ft = r->loss_ft = NAN;
     }
-    if (st == PNN_OK && a->finetune > 0) {
+    if (st == PNN_OK && a->finetune > 0 && uri) { /* the remedy, on a copy */
         int64_t n = tr->train.n, b = tr->opt.batch < n ? tr->opt.batch : n;
         int64_t *perm = malloc((size_t)n * sizeof *perm);
-        uint64_t calls0 = dev->calls;
-        if (!perm) st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory");
+        float *host = a->distill ? malloc((size_t)(b * tr->train.dim) * sizeof(float)) : NULL;
+        pnn_tensor x = {.backend = tr->be}, target = {.backend = tr->be}, dy = {.backend = tr->be},
+                   loss = {.backend = tr->be};
+        pnn_device *tdev = NULL;
+        for (int i = 0; a->distill && i < a->teacher->net->n_layers; i++) {
+            pnn_device *d = pnn_layer_physical_device(a->teacher->net->layers[i]);
+            if (d && (!a->layer || !strcmp(a->teacher->net->layers[i]->name, a->layer))) tdev = d;
+        }
+        uint64_t calls0 = dev->calls, tcalls0 = tdev ? tdev->calls : 0;
+        if (!perm || (a->distill && !host)) st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory");
         for (int64_t s = 0, pos = n; st == PNN_OK && s < a->finetune; s++, pos += b) {
             if (pos + b > n) {
                 pnn_rng_permutation(a->seed, pnn_rng_stream("transfer.order", (uint64_t)s), n, perm);
                 pos = 0;
             }
-            st = pnn_trainer_step(tr, perm + pos, b, NULL, NULL);
+            st = a->distill ? distill_step(tr, a->teacher, perm + pos, b, &x, &target, &dy, &loss, host)
+                            : pnn_trainer_step(tr, perm + pos, b, NULL, NULL);
         }
         free(perm);
-        r->calls = dev->calls - calls0;
+        free(host);
+        pnn_tensor_free(&x), pnn_tensor_free(&target), pnn_tensor_free(&dy), pnn_tensor_free(&loss);
+        r->calls = dev->calls - calls0 + (tdev ? tdev->calls - tcalls0 : 0);
         if (st == PNN_OK) st = pnn_trainer_evaluate(tr, PNN_PASS_EVAL_DEVICE, &tr->last_device);
         if (st == PNN_OK) {
             r->acc_ft = tr->last_device.acc;
@@ -190,7 +229,8 @@ static pnn_status write_json(const char *path, const transfer_args *a, const cop
     if (a->finetune > 0) stats(c, n, 1, &mf, &sdf);
     fprintf(f, "{\"checkpoint\": ");
     json_str(f, a->ckpt);
-    fprintf(f, ", \"finetune_steps\": %lld, \"seed\": %llu, \"training_device\": {\"uri\": ", (long long)a->finetune,
+    fprintf(f, ", \"remedy\": \"%s\", \"finetune_steps\": %lld, \"seed\": %llu, \"training_device\": {\"uri\": ",
+            a->finetune ? (a->distill ? "distill" : "finetune") : "none", (long long)a->finetune,
             (unsigned long long)a->seed);
     json_str(f, own->uri);
     fprintf(f, ", \"acc\": %.6f, \"loss\": %.6f}, \"copies\": [", own->acc, own->loss);
@@ -260,15 +300,22 @@ int cmd_transfer(int argc, char **argv) {
         if (!strcmp(s, "--layer")) a.layer = v;
         else if (!strcmp(s, "--out")) out = v;
         else if (!strcmp(s, "--set")) sets[a.n_sets++] = (char *)v;
-        else if (!strcmp(s, "--finetune") || !strcmp(s, "--seed")) {
+        else if (!strcmp(s, "--finetune") || !strcmp(s, "--distill") || !strcmp(s, "--seed")) {
             errno = 0;
             long long x = strtoll(v, &end, 10);
-            if (errno || end == v || *end || x < 0 || (!strcmp(s, "--finetune") && x > 10000000)) {
+            if (errno || end == v || *end || x < 0 || (strcmp(s, "--seed") && x > 10000000)) {
                 rc = cli_usage_error("transfer", "bad value '%s' for %s: a whole number >= 0", v, s);
                 goto done;
             }
             if (!strcmp(s, "--seed")) a.seed = (uint64_t)x;
-            else a.finetune = x;
+            else {
+                if (a.finetune > 0 && (a.distill != !strcmp(s, "--distill"))) {
+                    rc = cli_usage_error("transfer", "--finetune and --distill are two remedies: one at a time");
+                    goto done;
+                }
+                a.finetune = x;
+                a.distill = !strcmp(s, "--distill");
+            }
         } else {
             rc = cli_usage_error("transfer", "unknown option %s", s);
             goto done;
@@ -297,7 +344,21 @@ int cmd_transfer(int argc, char **argv) {
         rc = cli_fail("transfer", pnn_error_prefix(st, "on the training device: "));
         goto done;
     }
-    printf("%-60s %9s%s\n", "device", "test acc", a.finetune ? "  fine-tuned  device calls" : "");
+    if (a.distill && a.finetune > 0) {
+        /* the teacher: the network as trained, on its training device */
+        pnn_cfg *cfg = NULL;
+        st = pnn_checkpoint_config(a.ckpt, &cfg);
+        for (int i = 0; st == PNN_OK && i < a.n_sets; i++) st = pnn_cfg_set(cfg, a.sets[i]);
+        if (st == PNN_OK) st = pnn_trainer_create(cfg, ".", &a.teacher);
+        else if (cfg) pnn_cfg_free(cfg);
+        if (st == PNN_OK) st = pnn_trainer_load_checkpoint(a.teacher, a.ckpt, 0);
+        if (st != PNN_OK) {
+            rc = cli_fail("transfer", pnn_error_prefix(st, "the training device, for distillation: "));
+            goto done;
+        }
+    }
+    printf("%-60s %9s%s\n", "device", "test acc",
+           a.finetune ? (a.distill ? "   distilled  device calls" : "  fine-tuned  device calls") : "");
     printf("%-60.60s %8.2f%%   (the training device)\n", own.uri, 100 * own.acc);
     for (int i = 0; i < n; i++) {
         st = run_copy(&a, uris[i], &own, &res[i]);
@@ -317,8 +378,9 @@ int cmd_transfer(int argc, char **argv) {
            n, n == 1 ? "y" : "ies", 100 * m, 100 * sd, 100 * (own.acc - m));
     if (a.finetune) {
         stats(res, n, 1, &mf, &sdf);
-        printf("after %lld fine-tuning steps on each (%.0f device calls): %.2f +- %.2f %%: a gap of %.2f points\n",
-               (long long)a.finetune, calls, 100 * mf, 100 * sdf, 100 * (own.acc - mf));
+        printf("after %lld %s steps on each (%.0f device calls): %.2f +- %.2f %%: a gap of %.2f points\n",
+               (long long)a.finetune, a.distill ? "distillation" : "fine-tuning", calls, 100 * mf, 100 * sdf,
+               100 * (own.acc - mf));
     }
     if (out && (st = write_json(out, &a, &own, res, n)) != PNN_OK) {
         rc = cli_fail("transfer", st);
@@ -327,12 +389,14 @@ int cmd_transfer(int argc, char **argv) {
     printf("transfer: copies=%d train_device_acc=%.4f mean_acc=%.4f std_acc=%.4f gap=%.4f", n, own.acc, m, sd,
            own.acc - m);
     if (a.finetune)
-        printf(" mean_acc_finetuned=%.4f gap_finetuned=%.4f calls_per_copy=%.0f", mf, own.acc - mf, calls);
+        printf(" %s=%.4f %s=%.4f calls_per_copy=%.0f", a.distill ? "mean_acc_distilled" : "mean_acc_finetuned", mf,
+               a.distill ? "gap_distilled" : "gap_finetuned", own.acc - mf, calls);
     printf("\n");
 done:
     for (int i = 0; i < n; i++) free(uris[i]);
     free(uris);
     free(sets);
     free(res);
+    pnn_trainer_free(a.teacher);
     return rc;
 }

@@ -18,7 +18,7 @@ def main():
     p.add_argument("--out", help="the PNG (default: the first file's name with .png)")
     args = p.parse_args()
     runs = [json.load(open(f)) for f in args.files]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(8.0, 4.2))
     labels, columns = [], []
     first = runs[0]
     labels.append("copies, as trained")
@@ -26,7 +26,8 @@ def main():
     for r in runs:
         if r["finetune_steps"] > 0:
             calls = sum(c["device_calls"] for c in r["copies"]) / len(r["copies"])
-            labels.append("fine-tuned\n%d steps\n(%.0f calls)" % (r["finetune_steps"], calls))
+            labels.append("%s\n%d steps\n(%.0f calls)" % ("distilled" if r.get("remedy") == "distill" else "fine-tuned",
+                                                        r["finetune_steps"], calls))
             columns.append([c["acc_finetuned"] for c in r["copies"]])
     for i, col in enumerate(columns):
         ax.scatter([i] * len(col), [100 * a for a in col], alpha=0.6, color="C%d" % i)

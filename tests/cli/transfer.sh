@@ -30,6 +30,12 @@ a=$(tail -1 "$tmp/out")
 expect 0 "" -- "$pnn" transfer "$ck" --devices "$dev&seed=2" --finetune 5 --seed 3
 [ "$a" = "$(tail -1 "$tmp/out")" ] || bad "fine-tuning differs between two runs of the same seed"
 
+# distillation: no labels; both devices' calls counted
+expect 0 "" -- "$pnn" transfer "$ck" --devices "$dev&seed={2..3}" --distill 5 --set optimizer.lr=0.002
+grep -qE '^transfer: copies=2 .* mean_acc_distilled=[0-9.]+ gap_distilled=-?[0-9.]+ calls_per_copy=10$' "$tmp/out" ||
+  bad "distill line: $(tail -1 "$tmp/out")"
+expect 64 "one at a time" -- "$pnn" transfer "$ck" --devices "$dev" --finetune 3 --distill 3
+
 expect 64 "give the devices" -- "$pnn" transfer "$ck"
 expect 64 "give the CHECKPOINT" -- "$pnn" transfer --devices "$dev"
 expect 64 "a range is \{A..B\}" -- "$pnn" transfer "$ck" --devices "$dev&seed={5..2}"
