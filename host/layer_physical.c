@@ -1,5 +1,6 @@
 /* The physical layer: forward on the device (or the twin), backward through the twin's VJP at
  * the same inputs and controls. This is where physics-aware training happens. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,9 @@ typedef struct phys_layer {
     pnn_device *dev;
     pnn_twin *twin;
     int oracle;               /* twin_noise: oracle (the twin is fed the simulator's own draws) */
+    int estimate;             /* twin_noise: estimate (the noise estimated from the device's output) */
+    pnn_tensor est_r, est_g, est_y2, est_n2; /* estimate: residual, gradient, probe output and input */
+    float *est_dtheta, *est_dot;             /* estimate: a dtheta nobody reads; 2 floats of dot products */
     float *theta, *dtheta;    /* theta_dim floats each; the parameters are views into them */
     int64_t out_start, out_count;
     phys_slot slots[PNN_LAYER_MAX_SLOTS];
@@ -89,6 +93,49 @@ static pnn_status twin_forward(pnn_layer *l, const pnn_tensor *xf, pnn_pass pass
     return p->twin->iface->forward(p->twin, xf, p->theta, &p->y_twin, pnn_pass_is_train(pass) ? slot : -1, noise);
 }
 
+/* twin_noise: estimate (twin.h): the input noise the device had, estimated from its output y_dev;
+ * leaves the slot's tape at x + n. Each step: r = f(x + n) - y_dev, g = J^T r (the VJP of the
+ * taped forward), Jg by a finite difference, n -= (|g|^2 / |Jg|^2) g (the exact minimiser of the
+ * linearised |r|^2 along g). Two steps, then the final taped forward. */
+#define PNN_ESTIMATE_STEPS 2
+static pnn_status estimate_noise(pnn_layer *l, const pnn_tensor *xf, const pnn_tensor *y_dev, int slot) {
+    phys_layer *p = l->impl;
+    const pnn_backend_i *ops = l->be->iface;
+    void *ctx = l->be->ctx;
+    int64_t rows = pnn_tensor_rows(xf), xd = p->dev->info.x_dim, yd = p->dev->info.y_dim;
+    pnn_twin *tw = p->twin;
+    PNN_TRY(pnn_tensor_reshape2(&p->noise, rows, xd));
+    PNN_TRY(pnn_tensor_reshape2(&p->y_twin, rows, yd));
+    PNN_TRY(pnn_tensor_reshape2(&p->est_r, rows, yd));
+    PNN_TRY(pnn_tensor_reshape2(&p->est_y2, rows, yd));
+    PNN_TRY(pnn_tensor_reshape2(&p->est_g, rows, xd));
+    PNN_TRY(pnn_tensor_reshape2(&p->est_n2, rows, xd));
+    pnn_tensor_zero(&p->noise);
+    for (int k = 0; k < PNN_ESTIMATE_STEPS; k++) {
+        PNN_TRY(tw->iface->forward(tw, xf, p->theta, &p->y_twin, slot, p->noise.data));
+        ops->copy(ctx, p->est_r.data, p->y_twin.data, (size_t)(rows * yd) * sizeof(float));
+        ops->axpby(ctx, rows * yd, -1.0f, y_dev->data, 1.0f, p->est_r.data);
+        PNN_TRY(tw->iface->vjp(tw, p->theta, &p->est_r, &p->est_g, p->est_dtheta, slot));
+        float dots[2];
+        ops->dot(ctx, rows * xd, p->est_g.data, p->est_g.data, p->est_dot);
+        ops->to_host(ctx, dots, p->est_dot, sizeof(float));
+        double gg = dots[0];
+        if (!(gg > 0) || !isfinite(gg)) break; /* nothing left to explain, or a bad residual */
+        /* Jg ~ (f(x + n + eps g) - f(x + n)) / eps, |eps g| = 1e-3 per element on average */
+        float eps = (float)(1e-3 * sqrt((double)(rows * xd) / gg));
+        ops->copy(ctx, p->est_n2.data, p->noise.data, (size_t)(rows * xd) * sizeof(float));
+        ops->axpby(ctx, rows * xd, eps, p->est_g.data, 1.0f, p->est_n2.data);
+        PNN_TRY(tw->iface->forward(tw, xf, p->theta, &p->est_y2, -1, p->est_n2.data));
+        ops->axpby(ctx, rows * yd, -1.0f, p->y_twin.data, 1.0f, p->est_y2.data);
+        ops->dot(ctx, rows * yd, p->est_y2.data, p->est_y2.data, p->est_dot);
+        ops->to_host(ctx, dots + 1, p->est_dot, sizeof(float));
+        double jg2 = (double)dots[1] / ((double)eps * eps);
+        if (!(jg2 > 0) || !isfinite(jg2)) break;
+        ops->axpby(ctx, rows * xd, (float)(-gg / jg2), p->est_g.data, 1.0f, p->noise.data);
+    }
+    return tw->iface->forward(tw, xf, p->theta, &p->y_twin, slot, p->noise.data);
+}
+
 static pnn_status phys_forward_begin(pnn_layer *l, const pnn_tensor *x, pnn_pass pass, int slot) {
     phys_layer *p = l->impl;
     PNN_TRY(check_slot(l, slot));
@@ -104,7 +151,7 @@ static pnn_status phys_forward_begin(pnn_layer *l, const pnn_tensor *x, pnn_pass
     pnn_status st = pnn_device_submit(p->dev, &req, &s->ticket);
     if (st != PNN_OK) return pnn_error_prefix(st, "layer '%s': ", l->name);
     s->in_flight = 1;
-    if (pass == PNN_PASS_TRAIN_PAT && !p->oracle) {
+    if (pass == PNN_PASS_TRAIN_PAT && !p->oracle && !p->estimate) {
         /* meanwhile, the twin's taped forward at the same input and controls */
         PNN_TRY(twin_forward(l, xf, pass, slot, 0));
         s->twin_done = 1;
@@ -136,7 +183,8 @@ static pnn_status phys_forward_end(pnn_layer *l, const pnn_tensor *x, pnn_tensor
         if (pass == PNN_PASS_TRAIN_PAT && !s->twin_done) {
             const pnn_tensor *xf;
             PNN_TRY(phys_full_input(l, x, slot, &xf));
-            PNN_TRY(twin_forward(l, xf, pass, slot, first_call));
+            if (p->estimate) PNN_TRY(estimate_noise(l, xf, &s->y_dev, slot));
+            else PNN_TRY(twin_forward(l, xf, pass, slot, first_call));
         }
         if (pass == PNN_PASS_TRAIN_PAT && p->twin->iface->observe) {
             /* a learned twin keeps what the device answered, to refine itself on */
@@ -214,7 +262,9 @@ static void phys_destroy(pnn_layer *l) {
     pnn_device_close(p->dev);
     if (p->theta) l->be->iface->release(l->be->ctx, p->theta);
     if (p->dtheta) l->be->iface->release(l->be->ctx, p->dtheta);
-    pnn_tensor *bufs[] = {&p->y_twin, &p->noise, &p->dy_full, &p->dx_full};
+    if (p->est_dtheta) l->be->iface->release(l->be->ctx, p->est_dtheta);
+    if (p->est_dot) l->be->iface->release(l->be->ctx, p->est_dot);
+    pnn_tensor *bufs[] = {&p->y_twin, &p->noise, &p->dy_full, &p->dx_full, &p->est_r, &p->est_g, &p->est_y2, &p->est_n2};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) pnn_tensor_free(bufs[i]);
     for (int i = 0; i < PNN_LAYER_MAX_SLOTS; i++) {
         pnn_tensor_free(&p->slots[i].x_full);
@@ -298,7 +348,7 @@ static pnn_status physical(pnn_layer **out, const pnn_backend *be, const char *n
     l->be = be;
     l->impl = p;
     snprintf(l->name, sizeof l->name, "%s", name);
-    pnn_tensor *bufs[] = {&p->y_twin, &p->noise, &p->dy_full, &p->dx_full};
+    pnn_tensor *bufs[] = {&p->y_twin, &p->noise, &p->dy_full, &p->dx_full, &p->est_r, &p->est_g, &p->est_y2, &p->est_n2};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) bufs[i]->backend = be;
     for (int i = 0; i < PNN_LAYER_MAX_SLOTS; i++) {
         p->slots[i].x_full.backend = be;
@@ -309,13 +359,18 @@ static pnn_status physical(pnn_layer **out, const pnn_backend *be, const char *n
         pnn_error_prefix(st, "layer '%s': ", name);
         goto fail;
     }
-    st = twin_cfg ? pnn_twin_create_cfg(twin_cfg, p->dev, twin_noise, &p->twin)
-                  : pnn_twin_create(twin_kind ? twin_kind : "analytic", p->dev, twin_noise, &p->twin);
+    /* estimate: the twin takes the input noise from the layer, as for the oracle */
+    double tn = twin_noise == PNN_TWIN_NOISE_ESTIMATE ? PNN_TWIN_NOISE_ORACLE : twin_noise;
+    st = twin_cfg ? pnn_twin_create_cfg(twin_cfg, p->dev, tn, &p->twin)
+                  : pnn_twin_create(twin_kind ? twin_kind : "analytic", p->dev, tn, &p->twin);
+    if (st != PNN_OK && twin_noise == PNN_TWIN_NOISE_ESTIMATE)
+        pnn_error_prefix(st, "twin_noise: estimate needs a twin that takes the input noise: ");
     if (st != PNN_OK) {
         pnn_error_prefix(st, "layer '%s': ", name);
         goto fail;
     }
     p->oracle = twin_noise == PNN_TWIN_NOISE_ORACLE;
+    p->estimate = twin_noise == PNN_TWIN_NOISE_ESTIMATE;
     if (p->oracle && !p->dev->iface->input_noise) {
         st = PNN_ERROR(PNN_ERR_CONFIG, "layer '%s': twin_noise: oracle replays the input noise a simulator drew, "
                        "which %s cannot give (a simulator with input noise can, e.g. sim:oscillator)", name,
@@ -333,6 +388,14 @@ static pnn_status physical(pnn_layer **out, const pnn_backend *be, const char *n
         goto fail;
     }
     be->iface->fill(be->ctx, p->dtheta, 0.0f, info->theta_dim);
+    if (p->estimate) {
+        p->est_dtheta = be->iface->alloc(be->ctx, bytes ? bytes : sizeof(float));
+        p->est_dot = be->iface->alloc(be->ctx, 2 * sizeof(float));
+        if (!p->est_dtheta || !p->est_dot) {
+            st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory for the noise estimate of '%s'", name);
+            goto fail;
+        }
+    }
     PNN_GOTO(p->twin->iface->init_theta(p->twin, seed, pnn_rng_stream(name, 0), p->theta));
     int64_t offset = 0;
     for (int i = 0; i < info->n_theta_parts; i++) {
@@ -355,4 +418,10 @@ pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char
 pnn_status pnn_layer_physical_cfg(pnn_layer **out, const pnn_backend *be, const char *name, const char *device_uri,
                                   const pnn_cfg *twin, double twin_noise, const char *outputs, uint64_t seed) {
     return physical(out, be, name, device_uri, NULL, twin, twin_noise, outputs, seed);
+}
+
+const pnn_tensor *pnn_layer_physical_noise_estimate(const pnn_layer *l) {
+    if (!l || l->iface != &phys_iface) return NULL;
+    const phys_layer *p = l->impl;
+    return p->estimate ? &p->noise : NULL;
 }

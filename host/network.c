@@ -124,7 +124,17 @@ static pnn_status build_layer(const pnn_cfg *m, int index, const pnn_backend *be
         PNN_TRY(pnn_cfg_check_keys(m, keys, where));
         const char *tn = pnn_cfg_scalar(pnn_cfg_get(m, "twin_noise"));
         if (tn && !strcmp(tn, "oracle")) twin_noise = PNN_TWIN_NOISE_ORACLE;
-        else PNN_TRY(pnn_cfg_float(m, "twin_noise", 0, -1.0, -1.0, 100.0, &twin_noise));
+        else if (tn && !strcmp(tn, "estimate")) twin_noise = PNN_TWIN_NOISE_ESTIMATE;
+        else if (pnn_cfg_float(m, "twin_noise", 0, -1.0, -1.0, 100.0, &twin_noise) != PNN_OK) {
+            char close[16];
+            pnn_suggest(tn, "oracle, estimate", close, sizeof close);
+            return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: %s: twin_noise is '%s'; expected the input noise the twin models "
+                             "in training (a number >= 0; -1, the default, for the device's nominal noise), estimate "
+                             "(estimated from the device's output) or oracle (the simulator's own draws)%s%s%s",
+                             pnn_cfg_source(pnn_cfg_get(m, "twin_noise")), pnn_cfg_line(pnn_cfg_get(m, "twin_noise")),
+                             where, tn ? tn : "?",
+                             *close ? "; did you mean '" : "", close, *close ? "'?" : "");
+        }
         PNN_TRY(pnn_cfg_str(m, "device", 1, NULL, &device));
         PNN_TRY(pnn_cfg_str(m, "outputs", 0, "all", &outputs));
         /* the config keeps the template; each rank opens its own device */

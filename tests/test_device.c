@@ -227,6 +227,52 @@ START_TEST(controls_stay_in_the_device_range) {
 }
 END_TEST
 
+/* twin_noise: estimate recovers the input noise a device drew from its output alone: on a device
+ * without hidden mismatch (so that the twin is the device's physics), the estimate is close to
+ * the simulator's own draw (which it never sees), much closer than no estimate (zero); on a
+ * noise-free device it stays near zero. */
+static double estimate_error(const char *uri, double *noise_norm) {
+    enum { ROWS = 32, N = 12 };
+    pnn_layer *l;
+    ck_assert_msg(pnn_layer_physical(&l, be, "e", uri, "analytic", PNN_TWIN_NOISE_ESTIMATE, "all", 7) == PNN_OK, "%s",
+                  pnn_last_error());
+    float xh[ROWS * N], est[ROWS * N], truth[ROWS * N];
+    pnn_test_uniform(xh, ROWS * N, -1, 1, 9, 9);
+    pnn_tensor x = matrix(ROWS, N, xh), y = matrix(ROWS, N, NULL);
+    ck_assert_int_eq(l->iface->forward(l, &x, &y, PNN_PASS_TRAIN_PAT, 0), PNN_OK);
+    const pnn_tensor *n = pnn_layer_physical_noise_estimate(l);
+    ck_assert_ptr_nonnull(n);
+    pnn_tensor_to_host(n, est, ROWS * N);
+    pnn_device *dev = pnn_layer_physical_device(l);
+    float *tdev = be->iface->alloc(be->ctx, sizeof truth);
+    ck_assert_int_eq(dev->iface->input_noise(dev, 0, ROWS * N, tdev), PNN_OK);
+    be->iface->to_host(be->ctx, truth, tdev, sizeof truth);
+    be->iface->release(be->ctx, tdev);
+    double err = 0, nn = 0;
+    for (int i = 0; i < ROWS * N; i++) {
+        err += (double)(est[i] - truth[i]) * (est[i] - truth[i]);
+        nn += (double)truth[i] * truth[i];
+    }
+    pnn_tensor_free(&x), pnn_tensor_free(&y);
+    pnn_layer_free(l);
+    *noise_norm = sqrt(nn);
+    return sqrt(err);
+}
+
+START_TEST(noise_estimate_recovers_the_draw) {
+    double nn, err = estimate_error("sim:oscillator?n=12&nt=5&mismatch=0&noise=0.05&seed=3", &nn);
+    printf("measured noise estimate: |n_est - n| / |n| = %.3f\n", err / nn);
+    ck_assert_msg(err < 0.5 * nn, "estimate error %g against a noise of norm %g", err, nn);
+    err = estimate_error("sim:oscillator?n=12&nt=5&mismatch=0&noise=0&seed=3", &nn);
+    ck_assert_msg(nn == 0 && err < 1e-3, "estimate %g on a noise-free device", err);
+    /* the plain twin keeps no estimate */
+    pnn_layer *l;
+    ck_assert_int_eq(pnn_layer_physical(&l, be, "p", "sim:oscillator?n=3", "analytic", -1, "all", 7), PNN_OK);
+    ck_assert_ptr_null(pnn_layer_physical_noise_estimate(l));
+    pnn_layer_free(l);
+}
+END_TEST
+
 /* PAT: the physical layer's output is the device's, its gradient the twin's VJP at the same
  * inputs; in-silico: both from the twin. */
 START_TEST(physical_layer_pat_semantics) {
@@ -297,6 +343,7 @@ Suite *device_suite(void) {
     tcase_add_test(tc, device_rejects_wrong_shapes_and_nan);
     tcase_add_test(tc, physical_layer_pat_semantics);
     tcase_add_test(tc, controls_stay_in_the_device_range);
+    tcase_add_test(tc, noise_estimate_recovers_the_draw);
     suite_add_tcase(s, tc);
     return s;
 }

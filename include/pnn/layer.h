@@ -130,6 +130,9 @@ pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char
 typedef struct pnn_cfg pnn_cfg;
 pnn_status pnn_layer_physical_cfg(pnn_layer **out, const pnn_backend *be, const char *name, const char *device_uri,
                                   const pnn_cfg *twin, double twin_noise, const char *outputs, uint64_t seed);
+/* twin_noise: estimate: the input noise estimated at the last PAT forward (its last slot), NULL
+ * for any other layer or setting. */
+const pnn_tensor *pnn_layer_physical_noise_estimate(const pnn_layer *l);
 /* The device and the twin of a physical layer; NULL for any other layer. */
 pnn_device *pnn_layer_physical_device(const pnn_layer *l);
 pnn_twin *pnn_layer_physical_twin(const pnn_layer *l);

@@ -67,6 +67,12 @@ static inline void pnn_twin_theta_changed(pnn_twin *tw) { tw->theta_stale = 1; }
  * oracle, to compare with reference code that feeds the same noise to both; no instrument
  * allows it). */
 #define PNN_TWIN_NOISE_ORACLE (-2.0)
+/* twin_noise: estimate (host/layer_physical.c): what a lab can do instead of the oracle. The twin
+ * models no noise of its own; in PAT the physical layer estimates the input noise the device had
+ * from its measured output (steepest-descent steps on |f(x + n) - y_device|^2 through the twin,
+ * each with its exact line-search length from a finite-difference JVP) and tapes the twin there.
+ * The twin is created as for the oracle (it takes input_noise). */
+#define PNN_TWIN_NOISE_ESTIMATE (-3.0)
 pnn_status pnn_twin_create(const char *kind, pnn_device *dev, double noise, pnn_twin **out);
 /* The same from a config node: a kind ("analytic") or a map {kind: K, path: FILE, ...} whose other
  * keys the kind reads (learned: fit, refine; docs/architecture.md, "Learned twins"). */

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# twin_noise: estimate (the device's input noise estimated from its output, for PAT without the
+# oracle): the vowels PNN learns with it, a run resumed after an epoch ends with the parameters of
+# one that never stopped, and a misspelt twin_noise is refused with a "did you mean" (78).
+source "$(dirname "$0")/lib.bash"
+est=(--set network.1.twin_noise=estimate)
+"$pnn" train "$cfg" "${est[@]}" --set epochs=6 --out "$tmp/full" > "$tmp/full.out" 2>&1 || bad "train: $(tail -3 "$tmp/full.out")"
+acc=$(sed -nE 's/^final: test_acc_device=([0-9.]+).*/\1/p' "$tmp/full.out")
+python3 -c "import sys; sys.exit(0 if float('$acc') > 0.5 else 1)" && ok || bad "estimate: test accuracy $acc after 6 epochs"
+if python3 - "$tmp/full/metrics.csv" <<'PY'
+import csv, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["kind"] == "train_epoch"]
+assert float(rows[-1]["loss"]) < 0.7 * float(rows[0]["loss"]), [r["loss"] for r in rows]
+PY
+then ok; else bad "estimate: the training loss did not fall"; fi
+"$pnn" train "$cfg" "${est[@]}" --set epochs=3 --out "$tmp/part" > /dev/null 2>&1 || bad "partial"
+"$pnn" train --resume "$tmp/part" --set epochs=6 > /dev/null 2>&1 || bad "resume"
+if python3 - "$tmp/full/checkpoint.safetensors" "$tmp/part/checkpoint.safetensors" <<'PY'
+import sys
+import numpy as np
+from safetensors.numpy import load_file
+a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
+assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a), "resumed run differs"
+PY
+then ok; else bad "estimate: the resumed run differs from the uninterrupted one"; fi
+expect 78 "twin_noise is 'estimat'.*did you mean 'estimate'" -- "$pnn" train "$cfg" --set network.1.twin_noise=estimat --out "$tmp/b1"
+expect 78 "twin_noise is 'loud'" -- "$pnn" train "$cfg" --set network.1.twin_noise=loud --out "$tmp/b2"
+finish
