@@ -49,11 +49,11 @@ libs=(-ljansson -lyaml -lzmq -lz -lfftw3f "$blas" -l:libgomp.so.1 -lmvec -lm -lp
 
 # the library, compiled once per change ($(nproc) at a time): a source is recompiled when it or
 # any header is newer than its object
-newest_header=$(ls -t include/pnn/*.h base/*.h kernels/*/*.h kernels/systems/*/*.h hwbridge/*.h hwbridge/*/*.h host/*.h 2>/dev/null | head -1 || true)
+newest_header=$(ls -t include/pnn/*.h base/*.h kernels/*/*.h kernels/systems/*/*.h hwbridge/*.h hwbridge/*/*.h host/*.h host/*/*.h 2>/dev/null | head -1 || true)
 objs=()
 # the same sources as CMakeLists.txt's PNN_SOURCES
 for src in kernels/*.c base/*.c kernels/cpu/*.c kernels/systems/*/*.c hwbridge/*.c hwbridge/systems/*.c \
-           hwbridge/remote/*.c host/*.c; do
+           hwbridge/remote/*.c host/*.c host/twins/*.c; do
   obj=$out/obj/${src//\//_}.o
   objs+=("$obj")
   if [ ! -e "$obj" ] || [ "$src" -nt "$obj" ] || [ "$newest_header" -nt "$obj" ]; then
