@@ -18,37 +18,12 @@
 #include "pnn/pnn.h"
 #include "tests/testutil.h"
 
-static float *floats(size_t n) {
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    ck_assert_ptr_nonnull(x);
-    return x;
-}
-
-static float *nan_floats(size_t n) {
-    float *x = floats(n);
-    for (size_t i = 0; i < n; i++) x[i] = NAN;
-    return x;
-}
-
+/* inputs of this file's cases: U(lo, hi) from (2026, stream) */
 static float *random_floats(size_t n, float lo, float hi, uint64_t stream) {
-    float *x = floats(n);
-    pnn_test_uniform(x, (int64_t)n, lo, hi, 2026, stream);
-    return x;
+    return pnn_test_random_floats(n, lo, hi, 2026, stream);
 }
 
-static double *doubles(size_t n) {
-    double *x = calloc(n ? n : 1, sizeof *x);
-    ck_assert_ptr_nonnull(x);
-    return x;
-}
-
-static double dot(const float *a, const float *b, size_t n) {
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) sum += (double)a[i] * b[i];
-    return sum;
-}
-
-static double norm(const float *a, size_t n) { return sqrt(dot(a, a, n)); }
+static double norm(const float *a, size_t n) { return sqrt(pnn_test_dot(a, a, n)); }
 
 /* one measured figure per line, "measured NAME: VALUE (must be at most|at least BOUND)", which
  * benchmarks/circuit_equalities.sh collects into the results */
@@ -112,7 +87,7 @@ static pnn_circuit_params params(int64_t batch, int64_t s, int64_t steps, int64_
 /* L = <wt, y(u + eps du)> by the double reference */
 static double ref_loss_u(const pnn_circuit_params *p, const float *u, const float *du, double eps, const float *wt) {
     size_t bs = (size_t)(p->batch * p->segments), by = (size_t)(p->batch * p->y_dim);
-    double *ud = doubles(bs), *y = doubles(by), loss = 0;
+    double *ud = pnn_test_doubles(bs), *y = pnn_test_doubles(by), loss = 0;
     for (size_t i = 0; i < bs; i++) ud[i] = u[i] + eps * (du ? du[i] : 0);
     ref_forward(p, ud, y);
     for (size_t i = 0; i < by; i++) loss += wt[i] * y[i];
@@ -146,9 +121,9 @@ START_TEST(drive_and_its_gradient_match_reference) {
             size_t nx = (size_t)(b * xd), nu = (size_t)(b * s);
             /* values beyond the rails on both sides, to see the clip and its gradient */
             float *x = random_floats(nx, -1.5f, 1.5f, 10 + (uint64_t)si), *th = random_floats((size_t)td, -1.5f, 1.5f, 20);
-            float *u = nan_floats(nu), *du = random_floats(nu, -1, 1, 30), *dx = nan_floats(nx);
+            float *u = pnn_test_nan_floats(nu), *du = random_floats(nu, -1, 1, 30), *dx = pnn_test_nan_floats(nx);
             float *dth = random_floats((size_t)td, -1, 1, 40);
-            double *xdd = doubles(nx), *tdd = doubles((size_t)td), *want = doubles(nu);
+            double *xdd = pnn_test_doubles(nx), *tdd = pnn_test_doubles((size_t)td), *want = pnn_test_doubles(nu);
             for (size_t i = 0; i < nx; i++) /* none on a rail, where differences are one-sided */
                 if (fabsf(fabsf(x[i]) - 1) < 0.01f) x[i] *= 0.97f;
             for (int64_t i = 0; i < td; i++)
@@ -160,10 +135,10 @@ START_TEST(drive_and_its_gradient_match_reference) {
             ck_assert_msg(pnn_test_allclose("u", u, want, (int64_t)nu, 0, 0), "shape %d layout %d", si, il);
             /* the drive is linear inside the rails: its gradient is a scatter, checked against
              * the reference by perturbing one input at a time */
-            double *gx = doubles(nx), *gt = doubles((size_t)td);
+            double *gx = pnn_test_doubles(nx), *gt = pnn_test_doubles((size_t)td);
             for (int64_t i = 0; i < td; i++) gt[i] = dth[i];
             pnn_cpu_circuit_drive_backward(NULL, &p, x, th, du, dx, dth);
-            double *up = doubles(nu);
+            double *up = pnn_test_doubles(nu);
             for (size_t k = 0; k < nx + (size_t)td; k++) {
                 double *val = k < nx ? &xdd[k] : &tdd[k - nx], saved = *val;
                 *val = saved + 1e-3;
@@ -191,9 +166,9 @@ START_TEST(forward_matches_reference) {
         const int64_t *sh = shapes[si];
         pnn_circuit_params p = params(sh[0], sh[1], sh[2], sh[3], sh[4], si % 2);
         size_t nu = (size_t)(p.batch * p.segments), ny = (size_t)(p.batch * p.y_dim);
-        float *u = random_floats(nu, -1, 1, 100 + (uint64_t)si), *y = nan_floats(ny), *y2 = nan_floats(ny);
-        float *tape = nan_floats(pnn_cpu_circuit_tape_floats(&p));
-        double *ud = doubles(nu), *want = doubles(ny);
+        float *u = random_floats(nu, -1, 1, 100 + (uint64_t)si), *y = pnn_test_nan_floats(ny), *y2 = pnn_test_nan_floats(ny);
+        float *tape = pnn_test_nan_floats(pnn_cpu_circuit_tape_floats(&p));
+        double *ud = pnn_test_doubles(nu), *want = pnn_test_doubles(ny);
         for (size_t i = 0; i < nu; i++) ud[i] = u[i];
         pnn_cpu_circuit_forward(NULL, &p, u, y, tape);
         ref_forward(&p, ud, want);
@@ -213,7 +188,7 @@ END_TEST
 /* forward with tape, then the VJP into du */
 static void run_vjp(const pnn_circuit_params *p, const float *u, const float *dy, float *du) {
     size_t ny = (size_t)(p->batch * p->y_dim);
-    float *tape = nan_floats(pnn_cpu_circuit_tape_floats(p)), *y = nan_floats(ny);
+    float *tape = pnn_test_nan_floats(pnn_cpu_circuit_tape_floats(p)), *y = pnn_test_nan_floats(ny);
     pnn_cpu_circuit_forward(NULL, p, u, y, tape);
     pnn_cpu_circuit_vjp(NULL, p, u, tape, dy, du);
     free(tape), free(y);
@@ -227,11 +202,11 @@ START_TEST(vjp_matches_finite_differences) {
         pnn_circuit_params p = params(sh[0], sh[1], sh[2], sh[3], sh[4], 1);
         size_t nu = (size_t)(p.batch * p.segments), ny = (size_t)(p.batch * p.y_dim);
         float *u = random_floats(nu, -0.9f, 0.9f, 200 + (uint64_t)si), *dy = random_floats(ny, -1, 1, 300);
-        float *du = nan_floats(nu), *dir = random_floats(nu, -1, 1, 400 + (uint64_t)si);
+        float *du = pnn_test_nan_floats(nu), *dir = random_floats(nu, -1, 1, 400 + (uint64_t)si);
         run_vjp(&p, u, dy, du);
         const double eps = 1e-4;
         double fd = (ref_loss_u(&p, u, dir, eps, dy) - ref_loss_u(&p, u, dir, -eps, dy)) / (2 * eps);
-        double got = dot(du, dir, nu);
+        double got = pnn_test_dot(du, dir, nu);
         char name[64];
         snprintf(name, sizeof name, "vjp_du_vs_fd_B%lld_S%lld", (long long)sh[0], (long long)sh[1]);
         measured(name, fabs(got - fd) / fmax(1e-30, fabs(fd)), "at most", 1e-4);
@@ -242,9 +217,9 @@ START_TEST(vjp_matches_finite_differences) {
     /* every element of du of a small problem */
     pnn_circuit_params p = params(2, 6, 7, 3, 4, 0);
     size_t nu = 12, ny = 8;
-    float *u = random_floats(nu, -0.9f, 0.9f, 500), *dy = random_floats(ny, -1, 1, 501), *du = nan_floats(nu);
-    float *unit = floats(nu);
-    double *want = doubles(nu);
+    float *u = random_floats(nu, -0.9f, 0.9f, 500), *dy = random_floats(ny, -1, 1, 501), *du = pnn_test_nan_floats(nu);
+    float *unit = pnn_test_floats(nu);
+    double *want = pnn_test_doubles(nu);
     run_vjp(&p, u, dy, du);
     for (size_t i = 0; i < nu; i++) {
         memset(unit, 0, nu * sizeof *unit);
@@ -261,7 +236,7 @@ END_TEST
 START_TEST(vjp_is_causal) {
     pnn_circuit_params p = params(3, 12, 5, 6, 5, 1);
     size_t nu = 36, ny = 15;
-    float *u = random_floats(nu, -1, 1, 600), *dy = floats(ny), *du = nan_floats(nu);
+    float *u = random_floats(nu, -1, 1, 600), *dy = pnn_test_floats(ny), *du = pnn_test_nan_floats(nu);
     for (int64_t j = 0; j < p.y_dim; j++) {
         memset(dy, 0, ny * sizeof *dy);
         for (int64_t b = 0; b < p.batch; b++) dy[b * p.y_dim + j] = 1;
@@ -304,7 +279,7 @@ static float *device_run(pnn_device *dev, const float *x, int64_t rows, const fl
     pnn_tensor tx = matrix(rows, in->x_dim, x), ty = matrix(rows, in->y_dim, NULL);
     pnn_tensor th = matrix(1, in->theta_dim, theta);
     ck_assert_msg(pnn_device_forward(dev, &tx, th.data, &ty) == PNN_OK, "%s", pnn_last_error());
-    float *y = floats((size_t)(rows * in->y_dim));
+    float *y = pnn_test_floats((size_t)(rows * in->y_dim));
     pnn_tensor_to_host(&ty, y, rows * in->y_dim);
     pnn_tensor_free(&tx), pnn_tensor_free(&ty), pnn_tensor_free(&th);
     return y;
@@ -316,7 +291,7 @@ static float *twin_run(pnn_twin *tw, const float *x, int64_t rows, const float *
     pnn_tensor tx = matrix(rows, in->x_dim, x), ty = matrix(rows, in->y_dim, NULL);
     pnn_tensor th = matrix(1, in->theta_dim, theta);
     ck_assert_msg(tw->iface->forward(tw, &tx, th.data, &ty, slot, NULL) == PNN_OK, "%s", pnn_last_error());
-    float *y = floats((size_t)(rows * in->y_dim));
+    float *y = pnn_test_floats((size_t)(rows * in->y_dim));
     pnn_tensor_to_host(&ty, y, rows * in->y_dim);
     pnn_tensor_free(&tx), pnn_tensor_free(&ty), pnn_tensor_free(&th);
     return y;
@@ -366,7 +341,7 @@ static double ref_loss_twin(const pnn_circuit_params *p0, int64_t rows, const fl
     pnn_circuit_params p = *p0;
     p.batch = rows;
     size_t nx = (size_t)(rows * p.x_dim), nt = (size_t)(p.segments - p.x_dim), nu = (size_t)(rows * p.segments);
-    double *xd = doubles(nx), *td = doubles(nt), *u = doubles(nu), *y = doubles((size_t)(rows * p.y_dim)), loss = 0;
+    double *xd = pnn_test_doubles(nx), *td = pnn_test_doubles(nt), *u = pnn_test_doubles(nu), *y = pnn_test_doubles((size_t)(rows * p.y_dim)), loss = 0;
     for (size_t i = 0; i < nx; i++) xd[i] = x[i] + eps * (vx ? vx[i] : 0);
     for (size_t i = 0; i < nt; i++) td[i] = th[i] + eps * (vth ? vth[i] : 0);
     ref_drive(&p, xd, td, u);
@@ -402,7 +377,7 @@ START_TEST(twin_vjp_matches_finite_differences) {
         pnn_tensor tdth = matrix(1, td, NULL);
         pnn_tensor_zero(&tdth);
         ck_assert_int_eq(tw->iface->vjp(tw, th_d.data, &tdy, &tdx, tdth.data, 3), PNN_OK);
-        float *dx = floats(nx), *dth = floats((size_t)td);
+        float *dx = pnn_test_floats(nx), *dth = pnn_test_floats((size_t)td);
         pnn_tensor_to_host(&tdx, dx, (int64_t)nx);
         pnn_tensor_to_host(&tdth, dth, td);
         const double eps = 1e-4;
@@ -410,7 +385,7 @@ START_TEST(twin_vjp_matches_finite_differences) {
                       ref_loss_twin(&p, rows, x, th, vx, NULL, -eps, wt)) / (2 * eps);
         double fdt = (ref_loss_twin(&p, rows, x, th, NULL, vth, eps, wt) -
                       ref_loss_twin(&p, rows, x, th, NULL, vth, -eps, wt)) / (2 * eps);
-        double gx = dot(dx, vx, nx), gt = dot(dth, vth, (size_t)td);
+        double gx = pnn_test_dot(dx, vx, nx), gt = pnn_test_dot(dth, vth, (size_t)td);
         measured(k ? "twin_dx_vs_fd_concat" : "twin_dx_vs_fd_interleave", fabs(gx - fdx) / fabs(fdx), "at most", 1e-4);
         measured(k ? "twin_dtheta_vs_fd_concat" : "twin_dtheta_vs_fd_interleave", fabs(gt - fdt) / fabs(fdt), "at most", 1e-4);
         ck_assert_msg(fabs(gx - fdx) <= 1e-4 * fabs(fdx) + 1e-7, "%s: dx.v %.9g, finite differences %.9g",

@@ -13,32 +13,13 @@
 #include "pnn/pnn.h"
 #include "tests/testutil.h"
 
-static float *floats(size_t n) {
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    ck_assert_ptr_nonnull(x);
-    return x;
-}
-
-static float *nan_floats(size_t n) {
-    float *x = floats(n);
-    for (size_t i = 0; i < n; i++) x[i] = NAN;
-    return x;
-}
-
+/* inputs of this file's cases: U(lo, hi) from (2024, stream) */
 static float *random_floats(size_t n, float lo, float hi, uint64_t stream) {
-    float *x = floats(n);
-    pnn_test_uniform(x, (int64_t)n, lo, hi, 2024, stream);
-    return x;
-}
-
-static double *doubles(size_t n) {
-    double *x = calloc(n ? n : 1, sizeof *x);
-    ck_assert_ptr_nonnull(x);
-    return x;
+    return pnn_test_random_floats(n, lo, hi, 2024, stream);
 }
 
 static double *to_doubles(const float *x, size_t n) {
-    double *y = doubles(n);
+    double *y = pnn_test_doubles(n);
     for (size_t i = 0; i < n; i++) y[i] = x[i];
     return y;
 }
@@ -57,7 +38,7 @@ static void ref_build_q(int64_t n, const double *c, double *q) {
 /* a = -s + s Q + e, s = sin((1 + eta) x), per row */
 static void ref_accel(int64_t rows, int64_t n, double eta, const double *x, const double *q,
                       const double *e, double *a) {
-    double *s = doubles((size_t)n);
+    double *s = pnn_test_doubles((size_t)n);
     for (int64_t b = 0; b < rows; b++) {
         for (int64_t i = 0; i < n; i++) s[i] = sin((1 + eta) * x[b * n + i]);
         for (int64_t j = 0; j < n; j++) {
@@ -73,9 +54,9 @@ static void ref_accel(int64_t rows, int64_t n, double eta, const double *x, cons
 static void ref_forward(int64_t rows, int64_t n, int nt, double h, double eta, const double *q0,
                         const double *q_mat, const double *e, double *qT) {
     size_t bn = (size_t)(rows * n);
-    double *q = doubles(bn), *p = doubles(bn), *xs = doubles(bn), *vs = doubles(bn);
+    double *q = pnn_test_doubles(bn), *p = pnn_test_doubles(bn), *xs = pnn_test_doubles(bn), *vs = pnn_test_doubles(bn);
     double *kq[4], *kp[4];
-    for (int k = 0; k < 4; k++) kq[k] = doubles(bn), kp[k] = doubles(bn);
+    for (int k = 0; k < 4; k++) kq[k] = pnn_test_doubles(bn), kp[k] = pnn_test_doubles(bn);
     memcpy(q, q0, bn * sizeof *q);
     const double frac[4] = {0, 0.5, 0.5, 1};
     for (int t = 0; t < nt; t++) {
@@ -108,7 +89,7 @@ static problem make_problem(int64_t rows, int64_t n, int nt, float eta, uint64_t
     float r = 1.0f / sqrtf((float)n);
     pr.q0 = random_floats((size_t)(rows * n), -1, 1, 3 * stream);
     float *c = random_floats((size_t)(n * n), -r, r, 3 * stream + 1);
-    pr.q_mat = floats((size_t)(n * n));
+    pr.q_mat = pnn_test_floats((size_t)(n * n));
     pnn_cpu_osc_build_q(NULL, n, c, pr.q_mat);
     free(c);
     pr.e = random_floats((size_t)n, -r, r, 3 * stream + 2);
@@ -122,7 +103,7 @@ static double ref_loss(const problem *pr, const double *w, double eps, const flo
                        const float *vq, const float *ve) {
     int64_t rows = pr->p.batch, n = pr->p.n;
     size_t bn = (size_t)(rows * n), nn = (size_t)(n * n);
-    double *q0 = doubles(bn), *qm = doubles(nn), *e = doubles((size_t)n), *qT = doubles(bn);
+    double *q0 = pnn_test_doubles(bn), *qm = pnn_test_doubles(nn), *e = pnn_test_doubles((size_t)n), *qT = pnn_test_doubles(bn);
     for (size_t i = 0; i < bn; i++) q0[i] = pr->q0[i] + eps * (vq0 ? vq0[i] : 0);
     for (size_t i = 0; i < nn; i++) qm[i] = pr->q_mat[i] + eps * (vq ? vq[i] : 0);
     for (int64_t i = 0; i < n; i++) e[i] = pr->e[i] + eps * (ve ? ve[i] : 0);
@@ -133,20 +114,14 @@ static double ref_loss(const problem *pr, const double *w, double eps, const flo
     return loss;
 }
 
-static double dot(const float *a, const float *b, size_t n) {
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) sum += (double)a[i] * b[i];
-    return sum;
-}
-
-static double norm(const float *a, size_t n) { return sqrt(dot(a, a, n)); }
+static double norm(const float *a, size_t n) { return sqrt(pnn_test_dot(a, a, n)); }
 
 /* forward with tape, then VJP into dq0, dQ += , de += */
 static void run_vjp(const problem *pr, const float *dqT, float *dq0, float *dq_mat, float *de) {
     size_t bn = (size_t)(pr->p.batch * pr->p.n);
-    float *tape = nan_floats(pnn_cpu_osc_tape_floats(&pr->p));
-    float *work = nan_floats(pnn_cpu_osc_work_floats(&pr->p));
-    float *qT = nan_floats(bn);
+    float *tape = pnn_test_nan_floats(pnn_cpu_osc_tape_floats(&pr->p));
+    float *work = pnn_test_nan_floats(pnn_cpu_osc_work_floats(&pr->p));
+    float *qT = pnn_test_nan_floats(bn);
     pnn_cpu_osc_forward(NULL, &pr->p, pr->q0, pr->q_mat, pr->e, qT, tape, work);
     for (size_t i = 0; i < pnn_cpu_osc_work_floats(&pr->p); i++) work[i] = NAN;
     pnn_cpu_osc_vjp(NULL, &pr->p, tape, pr->q_mat, dqT, dq0, dq_mat, de, work);
@@ -179,8 +154,8 @@ START_TEST(build_q_matches_reference) {
     for (int si = 0; si < 5; si++) {
         int64_t n = sizes[si];
         size_t nn = (size_t)(n * n);
-        float *c = random_floats(nn, -1, 1, 100 + (uint64_t)si), *q = nan_floats(nn);
-        double *cd = to_doubles(c, nn), *want = doubles(nn);
+        float *c = random_floats(nn, -1, 1, 100 + (uint64_t)si), *q = pnn_test_nan_floats(nn);
+        double *cd = to_doubles(c, nn), *want = pnn_test_doubles(nn);
         pnn_cpu_osc_build_q(NULL, n, c, q);
         ref_build_q(n, cd, want);
         ck_assert_msg(pnn_test_allclose("build_q", q, want, (int64_t)nn, 1e-5, 1e-5), "n = %lld",
@@ -198,14 +173,14 @@ START_TEST(build_q_backward_matches_finite_differences) {
         float *c = random_floats(nn, -1, 1, 200 + (uint64_t)si);
         float *w = random_floats(nn, -1, 1, 300 + (uint64_t)si);
         float *dc = random_floats(nn, -1, 1, 400 + (uint64_t)si);
-        double *want = to_doubles(dc, nn), *cd = to_doubles(c, nn), *q = doubles(nn);
+        double *want = to_doubles(dc, nn), *cd = to_doubles(c, nn), *q = pnn_test_doubles(nn);
         pnn_cpu_osc_build_q_backward(NULL, n, w, dc);
         /* L = sum W * Q(C) is linear in C, so central differences are exact up to rounding;
          * the biggest size checks a sample of entries only */
         const double eps = 1e-3;
         size_t stride = n > 40 ? 37 : 1;
-        double *sel = doubles(nn);
-        float *got = floats(nn);
+        double *sel = pnn_test_doubles(nn);
+        float *got = pnn_test_floats(nn);
         int64_t count = 0;
         for (size_t i = 0; i < nn; i += stride) {
             double loss[2];
@@ -241,12 +216,12 @@ START_TEST(forward_matches_reference) {
                     if (bi == 3 && (ni || ti == 0 || ei == 0)) continue;
                     problem pr = make_problem(rows, n, nt_list[ti], eta_list[ei], stream++);
                     size_t bn = (size_t)(rows * n), nn = (size_t)(n * n);
-                    float *qT = nan_floats(bn);
-                    float *tape = nan_floats(pnn_cpu_osc_tape_floats(&pr.p));
-                    float *work = nan_floats(pnn_cpu_osc_work_floats(&pr.p));
+                    float *qT = pnn_test_nan_floats(bn);
+                    float *tape = pnn_test_nan_floats(pnn_cpu_osc_tape_floats(&pr.p));
+                    float *work = pnn_test_nan_floats(pnn_cpu_osc_work_floats(&pr.p));
                     pnn_cpu_osc_forward(NULL, &pr.p, pr.q0, pr.q_mat, pr.e, qT, tape, work);
                     double *q0 = to_doubles(pr.q0, bn), *qm = to_doubles(pr.q_mat, nn);
-                    double *e = to_doubles(pr.e, (size_t)n), *want = doubles(bn);
+                    double *e = to_doubles(pr.e, (size_t)n), *want = pnn_test_doubles(bn);
                     ref_forward(rows, n, pr.p.nt, pr.p.dt, pr.p.eta, q0, qm, e, want);
                     ck_assert_msg(pnn_test_allclose("qT", qT, want, (int64_t)bn, 1e-5, 1e-4),
                                   "B %lld N %lld nt %d eta %g", (long long)rows, (long long)n,
@@ -262,9 +237,9 @@ START_TEST(tape_free_forward_is_bit_identical) {
     for (int si = 0; si < 4; si++) {
         problem pr = make_problem(shapes[si][0], shapes[si][1], 5, 0.1f, 500 + (uint64_t)si);
         size_t bn = (size_t)(pr.p.batch * pr.p.n);
-        float *taped = nan_floats(bn), *bare = nan_floats(bn);
-        float *tape = nan_floats(pnn_cpu_osc_tape_floats(&pr.p));
-        float *work = nan_floats(pnn_cpu_osc_work_floats(&pr.p));
+        float *taped = pnn_test_nan_floats(bn), *bare = pnn_test_nan_floats(bn);
+        float *tape = pnn_test_nan_floats(pnn_cpu_osc_tape_floats(&pr.p));
+        float *work = pnn_test_nan_floats(pnn_cpu_osc_work_floats(&pr.p));
         pnn_cpu_osc_forward(NULL, &pr.p, pr.q0, pr.q_mat, pr.e, taped, tape, work);
         for (size_t i = 0; i < pnn_cpu_osc_work_floats(&pr.p); i++) work[i] = NAN;
         pnn_cpu_osc_forward(NULL, &pr.p, pr.q0, pr.q_mat, pr.e, bare, NULL, work);
@@ -297,7 +272,7 @@ START_TEST(vjp_matches_directional_finite_differences) {
                 float *vq0 = random_floats(bn, -1, 1, stream++ * 7);
                 float *vq = random_floats(nn, -1, 1, stream++ * 7);
                 float *ve = random_floats((size_t)n, -1, 1, stream++ * 7);
-                float *dq0 = nan_floats(bn), *dq_mat = floats(nn), *de = floats((size_t)n);
+                float *dq0 = pnn_test_nan_floats(bn), *dq_mat = pnn_test_floats(nn), *de = pnn_test_floats((size_t)n);
                 memset(dq_mat, 0, nn * sizeof *dq_mat);
                 memset(de, 0, (size_t)n * sizeof *de);
                 run_vjp(&pr, dqT, dq0, dq_mat, de);
@@ -309,9 +284,9 @@ START_TEST(vjp_matches_directional_finite_differences) {
                                ref_loss(&pr, w, -eps, NULL, vq, NULL)) / (2 * eps);
                 double fd_e = (ref_loss(&pr, w, eps, NULL, NULL, ve) -
                                ref_loss(&pr, w, -eps, NULL, NULL, ve)) / (2 * eps);
-                check_directional("dq0", dot(dq0, vq0, bn), fd_q0, norm(dq0, bn) * norm(vq0, bn));
-                check_directional("dQ", dot(dq_mat, vq, nn), fd_q, norm(dq_mat, nn) * norm(vq, nn));
-                check_directional("de", dot(de, ve, (size_t)n), fd_e,
+                check_directional("dq0", pnn_test_dot(dq0, vq0, bn), fd_q0, norm(dq0, bn) * norm(vq0, bn));
+                check_directional("dQ", pnn_test_dot(dq_mat, vq, nn), fd_q, norm(dq_mat, nn) * norm(vq, nn));
+                check_directional("de", pnn_test_dot(de, ve, (size_t)n), fd_e,
                                   norm(de, (size_t)n) * norm(ve, (size_t)n));
                 free(dqT), free(vq0), free(vq), free(ve), free(dq0), free(dq_mat), free(de), free(w);
                 free_problem(&pr);
@@ -324,18 +299,18 @@ START_TEST(vjp_matches_elementwise_finite_differences) {
     const int64_t rows = 3, n = 5;
     size_t bn = (size_t)(rows * n), nn = (size_t)(n * n);
     float *dqT = random_floats(bn, -1, 1, 901);
-    float *dq0 = nan_floats(bn), *dq_mat = floats(nn), *de = floats((size_t)n);
+    float *dq0 = pnn_test_nan_floats(bn), *dq_mat = pnn_test_floats(nn), *de = pnn_test_floats((size_t)n);
     memset(dq_mat, 0, nn * sizeof *dq_mat);
     memset(de, 0, (size_t)n * sizeof *de);
     run_vjp(&pr, dqT, dq0, dq_mat, de);
     double *w = to_doubles(dqT, bn);
     const double eps = 1e-5;
-    float *unit = floats(nn);
+    float *unit = pnn_test_floats(nn);
     float *got[3] = {dq0, dq_mat, de};
     size_t sizes[3] = {bn, nn, (size_t)n};
     const char *names[3] = {"dq0", "dQ", "de"};
     for (int which = 0; which < 3; which++) {
-        double *want = doubles(sizes[which]);
+        double *want = pnn_test_doubles(sizes[which]);
         for (size_t i = 0; i < sizes[which]; i++) {
             memset(unit, 0, nn * sizeof *unit);
             unit[i] = 1;
@@ -360,13 +335,13 @@ START_TEST(vjp_accumulates_and_takes_null_dq0) {
         size_t bn = (size_t)(pr.p.batch * n), nn = (size_t)(n * n);
         float *dqT = random_floats(bn, -1, 1, 960 + (uint64_t)si);
         /* once from zero for the reference gradient, then twice onto random starting values */
-        float *g_q = floats(nn), *g_e = floats((size_t)n), *dq0 = nan_floats(bn);
+        float *g_q = pnn_test_floats(nn), *g_e = pnn_test_floats((size_t)n), *dq0 = pnn_test_nan_floats(bn);
         memset(g_q, 0, nn * sizeof *g_q);
         memset(g_e, 0, (size_t)n * sizeof *g_e);
         run_vjp(&pr, dqT, dq0, g_q, g_e);
         float *acc_q = random_floats(nn, -1, 1, 970 + (uint64_t)si);
         float *acc_e = random_floats((size_t)n, -1, 1, 980 + (uint64_t)si);
-        double *want_q = doubles(nn), *want_e = doubles((size_t)n);
+        double *want_q = pnn_test_doubles(nn), *want_e = pnn_test_doubles((size_t)n);
         for (size_t i = 0; i < nn; i++) want_q[i] = acc_q[i] + 2.0 * g_q[i];
         for (int64_t i = 0; i < n; i++) want_e[i] = acc_e[i] + 2.0 * g_e[i];
         run_vjp(&pr, dqT, NULL, acc_q, acc_e);

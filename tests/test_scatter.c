@@ -21,32 +21,13 @@
 
 static const pnn_scatter_ops *ops(void) { return &pnn_scatter_cpu_ops; }
 
-static float *floats(size_t n) {
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    ck_assert_ptr_nonnull(x);
-    return x;
-}
-
-static float *nan_floats(size_t n) {
-    float *x = floats(n);
-    for (size_t i = 0; i < n; i++) x[i] = NAN;
-    return x;
-}
-
+/* inputs of this file's cases: U(lo, hi) from (2024, stream) */
 static float *random_floats(size_t n, float lo, float hi, uint64_t stream) {
-    float *x = floats(n);
-    pnn_test_uniform(x, (int64_t)n, lo, hi, 2024, stream);
-    return x;
-}
-
-static double *doubles(size_t n) {
-    double *x = calloc(n ? n : 1, sizeof *x);
-    ck_assert_ptr_nonnull(x);
-    return x;
+    return pnn_test_random_floats(n, lo, hi, 2024, stream);
 }
 
 static double *to_doubles(const float *x, size_t n) {
-    double *y = doubles(n);
+    double *y = pnn_test_doubles(n);
     for (size_t i = 0; i < n; i++) y[i] = x[i];
     return y;
 }
@@ -61,8 +42,8 @@ typedef struct {
 
 static problem make_problem(int64_t rows, int64_t d, int64_t m, int64_t k, double error, uint64_t stream) {
     problem p = {.set = {.x_dim = d, .modes = m, .y_dim = k, .seed = (int64_t)stream}, .rows = rows};
-    p.b1 = floats((size_t)(2 * d * m));
-    p.b2 = floats((size_t)(2 * m * k));
+    p.b1 = pnn_test_floats((size_t)(2 * d * m));
+    p.b2 = pnn_test_floats((size_t)(2 * m * k));
     ck_assert_int_eq(pnn_scatter_draw_media(pnn_backend_cpu(), &p.set, error, p.b1, p.b2), PNN_OK);
     p.x = random_floats((size_t)(rows * d), -1, 1, 10 * stream + 1);
     p.theta = random_floats((size_t)m, -3.14159265f, 3.14159265f, 10 * stream + 2);
@@ -75,7 +56,7 @@ static void free_problem(problem *p) { free(p->b1), free(p->b2), free(p->x), fre
  * perturbations ex (rows x d) and et (m) added eps times, when not NULL */
 static void ref_forward(const problem *p, double gamma, double eps, const float *ex, const float *et, double *y) {
     int64_t d = p->set.x_dim, m = p->set.modes, k = p->set.y_dim;
-    double *zr = doubles((size_t)k), *zi = doubles((size_t)k);
+    double *zr = pnn_test_doubles((size_t)k), *zi = pnn_test_doubles((size_t)k);
     for (int64_t b = 0; b < p->rows; b++) {
         memset(zr, 0, (size_t)k * sizeof *zr);
         memset(zi, 0, (size_t)k * sizeof *zi);
@@ -109,8 +90,8 @@ static double max_abs(const double *x, size_t n) {
 static void kernel_forward(const problem *p, int transfer, float gamma, const float *noise, float sigma, float well,
                            float *y) {
     int64_t d = p->set.x_dim, m = p->set.modes, k = p->set.y_dim;
-    float *w = nan_floats((size_t)(2 * m * k)), *u = nan_floats((size_t)(2 * p->rows * m));
-    float *z = nan_floats((size_t)(2 * p->rows * k)), *t = nan_floats((size_t)(2 * d * k));
+    float *w = pnn_test_nan_floats((size_t)(2 * m * k)), *u = pnn_test_nan_floats((size_t)(2 * p->rows * m));
+    float *z = pnn_test_nan_floats((size_t)(2 * p->rows * k)), *t = pnn_test_nan_floats((size_t)(2 * d * k));
     ops()->modulate(NULL, m, k, gamma, p->theta, p->b2, w);
     if (transfer) {
         pnn_scatter_transfer(pnn_backend_cpu(), &p->set, p->b1, w, t);
@@ -133,8 +114,8 @@ START_TEST(forward_matches_reference) {
             float gamma = gi & 1 ? 0.13f : 0.0f;
             problem p = make_problem(s[0], s[1], s[2], s[3], 0.0, 100 + (uint64_t)si);
             size_t n = (size_t)(s[0] * s[3]);
-            float *y = nan_floats(n);
-            double *want = doubles(n);
+            float *y = pnn_test_nan_floats(n);
+            double *want = pnn_test_doubles(n);
             kernel_forward(&p, gi >> 1, gamma, NULL, 0, INFINITY, y);
             ref_forward(&p, gamma, 0, NULL, NULL, want);
             ck_assert_msg(pnn_test_allclose("y", y, want, (int64_t)n, 1e-5 * max_abs(want, n), 1e-4),
@@ -151,8 +132,8 @@ START_TEST(modulate_matches_reference) {
     for (int si = 0; si < 4; si++) {
         int64_t m = sizes[si][0], k = sizes[si][1];
         float *theta = random_floats((size_t)m, -20, 20, 200 + (uint64_t)si);
-        float *b2 = random_floats((size_t)(2 * m * k), -1, 1, 210 + (uint64_t)si), *w = nan_floats((size_t)(2 * m * k));
-        double *want = doubles((size_t)(2 * m * k));
+        float *b2 = random_floats((size_t)(2 * m * k), -1, 1, 210 + (uint64_t)si), *w = pnn_test_nan_floats((size_t)(2 * m * k));
+        double *want = pnn_test_doubles((size_t)(2 * m * k));
         ops()->modulate(NULL, m, k, 0.3f, theta, b2, w);
         for (int64_t j = 0; j < m; j++) {
             double t = theta[j] + 0.3 * sin((double)theta[j]);
@@ -174,8 +155,8 @@ START_TEST(detect_and_adjoints_match_reference) {
         int64_t rows = sizes[si][0], m = sizes[si][1], n = rows * m;
         float *z = random_floats((size_t)(2 * n), -1, 1, 300 + (uint64_t)si);
         float *noise = random_floats((size_t)n, -3, 3, 310 + (uint64_t)si), *dy = random_floats((size_t)n, -1, 1, 320);
-        float *y = nan_floats((size_t)n), *gz = nan_floats((size_t)(2 * n));
-        double *want = doubles((size_t)(2 * n));
+        float *y = pnn_test_nan_floats((size_t)n), *gz = pnn_test_nan_floats((size_t)(2 * n));
+        double *want = pnn_test_doubles((size_t)(2 * n));
         /* with noise and a well that clips some, then neither */
         ops()->detect(NULL, n, z, noise, 0.05f, 1.0f, y);
         for (int64_t i = 0; i < n; i++)
@@ -254,8 +235,8 @@ static problem uri_problem(const char *uri, int64_t rows, double error, uint64_t
     problem p = {.rows = rows};
     ck_assert_int_eq(pnn_scatter_read_settings(&u, &p.set), PNN_OK);
     int64_t d = p.set.x_dim, m = p.set.modes, k = p.set.y_dim;
-    p.b1 = floats((size_t)(2 * d * m));
-    p.b2 = floats((size_t)(2 * m * k));
+    p.b1 = pnn_test_floats((size_t)(2 * d * m));
+    p.b2 = pnn_test_floats((size_t)(2 * m * k));
     ck_assert_int_eq(pnn_scatter_draw_media(pnn_backend_cpu(), &p.set, error, p.b1, p.b2), PNN_OK);
     p.x = random_floats((size_t)(rows * d), -1, 1, 10 * stream + 1);
     p.theta = random_floats((size_t)m, -3.14159265f, 3.14159265f, 10 * stream + 2);
@@ -273,8 +254,8 @@ START_TEST(twin_equals_ideal_device) {
         pnn_twin *tw = make_twin(dev, -1);
         problem p = uri_problem(uris[i], 33, 0.0, 400 + (uint64_t)i);
         size_t n = (size_t)(p.rows * p.set.y_dim);
-        float *yd = nan_floats(n), *yt = nan_floats(n), *yt_taped = nan_floats(n);
-        double *want = doubles(n);
+        float *yd = pnn_test_nan_floats(n), *yt = pnn_test_nan_floats(n), *yt_taped = pnn_test_nan_floats(n);
+        double *want = pnn_test_doubles(n);
         device_forward(dev, &p, yd);
         twin_forward(tw, &p, -1, yt);
         twin_forward(tw, &p, 0, yt_taped); /* nominal noise 0: taped equals untaped */
@@ -305,8 +286,8 @@ START_TEST(device_is_its_hidden_physics) {
     pnn_rng_uniform(5, pnn_rng_stream("sim.scatter.gamma", 0), 0, 1, &draw);
     double gamma = 0.1 * 2 * (0.5 + draw);
     size_t n = (size_t)(p.rows * p.set.y_dim);
-    float *yd = nan_floats(n), *yt = nan_floats(n);
-    double *want = doubles(n), *want_twin = doubles(n);
+    float *yd = pnn_test_nan_floats(n), *yt = pnn_test_nan_floats(n);
+    double *want = pnn_test_doubles(n), *want_twin = pnn_test_doubles(n);
     device_forward(dev, &p, yd);
     twin_forward(tw, &p, -1, yt);
     ref_forward(&p, gamma, 0, NULL, NULL, want);
@@ -342,8 +323,8 @@ START_TEST(noise_is_absolute_and_reproducible) {
     pnn_twin *tw = make_twin(a, -1);
     problem p = uri_problem(uri, 200, 0.0, 600);
     size_t n = (size_t)(p.rows * p.set.y_dim);
-    float *ya = nan_floats(n), *yb = nan_floats(n), *ya2 = nan_floats(n), *clean = nan_floats(n);
-    float *taped = nan_floats(n);
+    float *ya = pnn_test_nan_floats(n), *yb = pnn_test_nan_floats(n), *ya2 = pnn_test_nan_floats(n), *clean = pnn_test_nan_floats(n);
+    float *taped = pnn_test_nan_floats(n);
     device_forward(a, &p, ya);
     device_forward(b, &p, yb);
     device_forward(a, &p, ya2);
@@ -378,7 +359,7 @@ START_TEST(full_well_clips_hard) {
     pnn_twin *tw = make_twin(dev, -1);
     problem p = uri_problem(uri, 30, 0.0, 700);
     size_t n = (size_t)(p.rows * p.set.y_dim);
-    float *yd = nan_floats(n), *yt = nan_floats(n);
+    float *yd = pnn_test_nan_floats(n), *yt = pnn_test_nan_floats(n);
     device_forward(dev, &p, yd);
     twin_forward(tw, &p, -1, yt);
     int clipped = 0;
@@ -397,7 +378,7 @@ END_TEST
 /* L = <w, y(x + eps ex, theta + eps et)> by the double reference */
 static double ref_loss(const problem *p, const double *w, double eps, const float *ex, const float *et) {
     size_t n = (size_t)(p->rows * p->set.y_dim);
-    double *y = doubles(n), loss = 0;
+    double *y = pnn_test_doubles(n), loss = 0;
     ref_forward(p, 0.0, eps, ex, et, y);
     for (size_t i = 0; i < n; i++) loss += w[i] * y[i];
     free(y);
@@ -413,9 +394,9 @@ static double dot(const float *a, const float *b, size_t n) {
 /* the twin's taped forward, then its VJP into dx (may be NULL) and dtheta (added to) */
 static void twin_vjp(pnn_twin *tw, const problem *p, const float *dy, float *dx, float *dtheta) {
     size_t n = (size_t)(p->rows * p->set.y_dim);
-    float *y = nan_floats(n);
+    float *y = pnn_test_nan_floats(n);
     twin_forward(tw, p, 3, y);
-    float *dy_copy = floats(n);
+    float *dy_copy = pnn_test_floats(n);
     memcpy(dy_copy, dy, n * sizeof *dy);
     pnn_tensor dyt = host_tensor(dy_copy, p->rows, p->set.y_dim), dxt;
     if (dx) dxt = host_tensor(dx, p->rows, p->set.x_dim);
@@ -436,7 +417,7 @@ START_TEST(vjp_matches_finite_differences) {
         problem p = uri_problem(uris[si], rows[si], 0.0, 800 + (uint64_t)si);
         int64_t d = p.set.x_dim, m = p.set.modes;
         size_t n = (size_t)(p.rows * p.set.y_dim), nx = (size_t)(p.rows * d);
-        float *dy = random_floats(n, -1, 1, 810 + (uint64_t)si), *dx = nan_floats(nx), *dtheta = floats((size_t)m);
+        float *dy = random_floats(n, -1, 1, 810 + (uint64_t)si), *dx = pnn_test_nan_floats(nx), *dtheta = pnn_test_floats((size_t)m);
         memset(dtheta, 0, (size_t)m * sizeof *dtheta);
         twin_vjp(tw, &p, dy, dx, dtheta);
         double *w = to_doubles(dy, n);
@@ -459,8 +440,8 @@ START_TEST(vjp_matches_finite_differences) {
         }
         /* the smaller problems element by element */
         if (si < 3) {
-            double *want_x = doubles(nx), *want_t = doubles((size_t)m);
-            float *unit_x = floats(nx), *unit_t = floats((size_t)m);
+            double *want_x = pnn_test_doubles(nx), *want_t = pnn_test_doubles((size_t)m);
+            float *unit_x = pnn_test_floats(nx), *unit_t = pnn_test_floats((size_t)m);
             memset(unit_x, 0, nx * sizeof *unit_x);
             memset(unit_t, 0, (size_t)m * sizeof *unit_t);
             for (size_t i = 0; i < nx; i++) {
@@ -495,10 +476,10 @@ START_TEST(vjp_accumulates_and_takes_null_dx) {
     problem p = uri_problem(uri, 40, 0.0, 900);
     int64_t m = p.set.modes;
     size_t n = (size_t)(p.rows * p.set.y_dim);
-    float *dy = random_floats(n, -1, 1, 901), *g = floats((size_t)m), *acc = random_floats((size_t)m, -1, 1, 902);
+    float *dy = random_floats(n, -1, 1, 901), *g = pnn_test_floats((size_t)m), *acc = random_floats((size_t)m, -1, 1, 902);
     memset(g, 0, (size_t)m * sizeof *g);
     twin_vjp(tw, &p, dy, NULL, g);
-    double *want = doubles((size_t)m);
+    double *want = pnn_test_doubles((size_t)m);
     for (int64_t j = 0; j < m; j++) want[j] = acc[j] + 2.0 * g[j];
     twin_vjp(tw, &p, dy, NULL, acc);
     pnn_tensor dyt = host_tensor(dy, p.rows, p.set.y_dim);
@@ -523,14 +504,14 @@ START_TEST(global_phase_homogeneity_and_scale) {
     problem p = uri_problem(uri, 64, 0.0, 1000);
     int64_t d = p.set.x_dim, m = p.set.modes;
     size_t n = (size_t)(p.rows * p.set.y_dim), nx = (size_t)(p.rows * d);
-    float *y = nan_floats(n), *y2 = nan_floats(n);
-    double *want = doubles(n);
+    float *y = pnn_test_nan_floats(n), *y2 = pnn_test_nan_floats(n);
+    double *want = pnn_test_doubles(n);
     twin_forward(tw, &p, -1, y);
     for (int64_t j = 0; j < m; j++) p.theta[j] += 0.7f;
     twin_forward(tw, &p, -1, y2);
     for (size_t i = 0; i < n; i++) want[i] = y[i];
     ck_assert(pnn_test_allclose("global phase", y2, want, (int64_t)n, 1e-5 * max_abs(want, n), 1e-4));
-    float *dy = random_floats(n, -1, 1, 1001), *dtheta = floats((size_t)m);
+    float *dy = random_floats(n, -1, 1, 1001), *dtheta = pnn_test_floats((size_t)m);
     memset(dtheta, 0, (size_t)m * sizeof *dtheta);
     twin_vjp(tw, &p, dy, NULL, dtheta);
     double sum = 0, l1 = 0;
@@ -551,7 +532,7 @@ START_TEST(global_phase_homogeneity_and_scale) {
     dev = open_device(uri);
     tw = make_twin(dev, -1);
     p = uri_problem(uri, 1, 0.0, 1003);
-    y = nan_floats((size_t)p.set.y_dim);
+    y = pnn_test_nan_floats((size_t)p.set.y_dim);
     double mean = 0;
     for (int64_t i = 0; i < p.set.x_dim; i++) p.x[i] = 1.0f;
     for (int r = 0; r < 64; r++) {
@@ -579,7 +560,7 @@ START_TEST(forms_agree_and_switch_at_equal_flops) {
     float *y[2], *dx[2], *dtheta[2], *dy = random_floats(n, -1, 1, 1101);
     for (int f = 0; f < 2; f++) {
         pnn_scatter_set_regime(f + 1);
-        y[f] = nan_floats(n), dx[f] = nan_floats(nx), dtheta[f] = floats((size_t)m);
+        y[f] = pnn_test_nan_floats(n), dx[f] = pnn_test_nan_floats(nx), dtheta[f] = pnn_test_floats((size_t)m);
         memset(dtheta[f], 0, (size_t)m * sizeof *dtheta[f]);
         twin_forward(tw, &p, -1, y[f]);
         twin_vjp(tw, &p, dy, dx[f], dtheta[f]);

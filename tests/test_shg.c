@@ -22,28 +22,9 @@
 
 static const pnn_shg_ops *cpu = &pnn_shg_cpu_ops;
 
-static float *floats(size_t n) {
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    ck_assert_ptr_nonnull(x);
-    return x;
-}
-
-static float *nan_floats(size_t n) {
-    float *x = floats(n);
-    for (size_t i = 0; i < n; i++) x[i] = NAN;
-    return x;
-}
-
+/* inputs of this file's cases: U(lo, hi) from (2026, stream) */
 static float *random_floats(size_t n, float lo, float hi, uint64_t stream) {
-    float *x = floats(n);
-    pnn_test_uniform(x, (int64_t)n, lo, hi, 2026, stream);
-    return x;
-}
-
-static double *doubles(size_t n) {
-    double *x = calloc(n ? n : 1, sizeof *x);
-    ck_assert_ptr_nonnull(x);
-    return x;
+    return pnn_test_random_floats(n, lo, hi, 2026, stream);
 }
 
 /* ---- the reference ---- */
@@ -79,7 +60,7 @@ static void ref_from_amplitudes(const ref_setup *s, const double *amp, double *y
     int64_t k = s->k, m = ref_m(s);
     double c = (double)s->y_dim / ((double)k * (2.0 * k * k + 1.0) / 3.0);
     double complex *a = malloc((size_t)k * sizeof *a);
-    double *inten = doubles((size_t)m), *blurred = doubles((size_t)m);
+    double *inten = pnn_test_doubles((size_t)m), *blurred = pnn_test_doubles((size_t)m);
     int64_t r = s->sigma > 1e-6 ? (int64_t)ceil(4 * s->sigma) : 0;
     if (r > m) r = m;
     double taps = 0;
@@ -125,7 +106,7 @@ static void ref_amplitudes(const ref_setup *s, const float *x, const float *thet
 }
 
 static void ref_forward(const ref_setup *s, const float *x, const float *theta, double *y) {
-    double *amp = doubles((size_t)(s->rows * s->k));
+    double *amp = pnn_test_doubles((size_t)(s->rows * s->k));
     ref_amplitudes(s, x, theta, 0, NULL, NULL, amp);
     ref_from_amplitudes(s, amp, y);
     free(amp);
@@ -134,7 +115,7 @@ static void ref_forward(const ref_setup *s, const float *x, const float *theta, 
 /* L = <w, y(x + eps vx, theta + eps vt)> */
 static double ref_loss(const ref_setup *s, const double *w, const float *x, const float *theta, double eps,
                        const float *vx, const float *vt) {
-    double *amp = doubles((size_t)(s->rows * s->k)), *y = doubles((size_t)(s->rows * s->y_dim));
+    double *amp = pnn_test_doubles((size_t)(s->rows * s->k)), *y = pnn_test_doubles((size_t)(s->rows * s->y_dim));
     ref_amplitudes(s, x, theta, eps, vx, vt, amp);
     ref_from_amplitudes(s, amp, y);
     double loss = 0;
@@ -166,12 +147,12 @@ static run_out run_kernels(const ref_setup *s, pnn_shg_form form, const float *x
                            const float *gain, const float *dy) {
     pnn_shg_params p = params(s, form);
     int32_t *bin_of = layout_of(s);
-    run_out o = {nan_floats((size_t)(s->rows * s->y_dim)), nan_floats(cpu->tape_floats(&p)), NULL, NULL};
-    float *work = nan_floats(cpu->work_floats(&p));
+    run_out o = {pnn_test_nan_floats((size_t)(s->rows * s->y_dim)), pnn_test_nan_floats(cpu->tape_floats(&p)), NULL, NULL};
+    float *work = pnn_test_nan_floats(cpu->work_floats(&p));
     cpu->forward(NULL, &p, bin_of, x, theta, o.y, o.tape, work);
     if (dy) {
-        o.dx = nan_floats((size_t)(s->rows * s->x_dim));
-        o.dtheta = floats((size_t)(s->k - s->x_dim));
+        o.dx = pnn_test_nan_floats((size_t)(s->rows * s->x_dim));
+        o.dtheta = pnn_test_floats((size_t)(s->k - s->x_dim));
         memset(o.dtheta, 0, (size_t)(s->k - s->x_dim) * sizeof *o.dtheta);
         for (size_t i = 0; i < cpu->work_floats(&p); i++) work[i] = NAN;
         cpu->vjp(NULL, &p, bin_of, o.tape, gain, dy, o.dx, o.dtheta, work);
@@ -183,7 +164,7 @@ static run_out run_kernels(const ref_setup *s, pnn_shg_form form, const float *x
 static void free_out(run_out *o) { free(o->y), free(o->tape), free(o->dx), free(o->dtheta); }
 
 static double norm_err(const float *a, const float *b, int64_t n) {
-    double *bd = doubles((size_t)n);
+    double *bd = pnn_test_doubles((size_t)n);
     for (int64_t i = 0; i < n; i++) bd[i] = b[i];
     double e = pnn_test_norm_err(a, bd, n);
     free(bd);
@@ -225,7 +206,7 @@ START_TEST(forward_matches_reference) {
                     float *x = random_floats((size_t)(s.rows * s.x_dim), -0.2f, 1.2f, stream++);
                     float *theta = random_floats((size_t)(k - s.x_dim), -0.2f, 1.2f, stream++);
                     run_out o = run_kernels(&s, (pnn_shg_form)form, x, theta, NULL, NULL);
-                    double *want = doubles((size_t)(s.rows * s.y_dim));
+                    double *want = pnn_test_doubles((size_t)(s.rows * s.y_dim));
                     ref_forward(&s, x, theta, want);
                     ck_assert_msg(pnn_test_allclose("y", o.y, want, s.rows * s.y_dim, 1e-6, 1e-4),
                                   "K %lld rows %lld layout %d form %d", (long long)k, (long long)s.rows, layout, form);
@@ -312,12 +293,6 @@ static void check_directional(const char *what, double got, double want, double 
                   what, got, want);
 }
 
-static double dot(const float *a, const float *b, size_t n) {
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) sum += (double)a[i] * b[i];
-    return sum;
-}
-
 /* every entry of dx and dtheta against central differences of the double reference, at points
  * clear of the floor of dA/du and of the clamp at 1 */
 START_TEST(vjp_matches_elementwise_finite_differences) {
@@ -329,9 +304,9 @@ START_TEST(vjp_matches_elementwise_finite_differences) {
             float *theta = random_floats((size_t)nt, 0.05f, 0.95f, 310 + (uint64_t)form);
             float *dy = random_floats((size_t)ny, -1, 1, 320 + (uint64_t)form);
             run_out o = run_kernels(&s, (pnn_shg_form)form, x, theta, NULL, dy);
-            double *w = doubles((size_t)ny), *want_x = doubles((size_t)nx), *want_t = doubles((size_t)nt);
+            double *w = pnn_test_doubles((size_t)ny), *want_x = pnn_test_doubles((size_t)nx), *want_t = pnn_test_doubles((size_t)nt);
             for (int64_t i = 0; i < ny; i++) w[i] = dy[i];
-            float *unit = floats((size_t)nx);
+            float *unit = pnn_test_floats((size_t)nx);
             const double eps = 1e-5;
             for (int64_t i = 0; i < nx; i++) {
                 memset(unit, 0, (size_t)nx * sizeof *unit);
@@ -366,13 +341,13 @@ START_TEST(vjp_matches_directional_finite_differences) {
             float *dy = random_floats(ny, -1, 1, stream++);
             float *vx = random_floats(nx, -1, 1, stream++), *vt = random_floats(nt, -1, 1, stream++);
             run_out o = run_kernels(&s, (pnn_shg_form)form, x, theta, NULL, dy);
-            double *w = doubles(ny);
+            double *w = pnn_test_doubles(ny);
             for (size_t i = 0; i < ny; i++) w[i] = dy[i];
             const double eps = 1e-4;
             double fd_x = (ref_loss(&s, w, x, theta, eps, vx, NULL) - ref_loss(&s, w, x, theta, -eps, vx, NULL)) / (2 * eps);
             double fd_t = (ref_loss(&s, w, x, theta, eps, NULL, vt) - ref_loss(&s, w, x, theta, -eps, NULL, vt)) / (2 * eps);
-            check_directional("dx", dot(o.dx, vx, nx), fd_x, sqrt(dot(o.dx, o.dx, nx) * dot(vx, vx, nx)));
-            check_directional("dtheta", dot(o.dtheta, vt, nt), fd_t, sqrt(dot(o.dtheta, o.dtheta, nt) * dot(vt, vt, nt)));
+            check_directional("dx", pnn_test_dot(o.dx, vx, nx), fd_x, sqrt(pnn_test_dot(o.dx, o.dx, nx) * pnn_test_dot(vx, vx, nx)));
+            check_directional("dtheta", pnn_test_dot(o.dtheta, vt, nt), fd_t, sqrt(pnn_test_dot(o.dtheta, o.dtheta, nt) * pnn_test_dot(vt, vt, nt)));
             free(x), free(theta), free(dy), free(vx), free(vt), free(w);
             free_out(&o);
         }
@@ -414,15 +389,15 @@ START_TEST(vjp_gain_accumulation_and_null_dx) {
         ref_setup s = {.rows = 9, .k = 70, .x_dim = 30, .y_dim = 12, .layout = 1};
         size_t ny = (size_t)(s.rows * s.y_dim), nt = (size_t)(s.k - s.x_dim), nx = (size_t)(s.rows * s.x_dim);
         float *x = random_floats(nx, 0, 1, 500), *theta = random_floats(nt, 0, 1, 501);
-        float *dy = random_floats(ny, -1, 1, 502), *gain = random_floats(ny, 0.9f, 1.1f, 503), *gdy = floats(ny);
+        float *dy = random_floats(ny, -1, 1, 502), *gain = random_floats(ny, 0.9f, 1.1f, 503), *gdy = pnn_test_floats(ny);
         for (size_t i = 0; i < ny; i++) gdy[i] = gain[i] * dy[i];
         run_out a = run_kernels(&s, (pnn_shg_form)form, x, theta, gain, dy);
         run_out b = run_kernels(&s, (pnn_shg_form)form, x, theta, NULL, gdy);
         ck_assert(norm_err(a.dx, b.dx, (int64_t)nx) < 1e-6 && norm_err(a.dtheta, b.dtheta, (int64_t)nt) < 1e-6);
         pnn_shg_params p = params(&s, (pnn_shg_form)form);
         int32_t *bin_of = layout_of(&s);
-        float *acc = random_floats(nt, -1, 1, 504), *work = nan_floats(cpu->work_floats(&p));
-        double *want = doubles(nt);
+        float *acc = random_floats(nt, -1, 1, 504), *work = pnn_test_nan_floats(cpu->work_floats(&p));
+        double *want = pnn_test_doubles(nt);
         for (size_t i = 0; i < nt; i++) want[i] = acc[i] + 2.0 * b.dtheta[i];
         cpu->vjp(NULL, &p, bin_of, b.tape, NULL, gdy, NULL, acc, work);
         cpu->vjp(NULL, &p, bin_of, b.tape, NULL, gdy, NULL, acc, work);
@@ -440,8 +415,8 @@ START_TEST(tape_free_forward_is_bit_identical) {
         pnn_shg_params p = params(&s, (pnn_shg_form)form);
         int32_t *bin_of = layout_of(&s);
         float *x = random_floats((size_t)(7 * 64), 0, 1, 600), *theta = random_floats(65, 0, 1, 601);
-        float *a = nan_floats(7 * 16), *b = nan_floats(7 * 16), *tape = nan_floats(cpu->tape_floats(&p));
-        float *work = nan_floats(cpu->work_floats(&p));
+        float *a = pnn_test_nan_floats(7 * 16), *b = pnn_test_nan_floats(7 * 16), *tape = pnn_test_nan_floats(cpu->tape_floats(&p));
+        float *work = pnn_test_nan_floats(cpu->work_floats(&p));
         cpu->forward(NULL, &p, bin_of, x, theta, a, tape, work);
         cpu->forward(NULL, &p, bin_of, x, theta, b, NULL, work);
         ck_assert(memcmp(a, b, 7 * 16 * sizeof *a) == 0);
@@ -456,7 +431,7 @@ static void run_device_op(const ref_setup *s, pnn_shg_form form, const float *x,
     pnn_shg_params p = params(s, form);
     int64_t k = s->k, m = 2 * k - 1, yd = s->y_dim;
     int32_t *bin_of = layout_of(s), *index = malloc((size_t)(3 * yd) * sizeof *index);
-    float *phase = floats((size_t)(2 * k)), *pmf = floats((size_t)m), *weight = floats((size_t)m);
+    float *phase = pnn_test_floats((size_t)(2 * k)), *pmf = pnn_test_floats((size_t)m), *weight = pnn_test_floats((size_t)m);
     for (int64_t i = 0; i < k; i++) phase[2 * i] = (float)cos(phi[i]), phase[2 * i + 1] = (float)sin(phi[i]);
     for (int64_t i = 0; i < m; i++) pmf[i] = pm ? (float)pm[i] : 1.0f;
     double c = (double)yd / ((double)k * (2.0 * k * k + 1.0) / 3.0);
@@ -466,7 +441,7 @@ static void run_device_op(const ref_setup *s, pnn_shg_form form, const float *x,
         index[yd + j] = (int32_t)((j + 1) * m / yd - j * m / yd);
     }
     pnn_shg_bins bins = {index, index + yd, index + 2 * yd, weight};
-    float *work = nan_floats(cpu->device_work_floats(&p));
+    float *work = pnn_test_nan_floats(cpu->device_work_floats(&p));
     cpu->device_forward(NULL, &p, bin_of, x, theta, phase, pmf, &bins, y, work);
     free(bin_of), free(index), free(phase), free(pmf), free(weight), free(work);
 }
@@ -482,10 +457,10 @@ START_TEST(device_op_matches_reference) {
             float *x = random_floats((size_t)(3 * s.x_dim), -0.1f, 1, stream++);
             float *theta = random_floats((size_t)(k - s.x_dim), 0, 1, stream++);
             float *ph = random_floats((size_t)k, -3, 3, stream++), *pmr = random_floats((size_t)m, 0.3f, 1, stream++);
-            double *phi = doubles((size_t)k), *pm = doubles((size_t)m), *want = doubles((size_t)(3 * s.y_dim));
+            double *phi = pnn_test_doubles((size_t)k), *pm = pnn_test_doubles((size_t)m), *want = pnn_test_doubles((size_t)(3 * s.y_dim));
             for (int64_t i = 0; i < k; i++) phi[i] = ph[i];
             for (int64_t i = 0; i < m; i++) pm[i] = pmr[i];
-            float *y = nan_floats((size_t)(3 * s.y_dim));
+            float *y = pnn_test_nan_floats((size_t)(3 * s.y_dim));
             run_device_op(&s, (pnn_shg_form)form, x, theta, phi, pm, y);
             s.phase = phi, s.pm = pm;
             ref_forward(&s, x, theta, want);
@@ -550,7 +525,7 @@ START_TEST(sim_device_matches_reference_model) {
             float theta[14];
             pnn_test_uniform(theta, k - xd, 0, 1, 5, 901);
             ck_assert_int_eq(pnn_device_forward(dev, &x, theta, &y), PNN_OK);
-            double *want = doubles((size_t)(rows * yd));
+            double *want = pnn_test_doubles((size_t)(rows * yd));
             ref_forward(&s, x.data, theta, want);
             ck_assert_msg(pnn_test_allclose("device", y.data, want, rows * yd, 1e-6, 1e-4), "%s", uri);
             free(want);
@@ -577,8 +552,8 @@ static void device_and_twin(const char *uri, int64_t rows, float **y_dev, float 
     float *theta = random_floats((size_t)td, 0, 1, 1001);
     ck_assert_msg(pnn_device_forward(dev, &x, theta, &y) == PNN_OK, "%s", pnn_last_error());
     ck_assert_msg(tw->iface->forward(tw, &x, theta, &yt, -1, NULL) == PNN_OK, "%s", pnn_last_error());
-    *y_dev = floats((size_t)(rows * yd));
-    *y_twin = floats((size_t)(rows * yd));
+    *y_dev = pnn_test_floats((size_t)(rows * yd));
+    *y_twin = pnn_test_floats((size_t)(rows * yd));
     memcpy(*y_dev, y.data, (size_t)(rows * yd) * sizeof(float));
     memcpy(*y_twin, yt.data, (size_t)(rows * yd) * sizeof(float));
     free(theta);
@@ -704,7 +679,7 @@ START_TEST(twin_models_detector_noise) {
     ck_assert_int_eq(tw->iface->vjp(tw, theta, &dy, &dx, dtheta, 3), PNN_OK);
     /* the same VJP by the kernels, from a clean tape, with dy scaled by the factors */
     ref_setup s = {.rows = rows, .k = 40, .x_dim = xd, .y_dim = yd};
-    float *gdy = floats((size_t)(rows * yd));
+    float *gdy = pnn_test_floats((size_t)(rows * yd));
     double sd = 0;
     for (int64_t i = 0; i < rows * yd; i++) {
         double g = noisy.data[i] / clean.data[i];

@@ -4,6 +4,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pnn/rng.h"
@@ -65,4 +66,34 @@ int pnn_test_run(Suite *s) {
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? 1 : 0;
+}
+
+float *pnn_test_floats(size_t n) {
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    return x;
+}
+
+float *pnn_test_nan_floats(size_t n) {
+    float *x = pnn_test_floats(n);
+    for (size_t i = 0; i < n; i++) x[i] = NAN;
+    return x;
+}
+
+float *pnn_test_random_floats(size_t n, float lo, float hi, uint64_t seed, uint64_t stream) {
+    float *x = pnn_test_floats(n);
+    pnn_test_uniform(x, (int64_t)n, lo, hi, seed, stream);
+    return x;
+}
+
+double *pnn_test_doubles(size_t n) {
+    double *x = calloc(n ? n : 1, sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    return x;
+}
+
+double pnn_test_dot(const float *a, const float *b, size_t n) {
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) sum += (double)a[i] * b[i];
+    return sum;
 }
