@@ -6,6 +6,7 @@
 #include "pnn/clock.h"
 #include "pnn/rng.h"
 #include "pnn/system.h"
+#include "pnn/twin.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -315,4 +316,22 @@ pnn_status pnn_device_attempt(pnn_device *dev, const pnn_tensor *x, const float 
 
 pnn_status pnn_device_forward(pnn_device *dev, const pnn_tensor *x, const float *theta, pnn_tensor *y) {
     return pnn_device_attempt(dev, x, theta, y, NULL);
+}
+
+pnn_status pnn_twin_new(pnn_device *dev, const pnn_twin_i *iface, size_t impl_size, const char *what, pnn_twin **out) {
+    pnn_twin *tw = calloc(1, sizeof *tw);
+    void *impl = calloc(1, impl_size ? impl_size : 1);
+    *out = NULL;
+    if (!tw || !impl) {
+        free(tw);
+        free(impl);
+        return PNN_ERROR(PNN_ERR_NOMEM, "out of memory creating %s", what);
+    }
+    tw->iface = iface;
+    tw->info = dev->info;
+    tw->be = dev->be;
+    tw->theta_stale = 1;
+    tw->impl = impl;
+    *out = tw;
+    return PNN_OK;
 }

@@ -346,19 +346,11 @@ static pnn_status setup_refine(pnn_twin *tw) {
 
 static pnn_status create(const char *kind, const char *path, const pnn_cfg *opts, pnn_device *dev, double noise,
                          pnn_twin **out) {
-    pnn_twin *tw = calloc(1, sizeof *tw);
-    learned_twin *t = calloc(1, sizeof *t);
+    pnn_twin *tw;
     pnn_twin_file_info fi;
     pnn_status st;
-    if (!tw || !t) {
-        free(tw);
-        free(t);
-        return PNN_ERROR(PNN_ERR_NOMEM, "out of memory for a learned twin");
-    }
-    tw->iface = &learned_iface;
-    tw->impl = t;
-    tw->be = dev->be;
-    tw->info = dev->info;
+    PNN_TRY(pnn_twin_new(dev, &learned_iface, sizeof(learned_twin), "a learned twin", &tw));
+    learned_twin *t = tw->impl;
     if (!strcmp(kind, "learned") && noise == PNN_TWIN_NOISE_ORACLE) {
         st = PNN_ERROR(PNN_ERR_CONFIG, "twin_noise: oracle needs an analytic model of the noise; a learned twin "
                        "models the device's mean response (use twin_noise: 0 or leave it out)");

@@ -181,17 +181,9 @@ pnn_status pnn_circuit_twin_create(pnn_device *dev, double noise, pnn_twin **out
     PNN_TRY(pnn_uri_parse(dev->info.system_uri[0] ? dev->info.system_uri : dev->info.uri, &u));
     PNN_TRY(pnn_circuit_read_settings(&u, &set));
     PNN_TRY(check_device_dims(&dev->info, &u, &set));
-    pnn_twin *tw = calloc(1, sizeof *tw);
-    circuit_twin *t = calloc(1, sizeof *t);
-    if (!tw || !t) {
-        free(tw);
-        free(t);
-        return PNN_ERROR(PNN_ERR_NOMEM, "out of memory creating a circuit twin");
-    }
-    tw->iface = &circuit_twin_iface;
-    tw->info = dev->info;
-    tw->be = dev->be;
-    tw->impl = t;
+    pnn_twin *tw;
+    PNN_TRY(pnn_twin_new(dev, &circuit_twin_iface, sizeof(circuit_twin), "a circuit twin", &tw));
+    circuit_twin *t = tw->impl;
     t->ops = pnn_circuit_ops_for(dev->be);
     t->set = set;
     t->noise = (float)(noise == PNN_TWIN_NOISE_ORACLE ? 0.0 : noise < 0 ? set.noise : noise);

@@ -177,18 +177,9 @@ pnn_status pnn_osc_twin_create(pnn_device *dev, double noise, pnn_twin **out) {
     PNN_TRY(pnn_uri_double(&u, "dt", 0.1, 1e-6, 10, &dt));
     PNN_TRY(pnn_uri_double(&u, "noise", 0.02, 0, 100, &nominal_noise));
     PNN_TRY(pnn_uri_int(&u, "seed", 0, 0, INT64_MAX, &seed));
-    pnn_twin *tw = calloc(1, sizeof *tw);
-    osc_twin *t = calloc(1, sizeof *t);
-    if (!tw || !t) {
-        free(tw);
-        free(t);
-        return PNN_ERROR(PNN_ERR_NOMEM, "out of memory creating an oscillator twin");
-    }
-    tw->iface = &osc_twin_iface;
-    tw->info = dev->info;
-    tw->be = dev->be;
-    tw->theta_stale = 1;
-    tw->impl = t;
+    pnn_twin *tw;
+    PNN_TRY(pnn_twin_new(dev, &osc_twin_iface, sizeof(osc_twin), "an oscillator twin", &tw));
+    osc_twin *t = tw->impl;
     int64_t n = dev->info.x_dim;
     t->ops = pnn_osc_ops_for(dev->be);
     t->p = (pnn_osc_params){.batch = 0, .n = n, .nt = (int)nt, .dt = (float)dt, .eta = 0.0f};

@@ -178,18 +178,9 @@ pnn_status pnn_scatter_twin_create(pnn_device *dev, double noise, pnn_twin **out
         return PNN_ERROR(PNN_ERR_CONFIG, "twin_noise: oracle replays a device's input noise, and the scatter "
                          "system's noise is the camera's, on its output, which the twin's gradient does not "
                          "depend on; leave twin_noise out (the nominal level) or give a number");
-    pnn_twin *tw = calloc(1, sizeof *tw);
-    scatter_twin *t = calloc(1, sizeof *t);
-    if (!tw || !t) {
-        free(tw);
-        free(t);
-        return PNN_ERROR(PNN_ERR_NOMEM, "out of memory creating a scatter twin");
-    }
-    tw->iface = &scatter_twin_iface;
-    tw->info = dev->info;
-    tw->be = dev->be;
-    tw->theta_stale = 1;
-    tw->impl = t;
+    pnn_twin *tw;
+    PNN_TRY(pnn_twin_new(dev, &scatter_twin_iface, sizeof(scatter_twin), "a scatter twin", &tw));
+    scatter_twin *t = tw->impl;
     t->ops = pnn_scatter_ops_for(dev->be);
     t->set = set;
     t->noise = (float)(noise < 0 ? set.noise : noise);

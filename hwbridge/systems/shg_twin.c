@@ -166,18 +166,9 @@ pnn_status pnn_shg_twin_create(pnn_device *dev, double noise, pnn_twin **out) {
     if (st != PNN_OK)
         return pnn_error_prefix(PNN_ERR_FORMAT, "device %s: its system URI %s: ", dev->info.uri, dev->info.system_uri);
     PNN_TRY(check_device_dims(&dev->info, &set));
-    pnn_twin *tw = calloc(1, sizeof *tw);
-    shg_twin *t = calloc(1, sizeof *t);
-    if (!tw || !t) {
-        free(tw);
-        free(t);
-        return PNN_ERROR(PNN_ERR_NOMEM, "out of memory creating an shg twin");
-    }
-    tw->iface = &shg_twin_iface;
-    tw->info = dev->info;
-    tw->be = dev->be;
-    tw->theta_stale = 1;
-    tw->impl = t;
+    pnn_twin *tw;
+    PNN_TRY(pnn_twin_new(dev, &shg_twin_iface, sizeof(shg_twin), "an shg twin", &tw));
+    shg_twin *t = tw->impl;
     t->ops = pnn_shg_ops_for(dev->be);
     t->set = set;
     t->noise = (float)(noise == PNN_TWIN_NOISE_ORACLE ? 0.0 : noise < 0 ? set.noise : noise);

@@ -57,6 +57,10 @@ struct pnn_twin {
 
 static inline void pnn_twin_theta_changed(pnn_twin *tw) { tw->theta_stale = 1; }
 
+/* For a twin kind's constructor: a twin of dev (its info and backend) with iface and impl_size
+ * zeroed bytes of impl, theta marked stale; what names it in the out-of-memory message. */
+pnn_status pnn_twin_new(pnn_device *dev, const pnn_twin_i *iface, size_t impl_size, const char *what, pnn_twin **out);
+
 /* The twin of a device: kind "analytic" is the ideal physics of the device's system, with the
  * integration settings of the device URI (n, nt, dt) but none of its hidden differences.
  * noise < 0 takes the device's nominal input noise (its URI's `noise`, which a lab measures);
