@@ -33,6 +33,7 @@ typedef struct remote_dev {
     void *sock;
     void *monitor;               /* the handshake's events, during open only */
     int handshake_event, handshake_value;   /* the first failure the monitor reported */
+    int n_connected, n_handshakes, n_disconnected; /* what else it saw: said when nobody answers */
     security sec;
     char endpoint[256];
     char token[256];
@@ -209,6 +210,9 @@ static int read_monitor_event(remote_dev *r) {
             uint32_t value;
             memcpy(&event, zmq_msg_data(&m), 2);
             memcpy(&value, (char *)zmq_msg_data(&m) + 2, 4);
+            r->n_connected += event == ZMQ_EVENT_CONNECTED;
+            r->n_handshakes += event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+            r->n_disconnected += event == ZMQ_EVENT_DISCONNECTED;
             failed = (event & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) != 0;
             if (failed && !r->handshake_event) r->handshake_event = event, r->handshake_value = (int)value;
@@ -350,6 +354,7 @@ static pnn_status open_socket(remote_dev *r, const remote_uri *u, security sec) 
     char monitor_ep[64];
     r->sec = sec;
     r->handshake_event = r->handshake_value = 0;
+    r->n_connected = r->n_handshakes = r->n_disconnected = 0;
     r->sock = zmq_socket(g_ctx, ZMQ_DEALER);
     if (!r->sock) PNN_ZMQ_CHECK_RC(-1, "zmq_socket(g_ctx, ZMQ_DEALER)");
     PNN_ZMQ_CHECK(zmq_setsockopt(r->sock, ZMQ_LINGER, &zero, sizeof zero));
@@ -375,9 +380,10 @@ static pnn_status open_socket(remote_dev *r, const remote_uri *u, security sec) 
     }
     /* the monitor's peer connects before the DEALER does, so that no event is lost */
     snprintf(monitor_ep, sizeof monitor_ep, "inproc://pnn-remote-handshake-%u", atomic_fetch_add(&monitors, 1));
-    PNN_ZMQ_CHECK(zmq_socket_monitor(r->sock, monitor_ep, ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                                                              ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                                              ZMQ_EVENT_HANDSHAKE_FAILED_AUTH));
+    PNN_ZMQ_CHECK(zmq_socket_monitor(r->sock, monitor_ep,
+                                     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                         ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_CONNECTED |
+                                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED));
     r->monitor = zmq_socket(g_ctx, ZMQ_PAIR);
     if (!r->monitor) PNN_ZMQ_CHECK_RC(-1, "zmq_socket(g_ctx, ZMQ_PAIR)");
     PNN_ZMQ_CHECK(zmq_setsockopt(r->monitor, ZMQ_LINGER, &zero, sizeof zero));
@@ -642,10 +648,20 @@ pnn_status pnn_remote_open(const char *uri, const pnn_backend *be, pnn_device **
         goto fail;
     }
     if (st == PNN_ERR_TIMEOUT) {
+        /* what the monitor saw tells a missing server from one that connects but never finishes
+         * the handshake (stuck, or not ZeroMQ) or never answers (busy, or not pnn-device/1) */
+        char seen[200];
+        if (!r->n_connected)
+            snprintf(seen, sizeof seen, "no connection was made");
+        else if (!r->n_handshakes)
+            snprintf(seen, sizeof seen, "connected %d time(s), dropped %d time(s), but no handshake finished",
+                     r->n_connected, r->n_disconnected);
+        else
+            snprintf(seen, sizeof seen, "the handshake finished %d time(s) but no reply came", r->n_handshakes);
         st = PNN_ERROR(PNN_ERR_DEVICE,
-                       "no remote device answered at %s within %d ms: start a server there, e.g. pnn serve "
+                       "no remote device answered at %s within %d ms (%s): start a server there, e.g. pnn serve "
                        "'sim:oscillator?n=100' --bind %s (or tools/pnn-device-server.py)%s",
-                       u.endpoint, r->timeout_ms, u.endpoint,
+                       u.endpoint, r->timeout_ms, seen, u.endpoint,
                        u.server_key[0] ? ", and check that server_key= is that server's public key and that it "
                                          "lists this client's key (--allow-client)"
                                        : "; a server started with --curve-key needs server_key= and client_key=");

@@ -16,7 +16,14 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+# a failure shows what the servers logged too (a flaky handshake is diagnosed from both ends)
+fail() {
+  echo "FAIL: $*"
+  for f in "$tmp"/*.err; do
+    case $f in */serve*.err|*/py*.err) [ -s "$f" ] && { echo "--- $(basename "$f"):"; tail -c 2000 "$f"; } ;; esac
+  done
+  exit 1
+}
 python3 -c 'import zmq, numpy' 2>/dev/null || { echo "SKIP: python3 lacks zmq or numpy (tools/setup.sh installs them)"; exit 77; }
 cfg=$src/examples/vowels-oscillator.yaml
 dev='sim:oscillator?n=40&nt=10&seed=1'
@@ -95,7 +102,21 @@ usage_or_config "$rc_empty" && grep -q "token is empty" "$tmp/emptytoken.err" \
   || fail "pnn serve --token '': exit $rc_serve_empty, $(cat "$tmp/serve_empty.err")"
 [ "$rc_py_empty" -ne 0 ] && grep -q -- "--token is empty" "$tmp/py_empty.err" \
   || fail "pnn-device-server.py --token '': exit $rc_py_empty, $(cat "$tmp/py_empty.err")"
-[ "$rc2" -eq 69 ] && grep -q "pnn serve" "$tmp/none.err" || fail "nobody listening: exit $rc2, $(cat "$tmp/none.err")"
+[ "$rc2" -eq 69 ] && grep -q "pnn serve" "$tmp/none.err" && grep -q "no connection was made" "$tmp/none.err" \
+  || fail "nobody listening: exit $rc2, $(cat "$tmp/none.err")"
+# a listener that accepts and never speaks: the error says the connection was made, the handshake not
+start mute python3 -c '
+import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+print("listening on tcp://127.0.0.1:%d" % s.getsockname()[1], flush=True)
+time.sleep(60)'
+set +e
+"$pnn" train "$cfg" --set epochs=1 --set "network.1.device=remote:$endpoint?timeout_ms=500&token=x" --out "$tmp/mute" \
+  > /dev/null 2> "$tmp/mute_client.err"
+rc_mute=$?
+set -e
+[ "$rc_mute" -eq 69 ] && grep -qE "connected [0-9]+ time\(s\).*no handshake finished" "$tmp/mute_client.err" \
+  || fail "a listener that never speaks: exit $rc_mute, $(cat "$tmp/mute_client.err")"
 [ "$rc3" -eq 78 ] && grep -q "CURVE" "$tmp/open.err" || fail "open address: exit $rc3, $(cat "$tmp/open.err")"
 [ ! -e "$tmp/notoken" ] || [ -z "$(ls "$tmp/notoken")" ] || fail "a failed start left files"
 
