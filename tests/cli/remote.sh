@@ -77,6 +77,15 @@ rc=$?
 "$pnn" train "$cfg" --set epochs=1 --set "network.1.device=remote:$c_ep?token=wrong" --out "$tmp/wrongtoken" \
   > /dev/null 2> "$tmp/wrongtoken.err"
 rc_wrong=$?
+if grep -q "no remote device answered" "$tmp/wrongtoken.err"; then
+  # seen once in CI (2 cores, the suite in parallel): the refusal never reached the client within
+  # 10 s. Said loudly, with what the monitor saw, and tried once more; a second time fails.
+  echo "WARNING: wrong-token refusal timed out once: $(cat "$tmp/wrongtoken.err")"
+  tail -c 2000 "$tmp/serve.err"
+  "$pnn" train "$cfg" --set epochs=1 --set "network.1.device=remote:$c_ep?token=wrong" --out "$tmp/wrongtoken" \
+    > /dev/null 2> "$tmp/wrongtoken.err"
+  rc_wrong=$?
+fi
 "$pnn" train "$cfg" --set epochs=1 --set "network.1.device=remote:$c_ep?token=" --out "$tmp/emptytoken" \
   > /dev/null 2> "$tmp/emptytoken.err"
 rc_empty=$?
