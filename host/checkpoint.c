@@ -15,7 +15,7 @@
 #include "train_files.h"
 
 #define CHECKPOINT_FORMAT "pnn-checkpoint/1"
-#define MAX_COUNTERS 64
+#define MAX_COUNTERS PNN_NETWORK_MAX_COUNTERS
 #define MAX_EPOCH ((long long)1 << 20) /* as many as the config allows */
 
 /* "c0,c1,..." of n counters, into buf. */

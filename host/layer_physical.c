@@ -15,11 +15,17 @@ typedef struct phys_slot {
     pnn_tensor y_dev;    /* full device output */
     pnn_ticket ticket;
     int in_flight;       /* a device request is out */
+    pnn_device *dev;     /* the copy it went to */
     int twin_done;       /* the twin's taped forward ran in forward_begin */
 } phys_slot;
 
 typedef struct phys_layer {
-    pnn_device *dev;
+    pnn_device *dev;          /* the device: copy 0, which evaluation uses */
+    /* device copies (variation-aware training): PAT forwards go to copies[rr % n_copies] in turn;
+     * rr counts them and is checkpointed with the call counters (pnn_network_counters) */
+    pnn_device *copies[PNN_LAYER_MAX_COPIES];
+    int n_copies;
+    uint64_t rr;
     pnn_twin *twin;
     int oracle;               /* twin_noise: oracle (the twin is fed the simulator's own draws) */
     int estimate;             /* twin_noise: estimate (the noise estimated from the device's output) */
@@ -79,14 +85,15 @@ static int uses_device(pnn_pass pass) { return pass == PNN_PASS_TRAIN_PAT || pas
  * noise is the one the simulator drew in the calls that served this slot. */
 static pnn_status twin_forward(pnn_layer *l, const pnn_tensor *xf, pnn_pass pass, int slot, uint64_t first_call) {
     phys_layer *p = l->impl;
+    pnn_device *dev = p->slots[slot].dev ? p->slots[slot].dev : p->dev;
     int64_t rows = pnn_tensor_rows(xf), yd = p->dev->info.y_dim, xd = p->dev->info.x_dim;
     PNN_TRY(pnn_tensor_reshape2(&p->y_twin, rows, yd));
     const float *noise = NULL;
     if (p->oracle && pass == PNN_PASS_TRAIN_PAT) {
         PNN_TRY(pnn_tensor_reshape2(&p->noise, rows, xd));
-        int64_t mb = p->dev->info.max_batch;
+        int64_t mb = dev->info.max_batch;
         for (int64_t r0 = 0, call = (int64_t)first_call; r0 < rows; r0 += mb, call++)
-            PNN_TRY(p->dev->iface->input_noise(p->dev, (uint64_t)call, (rows - r0 < mb ? rows - r0 : mb) * xd,
+            PNN_TRY(dev->iface->input_noise(dev, (uint64_t)call, (rows - r0 < mb ? rows - r0 : mb) * xd,
                                                p->noise.data + r0 * xd));
         noise = p->noise.data;
     }
@@ -148,9 +155,11 @@ static pnn_status phys_forward_begin(pnn_layer *l, const pnn_tensor *x, pnn_pass
     PNN_TRY(phys_full_input(l, x, slot, &xf));
     PNN_TRY(pnn_tensor_reshape2(&s->y_dev, pnn_tensor_rows(x), p->dev->info.y_dim));
     pnn_request req = {xf, p->theta, &s->y_dev};
-    pnn_status st = pnn_device_submit(p->dev, &req, &s->ticket);
+    s->dev = pass == PNN_PASS_TRAIN_PAT ? p->copies[p->rr % (uint64_t)p->n_copies] : p->dev;
+    pnn_status st = pnn_device_submit(s->dev, &req, &s->ticket);
     if (st != PNN_OK) return pnn_error_prefix(st, "layer '%s': ", l->name);
     s->in_flight = 1;
+    if (pass == PNN_PASS_TRAIN_PAT) p->rr++;
     if (pass == PNN_PASS_TRAIN_PAT && !p->oracle && !p->estimate) {
         /* meanwhile, the twin's taped forward at the same input and controls */
         PNN_TRY(twin_forward(l, xf, pass, slot, 0));
@@ -162,7 +171,7 @@ static pnn_status phys_forward_begin(pnn_layer *l, const pnn_tensor *x, pnn_pass
 static int phys_forward_ready(pnn_layer *l, int slot) {
     phys_layer *p = l->impl;
     phys_slot *s = &p->slots[slot];
-    return !s->in_flight || pnn_device_ready(p->dev, s->ticket);
+    return !s->in_flight || pnn_device_ready(s->dev, s->ticket);
 }
 
 static pnn_status phys_forward_end(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot) {
@@ -176,7 +185,7 @@ static pnn_status phys_forward_end(pnn_layer *l, const pnn_tensor *x, pnn_tensor
             return PNN_ERROR(PNN_ERR_INVALID, "layer '%s': forward_end of slot %d without a forward_begin",
                              l->name, slot);
         uint64_t first_call = 0;
-        pnn_status st = pnn_device_wait(p->dev, s->ticket, -1, &first_call);
+        pnn_status st = pnn_device_wait(s->dev, s->ticket, -1, &first_call);
         s->in_flight = 0;
         if (st != PNN_OK) return pnn_error_prefix(st, "layer '%s': ", l->name);
         source = &s->y_dev;
@@ -210,7 +219,7 @@ static void phys_forward_abandon(pnn_layer *l) {
     phys_layer *p = l->impl;
     for (int i = 0; i < PNN_LAYER_MAX_SLOTS; i++)
         if (p->slots[i].in_flight) {
-            pnn_device_wait(p->dev, p->slots[i].ticket, -1, NULL);
+            pnn_device_wait(p->slots[i].dev, p->slots[i].ticket, -1, NULL);
             p->slots[i].in_flight = 0;
         }
 }
@@ -259,7 +268,8 @@ static void phys_destroy(pnn_layer *l) {
     if (!p) return;
     if (p->dev) phys_forward_abandon(l);
     pnn_twin_free(p->twin);
-    pnn_device_close(p->dev);
+    for (int i = 0; i < p->n_copies; i++) pnn_device_close(p->copies[i]);
+    if (!p->n_copies) pnn_device_close(p->dev);
     if (p->theta) l->be->iface->release(l->be->ctx, p->theta);
     if (p->dtheta) l->be->iface->release(l->be->ctx, p->dtheta);
     if (p->est_dtheta) l->be->iface->release(l->be->ctx, p->est_dtheta);
@@ -292,6 +302,41 @@ pnn_device *pnn_layer_physical_device(const pnn_layer *l) {
 
 pnn_twin *pnn_layer_physical_twin(const pnn_layer *l) {
     return l->iface == &phys_iface ? ((const phys_layer *)l->impl)->twin : NULL;
+}
+
+int pnn_layer_physical_copy_counters(pnn_layer *l, uint64_t **counters, int max) {
+    if (l->iface != &phys_iface) return 0;
+    phys_layer *p = l->impl;
+    if (p->n_copies < 2) return 0;
+    int k = 0;
+    if (k < max) counters[k++] = &p->rr;
+    for (int i = 1; i < p->n_copies && k < max; i++) counters[k++] = &p->copies[i]->calls;
+    return k;
+}
+
+int pnn_layer_physical_n_copies(const pnn_layer *l) {
+    return l->iface == &phys_iface ? ((const phys_layer *)l->impl)->n_copies : 0;
+}
+
+/* A copy must be the same system with the same interface as copy 0: only what is hidden differs. */
+static pnn_status check_copy(const char *name, const pnn_device *d0, const pnn_device *d) {
+    const pnn_device_info *a = &d0->info, *b = &d->info;
+    int same = !strcmp(a->system, b->system) && a->x_dim == b->x_dim && a->y_dim == b->y_dim &&
+               a->theta_dim == b->theta_dim && a->n_theta_parts == b->n_theta_parts &&
+               !memcmp(a->theta_range, b->theta_range, sizeof a->theta_range) &&
+               !memcmp(a->x_range, b->x_range, sizeof a->x_range);
+    for (int i = 0; same && i < a->n_theta_parts; i++)
+        same = !strcmp(a->theta_parts[i].name, b->theta_parts[i].name) &&
+               a->theta_parts[i].ndim == b->theta_parts[i].ndim &&
+               !memcmp(a->theta_parts[i].shape, b->theta_parts[i].shape, sizeof a->theta_parts[i].shape);
+    if (same) return PNN_OK;
+    return PNN_ERROR(PNN_ERR_CONFIG,
+                     "layer '%s': device copy %s is not a copy of %s: %s with x_dim %lld, y_dim %lld, theta_dim %lld "
+                     "against %s with %lld, %lld, %lld (copies share the controls: only their hidden differences may "
+                     "differ)",
+                     name, b->uri, a->uri, b->system, (long long)b->x_dim, (long long)b->y_dim,
+                     (long long)b->theta_dim, a->system, (long long)a->x_dim, (long long)a->y_dim,
+                     (long long)a->theta_dim);
 }
 
 /* "all", "last:K" or "first:K" of y_dim outputs -> [start, start + count) */
@@ -332,9 +377,10 @@ static pnn_status add_theta_param(pnn_layer *l, const pnn_theta_part *part, int6
 }
 
 /* twin_cfg (a config node) when given, else twin_kind (a spec string) */
-static pnn_status physical(pnn_layer **out, const pnn_backend *be, const char *name, const char *device_uri,
-                           const char *twin_kind, const pnn_cfg *twin_cfg, double twin_noise, const char *outputs,
-                           uint64_t seed) {
+static pnn_status physical(pnn_layer **out, const pnn_backend *be, const char *name, const char *const *uris,
+                           int n_uris, const char *twin_kind, const pnn_cfg *twin_cfg, double twin_noise,
+                           const char *outputs, uint64_t seed) {
+    const char *device_uri = uris[0];
     pnn_status st = PNN_OK;
     *out = NULL;
     pnn_layer *l = calloc(1, sizeof *l);
@@ -354,24 +400,35 @@ static pnn_status physical(pnn_layer **out, const pnn_backend *be, const char *n
         p->slots[i].x_full.backend = be;
         p->slots[i].y_dev.backend = be;
     }
-    st = pnn_device_open(device_uri, be, &p->dev);
-    if (st != PNN_OK) {
-        pnn_error_prefix(st, "layer '%s': ", name);
+    if (n_uris < 1 || n_uris > PNN_LAYER_MAX_COPIES) {
+        st = PNN_ERROR(PNN_ERR_CONFIG, "layer '%s': %d device copies; from 1 to %d", name, n_uris,
+                       PNN_LAYER_MAX_COPIES);
         goto fail;
     }
-    /* estimate: the twin takes the input noise from the layer, as for the oracle */
-    double tn = twin_noise == PNN_TWIN_NOISE_ESTIMATE ? PNN_TWIN_NOISE_ORACLE : twin_noise;
+    for (int i = 0; i < n_uris; i++) {
+        st = pnn_device_open(uris[i], be, &p->copies[i]);
+        if (st != PNN_OK) {
+            pnn_error_prefix(st, "layer '%s': ", name);
+            goto fail;
+        }
+        p->n_copies = i + 1;
+        p->dev = p->copies[0];
+        PNN_GOTO(check_copy(name, p->dev, p->copies[i]));
+    }
+    /* estimate: the twin models the nominal noise (in silico passes draw it) and takes the
+     * estimated one from the layer in PAT; a kind that cannot take input noise refuses it */
+    double tn = twin_noise;
     st = twin_cfg ? pnn_twin_create_cfg(twin_cfg, p->dev, tn, &p->twin)
                   : pnn_twin_create(twin_kind ? twin_kind : "analytic", p->dev, tn, &p->twin);
-    if (st != PNN_OK && twin_noise == PNN_TWIN_NOISE_ESTIMATE)
-        pnn_error_prefix(st, "twin_noise: estimate needs a twin that takes the input noise: ");
     if (st != PNN_OK) {
         pnn_error_prefix(st, "layer '%s': ", name);
         goto fail;
     }
     p->oracle = twin_noise == PNN_TWIN_NOISE_ORACLE;
     p->estimate = twin_noise == PNN_TWIN_NOISE_ESTIMATE;
-    if (p->oracle && !p->dev->iface->input_noise) {
+    for (int i = 0; p->oracle && i < p->n_copies; i++)
+        if (!p->copies[i]->iface->input_noise) device_uri = p->copies[i]->info.uri;
+    if (p->oracle && device_uri != uris[0]) {
         st = PNN_ERROR(PNN_ERR_CONFIG, "layer '%s': twin_noise: oracle replays the input noise a simulator drew, "
                        "which %s cannot give (a simulator with input noise can, e.g. sim:oscillator)", name,
                        device_uri);
@@ -412,12 +469,13 @@ fail:
 
 pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char *name, const char *device_uri,
                               const char *twin_kind, double twin_noise, const char *outputs, uint64_t seed) {
-    return physical(out, be, name, device_uri, twin_kind, NULL, twin_noise, outputs, seed);
+    return physical(out, be, name, &device_uri, 1, twin_kind, NULL, twin_noise, outputs, seed);
 }
 
-pnn_status pnn_layer_physical_cfg(pnn_layer **out, const pnn_backend *be, const char *name, const char *device_uri,
-                                  const pnn_cfg *twin, double twin_noise, const char *outputs, uint64_t seed) {
-    return physical(out, be, name, device_uri, NULL, twin, twin_noise, outputs, seed);
+pnn_status pnn_layer_physical_cfg(pnn_layer **out, const pnn_backend *be, const char *name, const char *const *uris,
+                                  int n_uris, const pnn_cfg *twin, double twin_noise, const char *outputs,
+                                  uint64_t seed) {
+    return physical(out, be, name, uris, n_uris, NULL, twin, twin_noise, outputs, seed);
 }
 
 const pnn_tensor *pnn_layer_physical_noise_estimate(const pnn_layer *l) {

@@ -125,26 +125,57 @@ static pnn_status build_layer(const pnn_cfg *m, int index, const pnn_backend *be
         const char *tn = pnn_cfg_scalar(pnn_cfg_get(m, "twin_noise"));
         if (tn && !strcmp(tn, "oracle")) twin_noise = PNN_TWIN_NOISE_ORACLE;
         else if (tn && !strcmp(tn, "estimate")) twin_noise = PNN_TWIN_NOISE_ESTIMATE;
+        else if (tn && !strcmp(tn, "nominal")) twin_noise = -1.0;
         else if (pnn_cfg_float(m, "twin_noise", 0, -1.0, -1.0, 100.0, &twin_noise) != PNN_OK) {
             char close[16];
-            pnn_suggest(tn, "oracle, estimate", close, sizeof close);
+            pnn_suggest(tn, "oracle, estimate, nominal", close, sizeof close);
             return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: %s: twin_noise is '%s'; expected the input noise the twin models "
-                             "in training (a number >= 0; -1, the default, for the device's nominal noise), estimate "
+                             "in training (a number >= 0; nominal or -1, the default, for the device's nominal noise), estimate "
                              "(estimated from the device's output) or oracle (the simulator's own draws)%s%s%s",
                              pnn_cfg_source(pnn_cfg_get(m, "twin_noise")), pnn_cfg_line(pnn_cfg_get(m, "twin_noise")),
                              where, tn ? tn : "?",
                              *close ? "; did you mean '" : "", close, *close ? "'?" : "");
         }
-        PNN_TRY(pnn_cfg_str(m, "device", 1, NULL, &device));
+        const pnn_cfg *dnode = pnn_cfg_get(m, "device");
+        int n_list = pnn_cfg_type_of(dnode) == PNN_CFG_LIST ? pnn_cfg_len(dnode) : 0;
+        if (dnode && pnn_cfg_type_of(dnode) == PNN_CFG_LIST && !n_list)
+            return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: %s: key 'device' is an empty list; give a device URI, or a "
+                             "list of from 1 to %d copies of the device", pnn_cfg_source(dnode), pnn_cfg_line(dnode),
+                             where, PNN_LAYER_MAX_COPIES);
+        if (!n_list) PNN_TRY(pnn_cfg_str(m, "device", 1, NULL, &device));
         PNN_TRY(pnn_cfg_str(m, "outputs", 0, "all", &outputs));
-        /* the config keeps the template; each rank opens its own device */
-        char uri[1024], why[512];
-        if (pnn_comm_expand(device, rank, local_rank, uri, sizeof uri) != PNN_OK) {
-            snprintf(why, sizeof why, "%s", pnn_last_error());
-            return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: %s: key 'device': %s", pnn_cfg_source(m),
-                             pnn_cfg_line(pnn_cfg_get(m, "device")), where, why);
+        /* device: a URI, or copies of the device (a list of URIs, or a {A..B} range in one); the
+         * config keeps the template; each rank opens its own device */
+        char *uris[PNN_LAYER_MAX_COPIES] = {0}, why[512];
+        int n = 0;
+        pnn_status st = PNN_OK;
+        for (int i = 0; st == PNN_OK && i < (n_list ? n_list : 1); i++) {
+            const char *templ = n_list ? pnn_cfg_scalar(pnn_cfg_at(dnode, i)) : device;
+            if (!templ) {
+                st = PNN_ERROR(PNN_ERR_CONFIG, "item %d is not a device URI", i);
+                break;
+            }
+            int first = n;
+            st = pnn_device_uri_expand(templ, uris, &n, PNN_LAYER_MAX_COPIES);
+            for (int k = first; st == PNN_OK && k < n; k++) {
+                char uri[1024];
+                st = pnn_comm_expand(uris[k], rank, local_rank, uri, sizeof uri);
+                if (st == PNN_OK) {
+                    free(uris[k]);
+                    if (!(uris[k] = strdup(uri))) st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory");
+                }
+            }
         }
-        return pnn_layer_physical_cfg(out, be, name, uri, pnn_cfg_get(m, "twin"), twin_noise, outputs, seed);
+        if (st != PNN_OK) {
+            snprintf(why, sizeof why, "%s", pnn_last_error());
+            st = PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: %s: key 'device': %s", pnn_cfg_source(dnode), pnn_cfg_line(dnode),
+                           where, why);
+        } else {
+            st = pnn_layer_physical_cfg(out, be, name, (const char *const *)uris, n, pnn_cfg_get(m, "twin"),
+                                        twin_noise, outputs, seed);
+        }
+        for (int k = 0; k < n; k++) free(uris[k]);
+        return st;
     }
     return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown layer kind '%s'; known kinds: %s", pnn_cfg_source(m),
                      pnn_cfg_line(pnn_cfg_get(m, "kind")), kind, layer_kinds);
@@ -484,7 +515,19 @@ int pnn_network_counters(const pnn_network *net, uint64_t **counters, int max) {
             counters[k++] = &t->calls;
         }
     }
+    /* device copies' counters after every pair (the pairs' layout is what ranks offset) */
+    for (int i = 0; i < net->n_layers && k < max; i++)
+        k += pnn_layer_physical_copy_counters(net->layers[i], counters + k, max - k);
     return k;
+}
+
+int pnn_network_copies(const pnn_network *net) {
+    int most = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        int c = pnn_layer_physical_n_copies(net->layers[i]);
+        if (c > most) most = c;
+    }
+    return most;
 }
 
 int pnn_network_twin_states(const pnn_network *net, pnn_tensor **t, char (*names)[PNN_TWIN_STATE_NAME_MAX], int max) {

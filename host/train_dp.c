@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_COUNTERS 64 /* as many as a checkpoint holds per rank */
+#define MAX_COUNTERS PNN_NETWORK_MAX_COUNTERS
 
 typedef struct pnn_train_dp {
     int64_t n;        /* floats of all parameters */
@@ -175,6 +175,12 @@ pnn_status pnn_dp_setup(pnn_trainer *tr, pnn_status st) {
                            tr->be->iface->name);
         if (st == PNN_OK && comm_is_nccl(tr) && tr->opt.reduce == PNN_REDUCE_FAST)
             st = pnn_tensor_init2(&dp->dev, tr->be, 1, dp->n ? dp->n : 1);
+        if (st == PNN_OK && pnn_dp_size(tr) > 1 && pnn_network_copies(tr->net) > 1)
+            st = PNN_ERROR(PNN_ERR_UNSUPPORTED,
+                           "a physical layer has %d device copies (round-robin in one process), and this run has %d "
+                           "ranks: give each rank its own copy instead, with {rank} in the device URI (e.g. "
+                           "seed=1{rank}), or run one process",
+                           pnn_network_copies(tr->net), pnn_dp_size(tr));
         if (st == PNN_OK) st = grow_shards(dp, shards);
         if (st == PNN_OK) st = grow_sums(dp, 2 * (tr->opt.batch + 2));
     }

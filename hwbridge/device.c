@@ -184,6 +184,31 @@ static pnn_status read_sim_keys(pnn_uri *u, const pnn_backend *be, pnn_device_ti
 
 static pnn_status open_kind(const char *uri, const pnn_backend *be, pnn_device **out);
 
+pnn_status pnn_device_uri_expand(const char *uri, char **list, int *n, int max) {
+    const char *open = uri;
+    while ((open = strchr(open, '{')) && !(open[1] >= '0' && open[1] <= '9')) open++;
+    if (!open) {
+        if (*n >= max)
+            return PNN_ERROR(PNN_ERR_INVALID, "device '%.200s': more than %d device copies", uri, max);
+        if (!(list[*n] = strdup(uri))) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory listing device copies");
+        (*n)++;
+        return PNN_OK;
+    }
+    const char *close = strchr(open, '}');
+    long long a, b;
+    char tail;
+    if (!close || sscanf(open, "{%lld..%lld%c", &a, &b, &tail) != 3 || tail != '}' || a < 0 || b < a || b - a >= max)
+        return PNN_ERROR(PNN_ERR_INVALID, "device '%.200s': a range is {A..B} with 0 <= A <= B and at most %d "
+                         "values (device copies), e.g. seed={2..11}", uri, max);
+    for (long long v = a; v <= b; v++) {
+        char buf[sizeof((pnn_device_info *)0)->uri + 32];
+        if (snprintf(buf, sizeof buf, "%.*s%lld%s", (int)(open - uri), uri, v, close + 1) >= (int)sizeof buf)
+            return PNN_ERROR(PNN_ERR_INVALID, "device '%.60s...' is too long", uri);
+        PNN_TRY(pnn_device_uri_expand(buf, list, n, max));
+    }
+    return PNN_OK;
+}
+
 /* Every kind of device, then the check of what it reports, before anyone sizes a buffer from it. */
 pnn_status pnn_device_open(const char *uri, const pnn_backend *be, pnn_device **out) {
     *out = NULL;

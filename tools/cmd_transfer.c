@@ -39,29 +39,6 @@ static const char help[] =
 
 #define MAX_COPIES 1000
 
-/* URI with one {A..B} expanded, appended to list (strdup'ed); *n counts */
-static pnn_status expand(const char *uri, char **list, int *n) {
-    const char *open = strchr(uri, '{'), *close = open ? strchr(open, '}') : NULL;
-    long long a, b;
-    char tail;
-    if (!open) {
-        if (*n >= MAX_COPIES) return PNN_ERROR(PNN_ERR_INVALID, "more than %d devices", MAX_COPIES);
-        list[(*n)++] = strdup(uri);
-        return PNN_OK;
-    }
-    if (!close || sscanf(open, "{%lld..%lld%c", &a, &b, &tail) != 3 || tail != '}' || a < 0 || b < a ||
-        b - a >= MAX_COPIES)
-        return PNN_ERROR(PNN_ERR_INVALID, "device '%s': a range is {A..B} with 0 <= A <= B and at most %d values, "
-                         "e.g. seed={2..11}", uri, MAX_COPIES);
-    for (long long v = a; v <= b; v++) {
-        char buf[2048];
-        if (snprintf(buf, sizeof buf, "%.*s%lld%s", (int)(open - uri), uri, v, close + 1) >= (int)sizeof buf)
-            return PNN_ERROR(PNN_ERR_INVALID, "device '%.60s...' is too long", uri);
-        PNN_TRY(expand(buf, list, n));
-    }
-    return PNN_OK;
-}
-
 typedef struct copy_result {
     char uri[1024];
     char system[32];
@@ -274,7 +251,7 @@ int cmd_transfer(int argc, char **argv) {
             goto done;
         }
         if (s[0] != '-') {
-            if (in_devices) st = expand(s, uris, &n);
+            if (in_devices) st = pnn_device_uri_expand(s, uris, &n, MAX_COPIES);
             else if (!a.ckpt) a.ckpt = s;
             else {
                 rc = cli_usage_error("transfer", "unexpected argument '%s' (devices follow --devices)", s);

@@ -351,9 +351,10 @@ static pnn_status create(const char *kind, const char *path, const pnn_cfg *opts
     pnn_status st;
     PNN_TRY(pnn_twin_new(dev, &learned_iface, sizeof(learned_twin), "a learned twin", &tw));
     learned_twin *t = tw->impl;
-    if (!strcmp(kind, "learned") && noise == PNN_TWIN_NOISE_ORACLE) {
-        st = PNN_ERROR(PNN_ERR_CONFIG, "twin_noise: oracle needs an analytic model of the noise; a learned twin "
-                       "models the device's mean response (use twin_noise: 0 or leave it out)");
+    if (!strcmp(kind, "learned") && (noise == PNN_TWIN_NOISE_ORACLE || noise == PNN_TWIN_NOISE_ESTIMATE)) {
+        st = PNN_ERROR(PNN_ERR_CONFIG, "twin_noise: %s needs an analytic model of the input noise; a learned twin "
+                       "models the device's mean response (use twin_noise: 0 or nominal, or a residual twin)",
+                       noise == PNN_TWIN_NOISE_ORACLE ? "oracle" : "estimate");
         goto fail;
     }
     const pnn_cfg *fit = NULL, *refine = NULL;

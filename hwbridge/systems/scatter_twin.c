@@ -174,10 +174,11 @@ pnn_status pnn_scatter_twin_create(pnn_device *dev, double noise, pnn_twin **out
     PNN_TRY(pnn_uri_parse(dev->info.system_uri[0] ? dev->info.system_uri : dev->info.uri, &u));
     PNN_TRY(pnn_scatter_read_settings(&u, &set));
     PNN_TRY(check_device_dims(&dev->info, &set));
-    if (noise == PNN_TWIN_NOISE_ORACLE)
-        return PNN_ERROR(PNN_ERR_CONFIG, "twin_noise: oracle replays a device's input noise, and the scatter "
+    if (noise == PNN_TWIN_NOISE_ORACLE || noise == PNN_TWIN_NOISE_ESTIMATE)
+        return PNN_ERROR(PNN_ERR_CONFIG, "twin_noise: %s stands for a device's input noise, and the scatter "
                          "system's noise is the camera's, on its output, which the twin's gradient does not "
-                         "depend on; leave twin_noise out (the nominal level) or give a number");
+                         "depend on; leave twin_noise out (the nominal level) or give a number",
+                         noise == PNN_TWIN_NOISE_ORACLE ? "oracle" : "estimate");
     pnn_twin *tw;
     PNN_TRY(pnn_twin_new(dev, &scatter_twin_iface, sizeof(scatter_twin), "a scatter twin", &tw));
     scatter_twin *t = tw->impl;

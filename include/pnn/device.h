@@ -158,6 +158,12 @@ int pnn_device_ready(pnn_device *dev, pnn_ticket ticket);
 /* Seconds the caller spent blocked in pnn_device_wait. */
 double pnn_device_wait_s(const pnn_device *dev);
 
+/* Device copies: uri with its first {A..B} range expanded (e.g. "sim:oscillator?n=40&seed={2..11}",
+ * seeds 2 to 11), recursively, so several ranges multiply; a URI without one is itself. Each
+ * result is malloc'ed and appended to list[*n]; at most max in all (PNN_ERR_INVALID past it, or
+ * for a malformed range: A and B digits, A <= B). Other braces ({rank}) are left as they are. */
+pnn_status pnn_device_uri_expand(const char *uri, char **list, int *n, int max);
+
 /* URI query parameters, for device constructors: each get marks its key as used, and
  * pnn_uri_check_all_used names any key nobody asked for. */
 typedef struct pnn_uri {

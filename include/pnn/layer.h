@@ -126,10 +126,20 @@ pnn_status pnn_layer_physical(pnn_layer **out, const pnn_backend *be, const char
                               const char *device_uri, const char *twin_kind, double twin_noise,
                               const char *outputs, uint64_t seed);
 /* The same with the twin given by a config node (pnn_twin_create_cfg): a kind, or a map
- * {kind: learned, path: FILE, refine: {...}}. */
+ * {kind: learned, path: FILE, refine: {...}}; and with n_uris >= 1 copies of the device
+ * (variation-aware training): the same system and interface, each with its own hidden
+ * differences. PAT forwards go to the copies in turn (round-robin, one per forward); evaluation
+ * and everything that asks for "the device" use the first. */
 typedef struct pnn_cfg pnn_cfg;
-pnn_status pnn_layer_physical_cfg(pnn_layer **out, const pnn_backend *be, const char *name, const char *device_uri,
-                                  const pnn_cfg *twin, double twin_noise, const char *outputs, uint64_t seed);
+#define PNN_LAYER_MAX_COPIES 64
+pnn_status pnn_layer_physical_cfg(pnn_layer **out, const pnn_backend *be, const char *name, const char *const *uris,
+                                  int n_uris, const pnn_cfg *twin, double twin_noise, const char *outputs,
+                                  uint64_t seed);
+/* Device copies: how many (1 without copies, 0 for another layer), and the counters a
+ * checkpoint keeps for them beyond the first copy's: the round-robin position, then each further
+ * copy's call count (none without copies). */
+int pnn_layer_physical_n_copies(const pnn_layer *l);
+int pnn_layer_physical_copy_counters(pnn_layer *l, uint64_t **counters, int max);
 /* twin_noise: estimate: the input noise estimated at the last PAT forward (its last slot), NULL
  * for any other layer or setting. */
 const pnn_tensor *pnn_layer_physical_noise_estimate(const pnn_layer *l);

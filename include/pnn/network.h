@@ -66,8 +66,13 @@ int64_t pnn_network_param_count(const pnn_network *net);
 /* The devices of the physical layers, in order (n of them, up to max). */
 int pnn_network_devices(const pnn_network *net, pnn_device **devs, int max);
 /* Pointers to the random-stream counters of every physical layer (its device's and its twin's
- * call counts), in order: what a checkpoint must restore for an exact resume. */
+ * call counts), in order, then those of device copies (pnn_layer_physical_copy_counters): what a
+ * checkpoint must restore for an exact resume. */
+#define PNN_NETWORK_MAX_COUNTERS 256 /* as many as a checkpoint keeps per rank */
 int pnn_network_counters(const pnn_network *net, uint64_t **counters, int max);
+/* The most device copies of any physical layer (pnn_layer_physical_cfg): 0 without physical
+ * layers, 1 without copies. */
+int pnn_network_copies(const pnn_network *net);
 /* What the twins of the physical layers learn during training (a learned twin's online
  * refinement: its MLP, optimizer and buffer), for checkpoints: up to max tensors, names[i] gets
  * "twin_state.<layer>.<name>". Returns how many there are (it may exceed max). After they were

@@ -71,11 +71,12 @@ pnn_status pnn_twin_new(pnn_device *dev, const pnn_twin_i *iface, size_t impl_si
  * oracle, to compare with reference code that feeds the same noise to both; no instrument
  * allows it). */
 #define PNN_TWIN_NOISE_ORACLE (-2.0)
-/* twin_noise: estimate (host/layer_physical.c): what a lab can do instead of the oracle. The twin
- * models no noise of its own; in PAT the physical layer estimates the input noise the device had
- * from its measured output (steepest-descent steps on |f(x + n) - y_device|^2 through the twin,
- * each with its exact line-search length from a finite-difference JVP) and tapes the twin there.
- * The twin is created as for the oracle (it takes input_noise). */
+/* twin_noise: estimate (host/layer_physical.c): what a lab can do instead of the oracle. In PAT
+ * the physical layer estimates the input noise the device had from its measured output
+ * (steepest-descent steps on |f(x + n) - y_device|^2 through the twin, each with its exact
+ * line-search length from a finite-difference JVP) and tapes the twin there, passing it as
+ * input_noise. A kind created with this value models the nominal noise otherwise (in silico
+ * passes), as for noise < 0, and refuses it when it cannot take input_noise. */
 #define PNN_TWIN_NOISE_ESTIMATE (-3.0)
 pnn_status pnn_twin_create(const char *kind, pnn_device *dev, double noise, pnn_twin **out);
 /* The same from a config node: a kind ("analytic") or a map {kind: K, path: FILE, ...} whose other

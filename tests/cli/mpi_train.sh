@@ -113,4 +113,12 @@ grep -q "written by 2 ranks and this run has 3: exact mode continues bit for bit
 compare same "$tmp/exact1" "$tmp/part" "exact, 2 ranks resumed on 3 vs -np 1 uninterrupted"
 cmp -s <(cut -d, -f1-6 "$tmp/exact1/metrics.csv") <(cut -d, -f1-6 "$tmp/part/metrics.csv") \
   || fail "exact mode: the resumed run's metrics differ"
+# device copies round-robin in one process; under several ranks each rank takes its own ({rank})
+set +e
+run 2 "$tmp/copies" "$cfg" "${common[@]}" --set "network.1.device=sim:oscillator?n=40&nt=10&seed={1..3}" \
+  --out "$tmp/copies"
+rc=$?
+set -e
+[ "$rc" -ne 0 ] && grep -q "device copies.*{rank}" "$tmp/copies.err" \
+  || fail "copies under 2 ranks: exit $rc, $(tail -3 "$tmp/copies.err")"
 echo "mpi_train: ok"
