@@ -41,7 +41,8 @@ TASKS = {
         "config": os.path.join(ROOT, "examples", "fmnist-oscillator.yaml"),
         "devices": {1: "sim:oscillator?n=100&seed=1", 4: "sim:oscillator?n=1610&seed=2"},
         "micro_batch": 8,  # batch 32 -> 4 micro-batches
-        "extra": ["--set", "data.limit_train=2048", "--set", "data.limit_test=256"],
+        "extra": ["--set", "data.limit_train=2048", "--set", "data.limit_test=256",
+                  "--set", "network.1.twin_noise=nominal", "--set", "network.4.twin_noise=nominal"],
     },
 }
 

@@ -33,7 +33,10 @@ for seed in $seeds; do
     for method in $methods; do
       opts=()
       for L in $layers; do
-        case $method in estimate|oracle) opts+=(--set network.$L.twin_noise=$method) ;; esac
+        case $method in
+          estimate|oracle) opts+=(--set network.$L.twin_noise=$method) ;;
+          *) opts+=(--set network.$L.twin_noise=nominal) ;; # whatever the example's default
+        esac
       done
       [ $method = insilico ] && opts+=(--set method=insilico)
       line=$(build/pnn train $cfg --set seed=$seed "${devs[@]}" "${opts[@]}" "$@" --out "$tmp/$method-$m-$seed" 2>/dev/null |

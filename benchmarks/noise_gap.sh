@@ -19,9 +19,9 @@ runs=()
 for seed in $seeds; do
   for m in $methods; do
     case $m in
-      pat) opts=() ;;
+      pat) opts=(--set network.1.twin_noise=nominal --set network.4.twin_noise=nominal) ;;
       estimate|oracle) opts=(--set network.1.twin_noise=$m --set network.4.twin_noise=$m) ;;
-      insilico) opts=(--set method=insilico) ;;
+      insilico) opts=(--set method=insilico --set network.1.twin_noise=nominal --set network.4.twin_noise=nominal) ;;
     esac
     start=$(date +%s)
     line=$(build/pnn train examples/fmnist-oscillator.yaml --set seed=$seed "${opts[@]}" "$@" --out "$tmp/$m-$seed" 2>/dev/null | grep '^final:')

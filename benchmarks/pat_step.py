@@ -56,7 +56,9 @@ def main():
     for r in range(args.rounds):
         for method in ("pat", "insilico"):
             j = os.path.join(tmp, f"pnn-{method}-{r}.json")
-            run([pnn, "bench", CONFIG, "--steps", str(args.steps), "--set", f"method={method}", "--json", j], env)
+            # plain PAT, as the PyTorch reference runs it (the example's default estimates the noise)
+            run([pnn, "bench", CONFIG, "--steps", str(args.steps), "--set", f"method={method}",
+                 "--set", "network.1.twin_noise=nominal", "--set", "network.4.twin_noise=nominal", "--json", j], env)
             res[f"pnn_{method}"].append(json.load(open(j))["ms_median"])
         j = os.path.join(tmp, f"torch-{r}.json")
         run([sys.executable, TORCH, "--mode", "bench", "--steps", str(args.steps), "--threads", str(args.threads),

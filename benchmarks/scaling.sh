@@ -24,7 +24,7 @@ fi
 # workload name, config, steps, warm-up steps, --set options
 workloads=(
   "vowels|$src/examples/vowels-oscillator.yaml|400|40|bridge.micro_batch=4"
-  "fmnist|$src/examples/fmnist-oscillator.yaml|12|3|bridge.micro_batch=8 data.limit_train=512 data.limit_test=256"
+  "fmnist|$src/examples/fmnist-oscillator.yaml|12|3|bridge.micro_batch=8 data.limit_train=512 data.limit_test=256 network.1.twin_noise=nominal network.4.twin_noise=nominal"
 )
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 runs=()

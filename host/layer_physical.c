@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pnn/clock.h"
 #include "pnn/layer.h"
 #include "pnn/rng.h"
 #include "pnn/twin.h"
@@ -16,6 +17,7 @@ typedef struct phys_slot {
     pnn_ticket ticket;
     int in_flight;       /* a device request is out */
     pnn_device *dev;     /* the copy it went to */
+    double waited_s;     /* forward_end's time blocked on the device */
     int twin_done;       /* the twin's taped forward ran in forward_begin */
 } phys_slot;
 
@@ -104,7 +106,9 @@ static pnn_status twin_forward(pnn_layer *l, const pnn_tensor *xf, pnn_pass pass
  * leaves the slot's tape at x + n. Each step: r = f(x + n) - y_dev, g = J^T r (the VJP of the
  * taped forward), Jg by a finite difference, n -= (|g|^2 / |Jg|^2) g (the exact minimiser of the
  * linearised |r|^2 along g). Two steps, then the final taped forward. */
+#ifndef PNN_ESTIMATE_STEPS /* (a build may set it, to measure another count) */
 #define PNN_ESTIMATE_STEPS 2
+#endif
 static pnn_status estimate_noise(pnn_layer *l, const pnn_tensor *xf, const pnn_tensor *y_dev, int slot) {
     phys_layer *p = l->impl;
     const pnn_backend_i *ops = l->be->iface;
@@ -178,6 +182,7 @@ static pnn_status phys_forward_end(pnn_layer *l, const pnn_tensor *x, pnn_tensor
     phys_layer *p = l->impl;
     PNN_TRY(check_slot(l, slot));
     phys_slot *s = &p->slots[slot];
+    s->waited_s = 0;
     int64_t rows = pnn_tensor_rows(x), yd = p->dev->info.y_dim;
     const pnn_tensor *source = &p->y_twin;
     if (uses_device(pass)) {
@@ -185,7 +190,9 @@ static pnn_status phys_forward_end(pnn_layer *l, const pnn_tensor *x, pnn_tensor
             return PNN_ERROR(PNN_ERR_INVALID, "layer '%s': forward_end of slot %d without a forward_begin",
                              l->name, slot);
         uint64_t first_call = 0;
+        double t0 = pnn_now_s();
         pnn_status st = pnn_device_wait(s->dev, s->ticket, -1, &first_call);
+        s->waited_s = pnn_now_s() - t0;
         s->in_flight = 0;
         if (st != PNN_OK) return pnn_error_prefix(st, "layer '%s': ", l->name);
         source = &s->y_dev;
@@ -213,6 +220,11 @@ static pnn_status phys_forward_end(pnn_layer *l, const pnn_tensor *x, pnn_tensor
 static pnn_status phys_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot) {
     PNN_TRY(phys_forward_begin(l, x, pass, slot));
     return phys_forward_end(l, x, y, pass, slot);
+}
+
+static double phys_forward_waited(pnn_layer *l, int slot) {
+    phys_layer *p = l->impl;
+    return slot >= 0 && slot < PNN_LAYER_MAX_SLOTS ? p->slots[slot].waited_s : 0;
 }
 
 static void phys_forward_abandon(pnn_layer *l) {
@@ -292,6 +304,7 @@ static const pnn_layer_i phys_iface = {
     .forward_ready = phys_forward_ready,
     .forward_end = phys_forward_end,
     .forward_abandon = phys_forward_abandon,
+    .forward_waited = phys_forward_waited,
     .params_changed = phys_params_changed,
     .destroy = phys_destroy,
 };

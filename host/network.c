@@ -335,7 +335,7 @@ static pnn_status forward_advance(pnn_network *net, int slot, pnn_pass pass, adv
         if (mode == ADVANCE_NONBLOCKING && !l->iface->forward_ready(l, slot)) return PNN_OK;
         double t0 = pnn_now_s();
         pnn_status s = l->iface->forward_end(l, &acts[i], &acts[i + 1], pass, slot);
-        if (waited) *waited += pnn_now_s() - t0;
+        if (waited) *waited += l->iface->forward_waited ? l->iface->forward_waited(l, slot) : pnn_now_s() - t0;
         st->begun = 0;
         PNN_TRY(s);
         st->layer++;

@@ -110,8 +110,8 @@ fi
 fmnist=/usr/share/datasets/fashion-mnist
 pat_cuda="$out/pat_step_cuda-$date_tag.json" pat_cpu="$out/pat_step_cpu-$date_tag.json"
 if [ -f "$fmnist/train-images-idx3-ubyte.gz" ] && (($(left) > 90)); then
-  run_test pnn_bench_cuda 90 "$build/pnn" bench examples/fmnist-oscillator.yaml --set backend=cuda --steps 30 --json "$pat_cuda"
-  run_test pnn_bench_cpu 60 env OMP_NUM_THREADS="$(nproc)" "$build/pnn" bench examples/fmnist-oscillator.yaml --set backend=cpu --steps 5 --warmup 1 --json "$pat_cpu"
+  run_test pnn_bench_cuda 90 "$build/pnn" bench examples/fmnist-oscillator.yaml --set backend=cuda --set network.1.twin_noise=nominal --set network.4.twin_noise=nominal --steps 30 --json "$pat_cuda"
+  run_test pnn_bench_cpu 60 env OMP_NUM_THREADS="$(nproc)" "$build/pnn" bench examples/fmnist-oscillator.yaml --set backend=cpu --set network.1.twin_noise=nominal --set network.4.twin_noise=nominal --steps 5 --warmup 1 --json "$pat_cpu"
   grep -h "ms_per_step" "$out/pnn_bench_cuda.log" "$out/pnn_bench_cpu.log" | tee -a "$log"
 else
   status[pnn_bench_cuda]="skipped (no Fashion-MNIST at $fmnist, or no time)"

@@ -59,6 +59,10 @@ typedef struct pnn_layer_i {
     int (*forward_ready)(pnn_layer *l, int slot);
     pnn_status (*forward_end)(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot);
     void (*forward_abandon)(pnn_layer *l);
+    /* May be NULL: the seconds the slot's last forward_end spent blocked on hardware (what the
+     * network reports as waiting); without it the whole forward_end counts, though a layer may
+     * compute there too (the noise estimate of a physical layer does). */
+    double (*forward_waited)(pnn_layer *l, int slot);
     /* May be NULL: the parameters may have changed (an optimizer step, a checkpoint, a test's
      * poke): drop values derived from them. The network calls it at the start of every pass. */
     void (*params_changed)(pnn_layer *l);
