@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
 # Drift: the vowels circuit PNN (examples/vowels-circuit.yaml) on a device whose natural
 # frequency drifts with its calls (sim:circuit drift=D: w0 times 1 + D f(call), f a seeded sum of
-# three slow sinusoids, periods around drift_period=600 calls). Trained by PAT for 20 epochs;
+# three slow sinusoids, periods around drift_period=600 calls), or the vowels oscillator PNN on a
+# device whose hidden coupling moves (sim:oscillator mismatch=3 drift=D: the moving part D times
+# the fixed one, the same f). Trained by PAT for 20 epochs;
 # then the same run goes on for 100 epochs twice: online (PAT keeps training) and frozen (the
 # learning rate set to 0: the same device calls, so the same drift, but the parameters stay).
 # Test accuracy on the device after every epoch against the device calls so far, for two drift
-# rates, 3 seeds. Writes benchmarks/results/drift-<date>.json and .png.
-# Usage: bash benchmarks/drift.sh [SEEDS] [DRIFTS]
+# rates, 3 seeds. Writes benchmarks/results/drift[-oscillator]-<date>.json and .png.
+# Usage: bash benchmarks/drift.sh [SEEDS] [DRIFTS] [SYSTEM: circuit (default) or oscillator]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=${1:-1 2 3}
-drifts=${2:-0.1 0.3}
-base=benchmarks/results/drift-$(date -u +%Y-%m-%d)
+system=${3:-circuit}
+case $system in
+  circuit) drifts=${2:-0.1 0.3} L=2 base=benchmarks/results/drift-$(date -u +%Y-%m-%d)
+    uri='sim:circuit?segments=16&y_dim=16&drift=D&drift_period=600&seed=SEED' ;;
+  oscillator) drifts=${2:-1 3} L=1 base=benchmarks/results/drift-oscillator-$(date -u +%Y-%m-%d)
+    uri='sim:oscillator?n=40&nt=10&mismatch=3&drift=D&drift_period=600&seed=SEED' ;;
+  *) echo "unknown system $system (circuit, oscillator)" >&2; exit 64 ;;
+esac
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for d in $drifts; do
   for seed in $seeds; do
-    dev="sim:circuit?segments=16&y_dim=16&drift=$d&drift_period=600&seed=$seed"
-    build/pnn train examples/vowels-circuit.yaml --set seed=$seed --set "network.2.device=$dev" --set epochs=20 \
+    dev=${uri/D/$d}
+    dev=${dev/SEED/$seed}
+    build/pnn train examples/vowels-$system.yaml --set seed=$seed --set "network.$L.device=$dev" --set epochs=20 \
       --out "$tmp/d$d-s$seed-online" > /dev/null 2>&1
     cp -r "$tmp/d$d-s$seed-online" "$tmp/d$d-s$seed-frozen"
     build/pnn train --resume "$tmp/d$d-s$seed-online" --set epochs=120 > /dev/null 2>&1
@@ -25,9 +34,9 @@ for d in $drifts; do
     echo "drift $d seed $seed done" >&2
   done
 done
-python3 - "$base" "$tmp" "$drifts" "$seeds" <<'PY'
+python3 - "$base" "$tmp" "$drifts" "$seeds" "$system" "$uri" <<'PY'
 import csv, json, statistics, sys, subprocess, datetime, os
-base, tmp, drifts, seeds = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
+base, tmp, drifts, seeds, system, uri = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split(), sys.argv[5], sys.argv[6]
 curves = {}
 for d in drifts:
     for mode in ("online", "frozen"):
@@ -42,8 +51,9 @@ for d in drifts:
             "mean_acc": [statistics.mean(dict(c)[e] for c in per_seed if e in dict(c)) for e in epochs],
             "per_seed": per_seed}
 summary = {k: {"acc_epoch_20": v["mean_acc"][v["epoch"].index(20)] if 20 in v["epoch"] else None,
-               "acc_last_20_epochs_mean": statistics.mean(v["mean_acc"][-20:])} for k, v in curves.items()}
-res = {"benchmark": "drift", "config": "examples/vowels-circuit.yaml", "device": "sim:circuit?segments=16&y_dim=16&drift=D&drift_period=600&seed=SEED",
+               "acc_last_20_epochs_mean": statistics.mean(v["mean_acc"][-20:]),
+               "acc_epochs_21_to_120_mean": statistics.mean(v["mean_acc"][20:])} for k, v in curves.items()}
+res = {"benchmark": "drift", "config": "examples/vowels-%s.yaml" % system, "device": uri,
        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(), "summary": summary, "curves": curves}
 json.dump(res, open(base + ".json", "w"), indent=1)
@@ -59,7 +69,7 @@ for i, d in enumerate(drifts):
 ax.axvline(20, color="gray", lw=0.8)
 ax.set_xlabel("epoch (time: each epoch is the same device calls in both runs, about 30)")
 ax.set_ylabel("test accuracy on the device (%%), mean of %d seeds" % len(seeds))
-ax.set_title("A drifting circuit: online PAT against a frozen network")
+ax.set_title("A drifting %s: online PAT against a frozen network" % system)
 ax.grid(True, alpha=0.3)
 ax.legend(fontsize=8)
 fig.tight_layout()

@@ -80,6 +80,42 @@ START_TEST(device_is_deterministic_per_seed_and_call) {
 }
 END_TEST
 
+/* The hidden coupling's drift is a function of (seed, call index): two devices with the same seed
+ * agree call by call, restoring the call counter replays it, drift=0 is the device without the
+ * key, and over a drift period the outputs (noise off) move. */
+START_TEST(drift_is_reproducible_from_its_seed) {
+    int64_t n = 12, rows = 3, calls = 40;
+    float x[36], *theta = random_theta(n, 4);
+    pnn_test_uniform(x, rows * n, -1, 1, 5, 2);
+    pnn_device *a, *b, *still, *plain;
+    const char *uri = "sim:oscillator?n=12&noise=0&mismatch=2&drift=2&drift_period=20&seed=7";
+    ck_assert_int_eq(pnn_device_open(uri, be, &a), PNN_OK);
+    ck_assert_int_eq(pnn_device_open(uri, be, &b), PNN_OK);
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?n=12&noise=0&mismatch=2&drift=0&seed=7", be, &still), PNN_OK);
+    ck_assert_int_eq(pnn_device_open("sim:oscillator?n=12&noise=0&mismatch=2&seed=7", be, &plain), PNN_OK);
+    float *first = device_run(a, x, rows, theta), *first_still = device_run(still, x, rows, theta);
+    float *first_plain = device_run(plain, x, rows, theta), *first_b = device_run(b, x, rows, theta);
+    ck_assert_int_eq(memcmp(first, first_b, sizeof(float) * (size_t)(rows * n)), 0);
+    ck_assert_int_eq(memcmp(first_still, first_plain, sizeof(float) * (size_t)(rows * n)), 0);
+    double moved = 0;
+    for (int64_t i = 1; i < calls; i++) {
+        float *ya = device_run(a, x, rows, theta), *yb = device_run(b, x, rows, theta);
+        float *ys = device_run(still, x, rows, theta);
+        ck_assert_msg(memcmp(ya, yb, sizeof(float) * (size_t)(rows * n)) == 0, "same seed differs at call %lld",
+                      (long long)i);
+        ck_assert_msg(memcmp(ys, first_still, sizeof(float) * (size_t)(rows * n)) == 0, "drift=0 moved");
+        for (int64_t k = 0; k < rows * n; k++) moved = fmax(moved, fabs((double)ya[k] - first[k]));
+        free(ya), free(yb), free(ys);
+    }
+    ck_assert_msg(moved > 1e-3, "the drift did not move the outputs over %lld calls: %g", (long long)calls, moved);
+    a->calls = 0;
+    float *again = device_run(a, x, rows, theta);
+    ck_assert_int_eq(memcmp(first, again, sizeof(float) * (size_t)(rows * n)), 0);
+    free(first), free(first_still), free(first_plain), free(first_b), free(again), free(theta);
+    pnn_device_close(a), pnn_device_close(b), pnn_device_close(still), pnn_device_close(plain);
+}
+END_TEST
+
 /* With mismatch and noise off, the device is the ideal model: bit-equal to its twin. */
 START_TEST(ideal_device_equals_twin) {
     int64_t n = 20, rows = 7;
@@ -336,6 +372,7 @@ Suite *device_suite(void) {
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, uri_errors_name_the_problem);
     tcase_add_test(tc, device_is_deterministic_per_seed_and_call);
+    tcase_add_test(tc, drift_is_reproducible_from_its_seed);
     tcase_add_test(tc, ideal_device_equals_twin);
     tcase_add_test(tc, input_noise_has_its_size);
     tcase_add_test(tc, twin_models_nominal_noise_in_training_only);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "hwbridge/systems/circuit.h"
+#include "hwbridge/systems/drift.h"
 #include "pnn/rng.h"
 
 #define CIRCUIT_KEYS                                                                                          \
@@ -29,7 +30,7 @@ typedef struct circuit_sim {
     const pnn_circuit_ops *ops; /* the backend's circuit kernels */
     pnn_circuit_settings set;
     float w0, qf, alpha, kappa;    /* this device's hidden values */
-    double drift_period[3], drift_phase[3];
+    pnn_sim_drift drift;
     float *u;        /* drive [rows_cap, segments] */
     float *noise;    /* [rows_cap, y_dim] */
     int64_t rows_cap;
@@ -122,13 +123,6 @@ static pnn_status circuit_reserve(pnn_device *dev, int64_t rows) {
     return PNN_OK;
 }
 
-/* f(call) in [-1, 1]: the slow drift of this device, a function of (seed, call) alone */
-static double circuit_drift(const circuit_sim *s, uint64_t call) {
-    double f = 0;
-    for (int k = 0; k < 3; k++) f += sin(CIRCUIT_TWO_PI * (double)call / s->drift_period[k] + s->drift_phase[k]);
-    return f / 3;
-}
-
 static pnn_status circuit_forward(pnn_device *dev, const pnn_tensor *x, const float *theta, pnn_tensor *y) {
     circuit_sim *s = dev->impl;
     const pnn_backend_i *be = dev->be->iface;
@@ -137,7 +131,7 @@ static pnn_status circuit_forward(pnn_device *dev, const pnn_tensor *x, const fl
     PNN_TRY(circuit_reserve(dev, rows));
     pnn_circuit_params p = s->set.p;
     p.batch = rows;
-    p.w0 = (float)(s->w0 * (1 + s->set.mismatch * s->set.drift * circuit_drift(s, dev->calls)));
+    p.w0 = (float)(s->w0 * (1 + s->set.mismatch * s->set.drift * pnn_sim_drift_at(&s->drift, dev->calls)));
     p.qf = s->qf;
     p.alpha = s->alpha;
     p.kappa = s->kappa;
@@ -171,18 +165,14 @@ static pnn_status circuit_open(pnn_uri *u, const char *uri, const pnn_backend *b
     s->set = set;
 
     /* the hidden component values, drawn once from the seed */
-    float g[4], r[6];
+    float g[4];
     pnn_rng_normal((uint64_t)set.seed, pnn_rng_stream("sim.circuit.mismatch", 0), 0, 4, g);
     double spread = CIRCUIT_TOLERANCE * set.mismatch;
     s->w0 = (float)(set.p.w0 * exp(spread * g[0]));
     s->qf = (float)(set.p.qf * exp(spread * g[1]));
     s->alpha = (float)(set.p.alpha * exp(spread * g[2]));
     s->kappa = (float)(set.p.kappa * exp(spread * g[3]));
-    pnn_rng_uniform((uint64_t)set.seed, pnn_rng_stream("sim.circuit.drift", 0), 0, 6, r);
-    for (int k = 0; k < 3; k++) {
-        s->drift_period[k] = set.drift_period * (0.5 + r[k]);
-        s->drift_phase[k] = CIRCUIT_TWO_PI * r[3 + k];
-    }
+    pnn_sim_drift_init(&s->drift, (uint64_t)set.seed, "sim.circuit.drift", set.drift_period);
 
     pnn_device_info *info = &dev->info;
     snprintf(info->system, sizeof info->system, "circuit");

@@ -2,12 +2,16 @@
  * (PHYSICS.md): the ideal model plus what a lab instrument adds, which the twin never sees:
  * input noise drawn fresh on every call, a nonlinearity sin((1+eta) q) instead of sin q, and a
  * fixed hidden coupling Q_n = J2Q(qn * G) with G ~ N(0,1) drawn once from the device seed.
- * `mismatch` scales both hidden differences (0 = the ideal model). */
+ * `mismatch` scales both hidden differences (0 = the ideal model). With `drift` D the hidden
+ * coupling also moves with the calls: Q_n + D f(call) J2Q(qn mismatch G'), G' ~ N(0,1) another
+ * draw of the seed and f the seeded slow drift of drift.h (periods around drift_period calls):
+ * at D = 1 the moving part is as large as the fixed one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/systems/oscillator/oscillator_ops.h"
+#include "hwbridge/systems/drift.h"
 #include "hwbridge/systems/oscillator.h"
 #include "pnn/rng.h"
 
@@ -17,17 +21,21 @@ typedef struct osc_sim {
     uint64_t seed;
     float noise;
     float *q_noise;   /* hidden Q_n [n, n] (NULL when mismatch is 0) */
+    float *q_drift;   /* its moving part J2Q(qn mismatch G') [n, n] (NULL without drift) */
+    float drift;
+    pnn_sim_drift f;
     float *q_mat;     /* Q + Q_n for the current call */
     float *x_noisy;   /* [max rows, n] */
     float *work;
     int64_t rows_cap;
 } osc_sim;
 
-#define OSC_KEYS "n=100, nt=5, dt=0.1, eta=0.1, qn=0.2, mismatch=1, noise=0.02, seed=0"
+#define OSC_KEYS "n=100, nt=5, dt=0.1, eta=0.1, qn=0.2, mismatch=1, noise=0.02, drift=0, drift_period=1000, seed=0"
 
 static void osc_release(const pnn_backend *be, osc_sim *s) {
     void *ctx = be->ctx;
     if (s->q_noise) be->iface->release(ctx, s->q_noise);
+    if (s->q_drift) be->iface->release(ctx, s->q_drift);
     if (s->q_mat) be->iface->release(ctx, s->q_mat);
     if (s->x_noisy) be->iface->release(ctx, s->x_noisy);
     if (s->work) be->iface->release(ctx, s->work);
@@ -69,6 +77,8 @@ static pnn_status osc_forward(pnn_device *dev, const pnn_tensor *x, const float 
     /* theta = [C (n*n), e (n)]; the instrument applies C as Q = J2Q(C), plus its hidden Q_n */
     s->ops->build_q(ctx, n, theta, s->q_mat);
     if (s->q_noise) be->axpby(ctx, n * n, 1.0f, s->q_noise, 1.0f, s->q_mat);
+    if (s->q_drift)
+        be->axpby(ctx, n * n, (float)(s->drift * pnn_sim_drift_at(&s->f, dev->calls)), s->q_drift, 1.0f, s->q_mat);
     const float *q0 = x->data;
     if (s->noise > 0) {
         be->rng_normal(ctx, s->seed, pnn_rng_stream("sim.oscillator.noise", dev->calls), 0, rows * n,
@@ -94,9 +104,30 @@ static pnn_status osc_input_noise(pnn_device *dev, uint64_t call, int64_t n, flo
 static const pnn_device_i osc_iface = {
     .forward = osc_forward, .close = osc_close, .input_noise = osc_input_noise};
 
+/* J2Q(scale G), G ~ N(0,1) [n, n] from the device seed's stream: a hidden coupling, in backend
+ * memory (NULL when out of memory) */
+static float *hidden_coupling(const pnn_backend *be, const osc_sim *s, int64_t n, const char *stream, double scale) {
+    const pnn_backend_i *bi = be->iface;
+    float *g = malloc((size_t)(n * n) * sizeof(float));
+    float *g_dev = bi->alloc(be->ctx, (size_t)(n * n) * sizeof(float));
+    float *q = bi->alloc(be->ctx, (size_t)(n * n) * sizeof(float));
+    if (g && g_dev && q) {
+        pnn_rng_normal(s->seed, pnn_rng_stream(stream, 0), 0, n * n, g);
+        for (int64_t i = 0; i < n * n; i++) g[i] *= (float)scale;
+        bi->from_host(be->ctx, g_dev, g, (size_t)(n * n) * sizeof(float));
+        s->ops->build_q(be->ctx, n, g_dev, q);
+    } else if (q) {
+        bi->release(be->ctx, q);
+        q = NULL;
+    }
+    if (g_dev) bi->release(be->ctx, g_dev);
+    free(g);
+    return q;
+}
+
 static pnn_status osc_open(pnn_uri *u, const char *uri, const pnn_backend *be, pnn_device **out) {
     int64_t n, nt, seed;
-    double dt, eta, qn, mismatch, noise;
+    double dt, eta, qn, mismatch, noise, drift, drift_period;
     PNN_TRY(pnn_uri_int(u, "n", 100, 1, PNN_OSC_MAX_N, &n));
     PNN_TRY(pnn_uri_int(u, "nt", 5, 1, 100000, &nt));
     PNN_TRY(pnn_uri_double(u, "dt", 0.1, 1e-6, 10, &dt));
@@ -104,6 +135,8 @@ static pnn_status osc_open(pnn_uri *u, const char *uri, const pnn_backend *be, p
     PNN_TRY(pnn_uri_double(u, "qn", 0.2, 0, 100, &qn));
     PNN_TRY(pnn_uri_double(u, "mismatch", 1.0, 0, 100, &mismatch));
     PNN_TRY(pnn_uri_double(u, "noise", 0.02, 0, 100, &noise));
+    PNN_TRY(pnn_uri_double(u, "drift", 0, 0, 10, &drift));
+    PNN_TRY(pnn_uri_double(u, "drift_period", 1000, 1, 1e12, &drift_period));
     PNN_TRY(pnn_uri_int(u, "seed", 0, 0, INT64_MAX, &seed));
     PNN_TRY(pnn_uri_check_all_used(u, OSC_KEYS ", " PNN_SIM_KEYS));
 
@@ -121,6 +154,8 @@ static pnn_status osc_open(pnn_uri *u, const char *uri, const pnn_backend *be, p
     s->p = (pnn_osc_params){.batch = 0, .n = n, .nt = (int)nt, .dt = (float)dt, .eta = (float)(eta * mismatch)};
     s->seed = (uint64_t)seed;
     s->noise = (float)noise;
+    s->drift = (float)drift;
+    pnn_sim_drift_init(&s->f, s->seed, "sim.oscillator.drift", drift_period);
 
     pnn_device_info *info = &dev->info;
     snprintf(info->system, sizeof info->system, "oscillator");
@@ -136,22 +171,11 @@ static pnn_status osc_open(pnn_uri *u, const char *uri, const pnn_backend *be, p
     const pnn_backend_i *bi = be->iface;
     s->q_mat = bi->alloc(be->ctx, (size_t)(n * n) * sizeof(float));
     if (!s->q_mat) goto nomem;
-    if (qn * mismatch > 0) {
-        float *g = malloc((size_t)(n * n) * sizeof(float));
-        float *g_dev = bi->alloc(be->ctx, (size_t)(n * n) * sizeof(float));
-        s->q_noise = bi->alloc(be->ctx, (size_t)(n * n) * sizeof(float));
-        if (!g || !g_dev || !s->q_noise) {
-            free(g);
-            if (g_dev) bi->release(be->ctx, g_dev);
-            goto nomem;
-        }
-        pnn_rng_normal(s->seed, pnn_rng_stream("sim.oscillator.qn", 0), 0, n * n, g);
-        for (int64_t i = 0; i < n * n; i++) g[i] *= (float)(qn * mismatch);
-        bi->from_host(be->ctx, g_dev, g, (size_t)(n * n) * sizeof(float));
-        s->ops->build_q(be->ctx, n, g_dev, s->q_noise);
-        bi->release(be->ctx, g_dev);
-        free(g);
-    }
+    if (qn * mismatch > 0 && !(s->q_noise = hidden_coupling(be, s, n, "sim.oscillator.qn", qn * mismatch)))
+        goto nomem;
+    if (qn * mismatch * drift > 0 &&
+        !(s->q_drift = hidden_coupling(be, s, n, "sim.oscillator.qn_drift", qn * mismatch)))
+        goto nomem;
     *out = dev;
     return PNN_OK;
 nomem:

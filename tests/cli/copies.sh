@@ -3,7 +3,8 @@
 # or a {A..B} range in one) sends its PAT forwards to them in turn. Exact where it claims to be:
 # copies that are all the same noise-free device train bit for bit as that one device; a run
 # with copies interrupted after one epoch and resumed ends where an uninterrupted one does (the
-# round-robin position and every copy's call count are in the checkpoint). Bad input: a copy of
+# round-robin position and every copy's call count are in the checkpoint; the copies drift, so
+# the resume also replays each copy's drift). Bad input: a copy of
 # another system or of another size, a malformed range, a list item that is not a URI.
 source "$(dirname "$0")/lib.bash"
 base='sim:oscillator?n=40&nt=10'
@@ -41,7 +42,7 @@ params_equal "$tmp/one/checkpoint.safetensors" "$tmp/three/checkpoint.safetensor
   || bad "three identical noise-free copies trained differently from the one device"
 
 # copies with hidden differences and noise: an interrupted run resumes exactly
-copies="$base&mismatch=3&seed={1..3}"
+copies="$base&mismatch=3&drift=2&drift_period=50&seed={1..3}"
 expect 0 "" -- "$pnn" train "$cfg" --set epochs=2 --set "network.1.device=$copies" --out "$tmp/full"
 grep -q "seed={1..3}" "$tmp/full/config.yaml" && ok || bad "the run's config does not keep the range"
 expect 0 "" -- "$pnn" train "$cfg" --set epochs=1 --set "network.1.device=$copies" --out "$tmp/part"
@@ -49,7 +50,8 @@ expect 0 "" -- "$pnn" train --resume "$tmp/part" --set epochs=2
 params_equal "$tmp/full/checkpoint.safetensors" "$tmp/part/checkpoint.safetensors" && ok \
   || bad "a run with device copies did not resume exactly"
 # and the copies are used: the same run on copy 1 alone ends elsewhere
-expect 0 "" -- "$pnn" train "$cfg" --set epochs=2 --set "network.1.device=$base&mismatch=3&seed=1" --out "$tmp/alone"
+expect 0 "" -- "$pnn" train "$cfg" --set epochs=2 --set "network.1.device=$base&mismatch=3&drift=2&drift_period=50&seed=1" \
+  --out "$tmp/alone"
 params_equal "$tmp/full/checkpoint.safetensors" "$tmp/alone/checkpoint.safetensors" \
   && bad "training on three copies equals training on the first alone" || ok
 
