@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pnn/method.h"
 #include "pnn/rng.h"
 #include "pnn/safetensors.h"
 #include "train_dp.h"
@@ -57,12 +58,17 @@ static pnn_status read_options(const pnn_cfg *cfg, const char *config_dir, pnn_t
     PNN_TRY(pnn_cfg_float(data, "test_frac", 0, 0.2, 1e-6, 1 - 1e-6, &o->test_frac));
 
     const char *method, *loss, *backend;
-    PNN_TRY(pnn_cfg_str(cfg, "method", 0, "pat", &method));
-    if (!strcmp(method, "pat")) o->method = PNN_METHOD_PAT;
-    else if (!strcmp(method, "insilico")) o->method = PNN_METHOD_INSILICO;
-    else
-        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown method '%s'; known: pat, insilico",
-                         pnn_cfg_source(cfg), pnn_cfg_line(pnn_cfg_get(cfg, "method")), method);
+    /* method: NAME, or {kind: NAME, ...the method's own keys} */
+    const pnn_cfg *mnode = pnn_cfg_get(cfg, "method");
+    if (pnn_cfg_type_of(mnode) == PNN_CFG_MAP) PNN_TRY(pnn_cfg_str(mnode, "kind", 1, NULL, &method));
+    else PNN_TRY(pnn_cfg_str(cfg, "method", 0, "pat", &method));
+    if (!(o->method = pnn_method_find(method))) {
+        char close[32];
+        pnn_suggest(method, pnn_method_names(), close, sizeof close);
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown method '%s'; known: %s%s%s%s", pnn_cfg_source(mnode),
+                         pnn_cfg_line(mnode), method, pnn_method_names(), *close ? "; did you mean '" : "", close,
+                         *close ? "'?" : "");
+    }
     PNN_TRY(pnn_cfg_str(cfg, "loss", 0, "cross_entropy", &loss));
     if (pnn_loss_kind_parse(loss, &o->loss) != PNN_OK)
         return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: unknown loss '%s'; known: cross_entropy, mse",
@@ -181,6 +187,7 @@ void pnn_trainer_free(pnn_trainer *tr) {
     free(tr->perm);
     free(tr->micro_x);
     pnn_dp_free(tr);
+    if (tr->method_state && tr->opt.method && tr->opt.method->destroy) tr->opt.method->destroy(tr->method_state);
     pnn_comm_free(tr->own_comm);
     pnn_cfg_free(tr->cfg);
     free(tr);
@@ -195,6 +202,10 @@ static pnn_status create_local(pnn_trainer *tr, const char *config_dir, pnn_comm
     pnn_cfg *cfg = tr->cfg;
     tr->comm = comm;
     PNN_TRY(read_options(cfg, config_dir, &tr->opt));
+    if (tr->opt.method->create) {
+        const pnn_cfg *spec = pnn_cfg_get(cfg, "method");
+        PNN_TRY(tr->opt.method->create(pnn_cfg_type_of(spec) == PNN_CFG_MAP ? spec : NULL, &tr->method_state));
+    }
     /* exact mode takes the per-shard path in one process too, through a comm of one */
     if (!comm && tr->opt.reduce == PNN_REDUCE_EXACT) {
         PNN_TRY(pnn_comm_init("none", NULL, NULL, &tr->own_comm));
@@ -283,33 +294,9 @@ pnn_status pnn_train_load_rows(pnn_trainer *tr, const pnn_dataset *d, const int6
     return PNN_OK;
 }
 
-/* The loss of one micro-batch: its rows of the labels, the gradient of the batch's mean loss. */
-static pnn_status micro_loss(void *user, int slot, const pnn_tensor *y, pnn_tensor *dy) {
-    pnn_trainer *tr = user;
-    int64_t rows = pnn_tensor_rows(y), first = tr->loss_row0 + (int64_t)slot * tr->micro_rows;
-    pnn_tensor labels;
-    int64_t shape[2] = {rows, 1};
-    double loss_sum, correct;
-    PNN_TRY(pnn_tensor_view(&labels, tr->be, tr->yb.data + first, 2, shape));
-    pnn_status st = pnn_loss_compute_part(tr->opt.loss, y, &labels, tr->step_rows, dy, &tr->scratch, &loss_sum, &correct);
-    if (st != PNN_OK)
-        return pnn_error_prefix(st, "training step %lld (epoch %lld): ", (long long)tr->global_step + 1,
-                                (long long)tr->epoch + 1);
-    tr->step_loss += loss_sum;
-    tr->step_correct += correct;
-    return PNN_OK;
-}
-
 pnn_status pnn_train_run_rows(pnn_trainer *tr, int64_t row0, int64_t rows, int64_t b_global) {
     pnn_network_zero_grad(tr->net);
     if (rows == 0) return PNN_OK; /* a rank without samples in this step adds a zero gradient */
-    pnn_pass pass = tr->opt.method == PNN_METHOD_PAT ? PNN_PASS_TRAIN_PAT : PNN_PASS_TRAIN_TWIN;
-    int64_t mb = tr->opt.bridge.micro_batch > 0 && tr->opt.bridge.micro_batch < rows ? tr->opt.bridge.micro_batch : rows;
-    int n_micro = (int)((rows + mb - 1) / mb);
-    for (int k = 0; k < n_micro; k++) {
-        int64_t r = rows - k * mb < mb ? rows - k * mb : mb, shape[2] = {r, tr->train.dim};
-        PNN_TRY(pnn_tensor_view(&tr->micro_x[k], tr->be, tr->xb.data + (row0 + k * mb) * tr->train.dim, 2, shape));
-    }
     double busy0[PNN_TRAIN_MAX_DEVICES];
     uint64_t calls0[PNN_TRAIN_MAX_DEVICES];
     for (int d = 0; d < tr->bridge_run.n_devices; d++) {
@@ -317,11 +304,8 @@ pnn_status pnn_train_run_rows(pnn_trainer *tr, int64_t row0, int64_t rows, int64
         calls0[d] = tr->devices[d]->calls;
     }
     tr->step_rows = b_global;
-    tr->micro_rows = mb;
-    tr->loss_row0 = row0;
-    pnn_schedule_stats stats;
-    pnn_status st = pnn_network_train_micro(tr->net, n_micro, tr->micro_x, pass, tr->opt.bridge.pipelined, micro_loss,
-                                            tr, &stats);
+    pnn_schedule_stats stats = {0, 0};
+    pnn_status st = tr->opt.method->gradient(tr, row0, rows, b_global, &stats);
     tr->bridge_run.wall_s += stats.wall_s;
     tr->bridge_run.wait_s += stats.wait_s;
     for (int d = 0; d < tr->bridge_run.n_devices; d++) {
@@ -335,8 +319,8 @@ pnn_status pnn_trainer_step(pnn_trainer *tr, const int64_t *idx, int64_t b, doub
     if (pnn_dp_active(tr)) return pnn_dp_step(tr, idx, b, loss, acc);
     PNN_TRY(pnn_train_load_rows(tr, &tr->train, idx, 0, b, 1, 0));
     /* the random-stream counters at the start, to undo a failed step */
-    uint64_t *counters[2 * PNN_TRAIN_MAX_DEVICES], saved[2 * PNN_TRAIN_MAX_DEVICES];
-    int nc = pnn_network_counters(tr->net, counters, 2 * PNN_TRAIN_MAX_DEVICES);
+    uint64_t *counters[PNN_NETWORK_MAX_COUNTERS], saved[PNN_NETWORK_MAX_COUNTERS];
+    int nc = pnn_network_counters(tr->net, counters, PNN_NETWORK_MAX_COUNTERS);
     for (int i = 0; i < nc; i++) saved[i] = *counters[i];
     tr->step_loss = tr->step_correct = 0;
     pnn_status st = pnn_train_run_rows(tr, 0, b, b);

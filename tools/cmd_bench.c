@@ -117,7 +117,7 @@ int cmd_bench(int argc, char **argv) {
         return 0;
     }
     printf("bench: %s method=%s batch=%lld params=%lld steps=%ld micro_batch=%lld schedule=%s ranks=%d reduce=%s\n",
-           config, tr->opt.method == PNN_METHOD_PAT ? "pat" : "insilico", (long long)b,
+           config, tr->opt.method->name, (long long)b,
            (long long)pnn_network_param_count(tr->net), steps, (long long)tr->opt.bridge.micro_batch,
            tr->opt.bridge.pipelined ? "pipelined" : "sequential", comm->size, reduce);
     printf("ms_per_step: median=%.2f min=%.2f max=%.2f mean=%.2f steps_per_s=%.2f\n", median, ms[0], ms[steps - 1],
@@ -136,7 +136,7 @@ int cmd_bench(int argc, char **argv) {
                     "\"backend_busy_ms\": %.4f, \"backend_wait_ms\": %.4f, \"device_share\": %.4f, \"ranks\": %d, "
                     "\"reduce\": \"%s\", \"steps_per_s\": %.4f, \"ms_step_mean\": %.4f, "
                     "\"steps_per_s_mean\": %.4f}\n",
-                    config, tr->opt.method == PNN_METHOD_PAT ? "pat" : "insilico", (long long)b,
+                    config, tr->opt.method->name, (long long)b,
                     (long long)pnn_network_param_count(tr->net), steps, (long long)tr->opt.bridge.micro_batch,
                     tr->opt.bridge.pipelined ? "pipelined" : "sequential", median, ms[0], ms[steps - 1],
                     1e3 * wall / steps, dev_ms, duty, backend_ms, wait_ms, duty, comm->size, reduce, 1e3 / median,

@@ -204,7 +204,7 @@ int cmd_train(int argc, char **argv) {
                      tr->opt.reduce == PNN_REDUCE_EXACT ? "exact" : "fast");
         fprintf(stderr, "pnn train: %s, %lld parameters, method %s, %lld train / %lld test samples%s -> %s\n",
                 tr->opt.data_set, (long long)pnn_network_param_count(tr->net),
-                tr->opt.method == PNN_METHOD_PAT ? "pat" : "insilico", (long long)tr->train.n, (long long)tr->test.n,
+                tr->opt.method->name, (long long)tr->train.n, (long long)tr->test.n,
                 ranks, run_dir);
         if (tr->note[0]) fprintf(stderr, "pnn train: note: %s\n", tr->note);
         tr->progress = cli_progress;

@@ -53,7 +53,7 @@ newest_header=$(ls -t include/pnn/*.h base/*.h kernels/*/*.h kernels/systems/*/*
 objs=()
 # the same sources as CMakeLists.txt's PNN_SOURCES
 for src in kernels/*.c base/*.c kernels/cpu/*.c kernels/systems/*/*.c hwbridge/*.c hwbridge/systems/*.c \
-           hwbridge/remote/*.c host/*.c host/twins/*.c; do
+           hwbridge/remote/*.c host/*.c host/twins/*.c host/methods/*.c; do
   obj=$out/obj/${src//\//_}.o
   objs+=("$obj")
   if [ ! -e "$obj" ] || [ "$src" -nt "$obj" ] || [ "$newest_header" -nt "$obj" ]; then

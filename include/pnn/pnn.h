@@ -10,6 +10,7 @@
 #include "pnn/fileio.h"
 #include "pnn/layer.h"
 #include "pnn/loss.h"
+#include "pnn/method.h"
 #include "pnn/network.h"
 #include "pnn/optim.h"
 #include "pnn/rng.h"

@@ -19,7 +19,7 @@
 extern "C" {
 #endif
 
-typedef enum { PNN_METHOD_PAT, PNN_METHOD_INSILICO } pnn_method;
+struct pnn_method_i;
 
 /* How PAT steps use the devices (config key `bridge`). */
 typedef struct pnn_bridge_options {
@@ -44,7 +44,7 @@ typedef struct pnn_train_options {
     int hflip;              /* random horizontal flips of training images */
     int64_t limit_train, limit_test;
     double test_frac;
-    pnn_method method;
+    const struct pnn_method_i *method; /* pat, insilico, ... (pnn/method.h) */
     pnn_loss_kind loss;
     pnn_optim_config optim;
     int64_t batch, eval_batch, epochs, log_every, checkpoint_every;
@@ -124,6 +124,7 @@ typedef struct pnn_trainer {
     int stop_agreed;              /* some rank asked to stop in the last step */
     int64_t micro_rows, loss_row0; /* rows per micro-batch and the first row of slot 0 in yb */
     char note[512];               /* for rank 0 to print (e.g. a resume on another rank count), or "" */
+    void *method_state;           /* what opt.method's create made of its keys, or NULL */
 } pnn_trainer;
 
 /* Reads options from cfg, loads the data and builds the network and optimizer. Takes

@@ -1,0 +1,45 @@
+/* Training methods (host/methods/): what a training step does to put the gradient of the batch's
+ * mean loss into the network's parameter gradients, for this process's rows of the batch. The
+ * trainer around it is the same for every method: it loads the rows, sums the ranks' gradients
+ * (one process is a sum of one), runs the optimizer, keeps the device statistics, checkpoints
+ * and evaluates. Adding a method is its own file in host/methods/ and one line in
+ * host/methods/registry.c; nothing else changes (docs/architecture.md, "Training methods"). */
+#ifndef PNN_METHOD_H
+#define PNN_METHOD_H
+
+#include "pnn/config.h"
+#include "pnn/network.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pnn_trainer pnn_trainer;
+
+typedef struct pnn_method_i {
+    const char *name;
+    const char *summary; /* one line, for --help and the list of known methods */
+    /* Reads the method's own keys from spec, the config's `method` when it is a map {kind: NAME,
+     * ...} (NULL for a bare name), into a state the trainer keeps (tr->method_state; may stay
+     * NULL). May be NULL (no keys). Errors name the key and its line. */
+    pnn_status (*create)(const pnn_cfg *spec, void **state);
+    void (*destroy)(void *state);
+    /* Rows [row0, row0 + rows) of tr->xb and tr->yb, this process's part of a batch of b_global
+     * rows: adds to the zeroed gradients the gradient (or the method's estimate of it) of the sum
+     * of this part's losses divided by b_global, and adds the part's loss sum and correct count
+     * to tr->step_loss and tr->step_correct. *stats gets the wall time and the time blocked on
+     * devices. Deterministic in (the run's seed, tr->global_step, the device counters), so
+     * that a resumed run repeats it. */
+    pnn_status (*gradient)(pnn_trainer *tr, int64_t row0, int64_t rows, int64_t b_global,
+                           pnn_schedule_stats *stats);
+} pnn_method_i;
+
+/* The method called name, or NULL. */
+const pnn_method_i *pnn_method_find(const char *name);
+/* "pat, insilico, ..." (a static string). */
+const char *pnn_method_names(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
