@@ -7,7 +7,8 @@
 
 #define PNN_METHODS(X) \
     X(pat) \
-    X(insilico)
+    X(insilico) \
+    X(spsa)
 
 #define DECLARE(name) extern const pnn_method_i pnn_method_##name;
 PNN_METHODS(DECLARE)
