@@ -113,6 +113,12 @@ grep -q "written by 2 ranks and this run has 3: exact mode continues bit for bit
 compare same "$tmp/exact1" "$tmp/part" "exact, 2 ranks resumed on 3 vs -np 1 uninterrupted"
 cmp -s <(cut -d, -f1-6 "$tmp/exact1/metrics.csv") <(cut -d, -f1-6 "$tmp/part/metrics.csv") \
   || fail "exact mode: the resumed run's metrics differ"
+# a method plugs into the same step: spsa in exact mode gives the same bits on 1 and 2 ranks
+spsa=(--set 'method={kind: spsa, perturbations: 2}' --set comm.reduce=exact)
+run 1 "$tmp/spsa1" "$cfg" "${common[@]}" "${spsa[@]}" --out "$tmp/spsa1" || { cat "$tmp/spsa1.err"; fail "spsa -np 1"; }
+run 2 "$tmp/spsa2" "$cfg" "${common[@]}" "${spsa[@]}" --out "$tmp/spsa2" || { cat "$tmp/spsa2.err"; fail "spsa -np 2"; }
+compare same "$tmp/spsa1" "$tmp/spsa2" "spsa, exact, -np 1 vs -np 2"
+
 # device copies round-robin in one process; under several ranks each rank takes its own ({rank})
 set +e
 run 2 "$tmp/copies" "$cfg" "${common[@]}" --set "network.1.device=sim:oscillator?n=40&nt=10&seed={1..3}" \

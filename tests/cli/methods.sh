@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Training methods from the command line: spsa (device passes alone) lowers the vowels loss and
+# resumes exactly (its perturbations are a function of the seed and the step); `pnn train
+# --help` lists every registered method; bad input: an unknown method (the known ones and a
+# "did you mean"), a misspelt key of a method, a method map without its kind.
+source "$(dirname "$0")/lib.bash"
+spsa=(--set 'method={kind: spsa, perturbations: 2, c: 0.01}')
+expect 0 "" -- "$pnn" train "$cfg" "${spsa[@]}" --set epochs=8 --out "$tmp/full"
+if python3 - "$tmp/full/metrics.csv" <<'PY'
+import csv, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["kind"] == "train_epoch"]
+assert float(rows[-1]["loss"]) < 0.6 * float(rows[0]["loss"]), [r["loss"] for r in rows]
+PY
+then ok; else bad "spsa: the training loss did not fall"; fi
+grep -q "kind: spsa" "$tmp/full/config.yaml" && ok || bad "the run's config lost the method map"
+expect 0 "" -- "$pnn" train "$cfg" "${spsa[@]}" --set epochs=3 --out "$tmp/part"
+expect 0 "" -- "$pnn" train --resume "$tmp/part" --set epochs=8
+if python3 - "$tmp/full/checkpoint.safetensors" "$tmp/part/checkpoint.safetensors" <<'PY'
+import sys
+import numpy as np
+from safetensors.numpy import load_file
+a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
+assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+PY
+then ok; else bad "spsa: the resumed run differs from the uninterrupted one"; fi
+expect 0 "" -- "$pnn" train --help
+for m in pat insilico spsa; do grep -qE "^  $m " "$tmp/out" && ok || bad "train --help does not list $m"; done
+expect 78 "unknown method 'spssa'; known: pat, insilico, spsa.*did you mean 'spsa'" -- "$pnn" train "$cfg" --set method=spssa \
+  --out "$tmp/b1"
+expect 78 "perturbation.*allowed keys: kind, perturbations, c" -- "$pnn" train "$cfg" \
+  --set 'method={kind: spsa, perturbation: 3}' --out "$tmp/b2"
+expect 78 "kind" -- "$pnn" train "$cfg" --set 'method={perturbations: 3}' --out "$tmp/b3"
+[ ! -e "$tmp/b1" ] && [ ! -e "$tmp/b2" ] && ok || bad "a refused start left files"
+finish
