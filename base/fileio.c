@@ -84,3 +84,18 @@ pnn_status pnn_remove_stale_temps(const char *dir, const char *base, int any_pid
     closedir(d);
     return st;
 }
+
+pnn_status pnn_mkdir_p(const char *dir) {
+    char buf[PNN_PATH_MAX + 1];
+    PNN_TRY(pnn_path_format(buf, sizeof buf, "%s", dir));
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return PNN_ERROR(PNN_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return PNN_ERROR(PNN_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
+    return PNN_OK;
+}

@@ -42,21 +42,6 @@ static pnn_status write_file_atomic(const char *path, const char *text) {
     return PNN_OK;
 }
 
-static pnn_status mkdir_p(const char *dir) {
-    char buf[PNN_PATH_MAX + 1];
-    PNN_TRY(pnn_path_format(buf, sizeof buf, "%s", dir));
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return PNN_ERROR(PNN_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return PNN_ERROR(PNN_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
-    return PNN_OK;
-}
-
 /* Takes the directory's lock for this process (released when it exits, however it exits), then
  * removes the temporary files a killed writer left. */
 static pnn_status lock_run(pnn_trainer *tr, const char *run_dir) {
@@ -101,7 +86,7 @@ static pnn_status open_run_files(pnn_trainer *tr, const char *run_dir) {
                          "run directory %s already holds a run; continue it with --resume %s or choose "
                          "another --out",
                          run_dir, run_dir);
-    PNN_TRY(mkdir_p(run_dir));
+    PNN_TRY(pnn_mkdir_p(run_dir));
     PNN_TRY(lock_run(tr, run_dir));
     char *yaml = pnn_cfg_to_yaml(tr->cfg);
     if (!yaml) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory writing the config");

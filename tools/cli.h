@@ -33,5 +33,6 @@ int cmd_keygen(int argc, char **argv);
 int cmd_systems(int argc, char **argv);
 int cmd_twin(int argc, char **argv);
 int cmd_transfer(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const char usage[] =
     "  systems [NAME]                                           the physical systems sim: devices simulate\n"
     "  twin fit DEVICE_URI --out FILE                           fit a learned twin to a device or recording\n"
     "  transfer CHECKPOINT --devices URI...                     a trained network on other copies of its device\n"
+    "  compare CONFIG.yaml [--methods M,...] [--seeds N]        training methods side by side, by device passes\n"
     "\n"
     "`pnn COMMAND --help` explains each. Examples: examples/*.yaml; docs/architecture.md.\n"
     "Exit codes: 0 ok, 64 usage, 65 bad data, 66 missing input, 69 device unavailable,\n"
@@ -41,7 +42,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "systems")) return cmd_systems(argc - 1, argv + 1);
     if (!strcmp(argv[1], "twin")) return cmd_twin(argc - 1, argv + 1);
     if (!strcmp(argv[1], "transfer")) return cmd_transfer(argc - 1, argv + 1);
-    fprintf(stderr, "pnn: unknown command '%s'; commands: train, eval, bench, serve, keygen, systems, twin, transfer (see pnn --help)\n",
+    if (!strcmp(argv[1], "compare")) return cmd_compare(argc - 1, argv + 1);
+    fprintf(stderr, "pnn: unknown command '%s'; commands: train, eval, bench, serve, keygen, systems, twin, transfer, compare (see pnn --help)\n",
             argv[1]);
     return EX_USAGE_;
 }

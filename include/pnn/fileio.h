@@ -26,6 +26,9 @@ pnn_status pnn_open_regular(const char *path, int flags, mode_t mode, const char
  * lengths) instead of truncating; buf is then "". */
 pnn_status pnn_path_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* mkdir -p: dir and every missing parent (PNN_ERR_IO naming the one that could not be made). */
+pnn_status pnn_mkdir_p(const char *dir);
+
 /* Removes files in dir named "<base>.tmp.<pid>" left by a process killed while it wrote base:
  * those of any other process when the caller holds the directory's lock (any_pid), else only
  * those whose process is gone. *removed (may be NULL) gets how many. */
