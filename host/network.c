@@ -364,6 +364,28 @@ static pnn_status backward_slot(pnn_network *net, int slot, const pnn_tensor *dy
     return PNN_OK;
 }
 
+pnn_status pnn_network_backward_block(pnn_network *net, int slot, int first, int last, const pnn_tensor *dy) {
+    pnn_tensor *acts = net->acts[slot];
+    if (first < 0 || last >= net->n_layers || first > last)
+        return PNN_ERROR(PNN_ERR_INVALID, "backward block %d..%d of a network of %d layers", first, last, net->n_layers);
+    if (!acts || net->state[slot].layer != net->n_layers)
+        return PNN_ERROR(PNN_ERR_INVALID, "backward of micro-batch %d before its forward finished", slot);
+    PNN_TRY(pnn_tensor_check2(dy, pnn_tensor_rows(&acts[last + 1]), pnn_tensor_cols(&acts[last + 1]),
+                              "block output gradient"));
+    const pnn_tensor *g = dy;
+    for (int i = last; i >= first; i--) {
+        pnn_layer *l = net->layers[i];
+        pnn_tensor *dx = NULL;
+        if (i > first) {
+            PNN_TRY(pnn_tensor_reshape2(&net->grads[i], pnn_tensor_rows(&acts[i]), pnn_tensor_cols(&acts[i])));
+            dx = &net->grads[i];
+        }
+        PNN_TRY(l->iface->backward(l, &acts[i], &acts[i + 1], g, dx, slot));
+        g = dx;
+    }
+    return PNN_OK;
+}
+
 /* After failure st: waits for and drops every device request still in flight, keeping st's
  * message (the waits may fail too). */
 static pnn_status abandon_all(pnn_network *net, pnn_status st) {
@@ -427,6 +449,7 @@ static pnn_status finish_micro(pnn_network *net, int slot, pnn_loss_fn loss, voi
     pnn_status st = loss(user, slot, y, dy);
     if (st == PNN_ERR_FORMAT) st = explain_nonfinite(net, slot, st);
     PNN_TRY(st);
+    if (net->backward_hook) return net->backward_hook(net->backward_user, net, slot, dy);
     /* backward_slot copies dy onto itself harmlessly: it is grads[n] already */
     return backward_slot(net, slot, dy);
 }

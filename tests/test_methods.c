@@ -23,6 +23,7 @@ START_TEST(registry_lists_and_finds_methods) {
     ck_assert_ptr_nonnull(strstr(names, "pat"));
     ck_assert_ptr_nonnull(strstr(names, "insilico"));
     ck_assert_ptr_nonnull(strstr(names, "spsa"));
+    ck_assert_ptr_nonnull(strstr(names, "dfa"));
     ck_assert_str_eq(pnn_method_find("pat")->name, "pat");
     ck_assert_str_eq(pnn_method_find("spsa")->name, "spsa");
     ck_assert_ptr_null(pnn_method_find("backprop"));
@@ -40,16 +41,16 @@ START_TEST(registry_lists_and_finds_methods) {
 END_TEST
 
 /* A digital network on the vowels, with the batch's first b samples loaded. */
-static pnn_trainer *digital(const char *method, int64_t b) {
+static pnn_trainer *digital_act(const char *method, int64_t b, const char *act) {
     char yaml[1024];
     snprintf(yaml, sizeof yaml,
              "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\n"
              "network:\n"
              "  - {kind: linear, name: enc, out: 8}\n"
-             "  - {kind: tanh}\n"
+             "  - {kind: %s}\n"
              "  - {kind: linear, name: dec, out: 7}\n"
              "batch: %lld\nepochs: 1\nseed: 5\noptimizer: {kind: adam, lr: 0.01}\nmethod: %s\n",
-             PNN_SOURCE_DIR, (long long)b, method);
+             PNN_SOURCE_DIR, act, (long long)b, method);
     pnn_trainer *tr;
     ck_assert_msg(pnn_trainer_create(pnn_test_parse(yaml), ".", &tr) == PNN_OK, "%s", pnn_last_error());
     int64_t idx[64];
@@ -57,6 +58,8 @@ static pnn_trainer *digital(const char *method, int64_t b) {
     ck_assert_msg(pnn_train_load_rows(tr, &tr->train, idx, 0, b, 0, 0) == PNN_OK, "%s", pnn_last_error());
     return tr;
 }
+
+static pnn_trainer *digital(const char *method, int64_t b) { return digital_act(method, b, "tanh"); }
 
 static float *gradient(pnn_trainer *tr, int64_t row0, int64_t rows, int64_t b) {
     int64_t p = pnn_dp_param_floats(tr->net);
@@ -112,13 +115,62 @@ START_TEST(spsa_is_a_function_of_seed_and_step_and_adds_over_parts) {
 }
 END_TEST
 
+static float *host_copy(const pnn_tensor *t) {
+    float *h = malloc((size_t)t->numel * sizeof(float));
+    ck_assert_int_eq(pnn_tensor_to_host(t, h, t->numel), PNN_OK);
+    return h;
+}
+
+/* DFA against a plain reference: the output layer's gradient is backpropagation's, bit for bit;
+ * the hidden layer's is dW1 = ((e B^T) * relu'(a1))^T x, db1 = its column sums, with e the output
+ * gradient and B the feedback matrix drawn from (seed, block 0) as the method says. */
+START_TEST(dfa_matches_its_reference) {
+    int64_t b = 16, in = 12, hid = 8, out = 7;
+    pnn_trainer *tr = digital_act("dfa", b, "relu");
+    float *dfa = gradient(tr, 0, b, b);
+    pnn_network *net = tr->net;
+    float *e = host_copy(&net->grads[net->n_layers]), *x = host_copy(&net->acts[0][0]);
+    float *a1 = host_copy(&net->acts[0][1]);
+    tr->opt.method = pnn_method_find("pat");
+    float *bp = gradient(tr, 0, b, b);
+    int64_t n1 = hid * in + hid, p = pnn_dp_param_floats(net);
+    ck_assert_int_eq(memcmp(dfa + n1, bp + n1, (size_t)(p - n1) * sizeof(float)), 0);
+    float *bm = malloc((size_t)(hid * out) * sizeof(float));
+    pnn_rng_normal(tr->opt.seed, pnn_rng_stream("method.dfa.feedback", 0), 0, hid * out, bm);
+    double worst = 0, norm = 0;
+    for (int64_t j = 0; j < hid; j++) {
+        double db = 0, dw[12] = {0};
+        for (int64_t r = 0; r < b; r++) {
+            double g = 0;
+            for (int64_t o = 0; o < out; o++) g += e[r * out + o] * bm[j * out + o] / sqrt((double)out);
+            if (!(a1[r * hid + j] > 0)) g = 0;
+            db += g;
+            for (int64_t i = 0; i < in; i++) dw[i] += g * x[r * in + i];
+        }
+        for (int64_t i = 0; i < in; i++) {
+            worst = fmax(worst, fabs(dfa[j * in + i] - dw[i]));
+            norm = fmax(norm, fabs(dw[i]));
+        }
+        worst = fmax(worst, fabs(dfa[hid * in + j] - db));
+    }
+    measured("dfa_hidden_gradient_max_error_relative", worst / norm, "at most", 1e-5);
+    ck_assert_msg(norm > 0 && worst <= 1e-5 * norm, "dfa hidden gradient off by %g (of %g)", worst, norm);
+    /* and it is not backpropagation's */
+    ck_assert_int_ne(memcmp(dfa, bp, (size_t)n1 * sizeof(float)), 0);
+    free(dfa), free(bp), free(e), free(x), free(a1), free(bm);
+    pnn_trainer_free(tr);
+}
+END_TEST
+
 START_TEST(method_config_errors) {
     char yaml[1024];
     const char *bad[][2] = {{"backprop", "unknown method 'backprop'; known: pat, insilico"},
                             {"{kind: spsa, perturbation: 3}", "perturbation"},
                             {"{kind: spsa, perturbations: 0}", "perturbations"},
                             {"{kind: spsa, c: -1}", "'c'"},
-                            {"{perturbations: 3}", "kind"}};
+                            {"{perturbations: 3}", "kind"},
+                            {"{kind: dfa, physical: some}", "physical is 'some'"},
+                            {"{kind: dfa, feedback: 2}", "feedback"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(yaml, sizeof yaml,
                  "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\n"
@@ -139,6 +191,7 @@ Suite *methods_suite(void) {
     tcase_add_test(tc, registry_lists_and_finds_methods);
     tcase_add_test(tc, spsa_estimates_the_gradient);
     tcase_add_test(tc, spsa_is_a_function_of_seed_and_step_and_adds_over_parts);
+    tcase_add_test(tc, dfa_matches_its_reference);
     tcase_add_test(tc, method_config_errors);
     suite_add_tcase(s, tc);
     return s;

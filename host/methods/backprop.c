@@ -21,8 +21,8 @@ static pnn_status micro_loss(void *user, int slot, const pnn_tensor *y, pnn_tens
     return PNN_OK;
 }
 
-static pnn_status backprop(pnn_trainer *tr, pnn_pass pass, int64_t row0, int64_t rows, int64_t b_global,
-                           pnn_schedule_stats *stats) {
+pnn_status pnn_method_backprop(pnn_trainer *tr, pnn_pass pass, int64_t row0, int64_t rows, int64_t b_global,
+                               pnn_schedule_stats *stats) {
     int64_t mb = tr->opt.bridge.micro_batch > 0 && tr->opt.bridge.micro_batch < rows ? tr->opt.bridge.micro_batch : rows;
     int n_micro = (int)((rows + mb - 1) / mb);
     for (int k = 0; k < n_micro; k++) {
@@ -37,12 +37,12 @@ static pnn_status backprop(pnn_trainer *tr, pnn_pass pass, int64_t row0, int64_t
 }
 
 static pnn_status pat_gradient(pnn_trainer *tr, int64_t row0, int64_t rows, int64_t b_global, pnn_schedule_stats *s) {
-    return backprop(tr, PNN_PASS_TRAIN_PAT, row0, rows, b_global, s);
+    return pnn_method_backprop(tr, PNN_PASS_TRAIN_PAT, row0, rows, b_global, s);
 }
 
 static pnn_status insilico_gradient(pnn_trainer *tr, int64_t row0, int64_t rows, int64_t b_global,
                                     pnn_schedule_stats *s) {
-    return backprop(tr, PNN_PASS_TRAIN_TWIN, row0, rows, b_global, s);
+    return pnn_method_backprop(tr, PNN_PASS_TRAIN_TWIN, row0, rows, b_global, s);
 }
 
 const pnn_method_i pnn_method_pat = {

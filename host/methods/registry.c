@@ -8,6 +8,7 @@
 #define PNN_METHODS(X) \
     X(pat) \
     X(insilico) \
+    X(dfa) \
     X(spsa)
 
 #define DECLARE(name) extern const pnn_method_i pnn_method_##name;

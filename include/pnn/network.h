@@ -28,7 +28,16 @@ typedef struct pnn_network {
     pnn_slot_state state[PNN_LAYER_MAX_SLOTS];
     pnn_param **params;       /* every parameter, in layer order */
     int n_params;
+    /* May be set by a training method (NULL: backpropagation): what pnn_network_train_micro does
+     * with a micro-batch's output gradient dy instead of backpropagating it (host/methods/dfa.c) */
+    pnn_status (*backward_hook)(void *user, struct pnn_network *net, int slot, const pnn_tensor *dy);
+    void *backward_user;
 } pnn_network;
+
+/* The backward pass of layers first..last of a slot only, from the gradient dy at layer last's
+ * output; parameter gradients accumulate, and no gradient leaves layer first (a block of a
+ * method that trains layers locally). */
+pnn_status pnn_network_backward_block(pnn_network *net, int slot, int first, int last, const pnn_tensor *dy);
 
 /* Builds the layers listed in `list` (a config list of maps with a `kind` key) for inputs of
  * in_dim features, checking that each layer accepts what the one before gives. Errors name the
