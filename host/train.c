@@ -256,8 +256,8 @@ pnn_status pnn_trainer_create_comm(pnn_cfg *cfg, const char *config_dir, pnn_com
         pnn_cfg_free(cfg);
     }
     /* every rank learns whether every rank could start; then the ranks compare what they built */
-    if (tr && (st != PNN_OK || pnn_dp_active(tr))) st = pnn_dp_setup(tr, st);
-    else if (!tr && comm && comm->size > 1) st = pnn_comm_agree(comm, st, NULL);
+    if (tr) st = pnn_dp_setup(tr, st);
+    else if (comm && comm->size > 1) st = pnn_comm_agree(comm, st, NULL);
     if (st != PNN_OK) {
         pnn_trainer_free(tr);
         return st;
@@ -315,30 +315,10 @@ pnn_status pnn_train_run_rows(pnn_trainer *tr, int64_t row0, int64_t rows, int64
     return st;
 }
 
+/* One process or several, one method or another: the step is pnn_dp_step (host/train_dp.c), in
+ * which one process without a comm sums nothing. */
 pnn_status pnn_trainer_step(pnn_trainer *tr, const int64_t *idx, int64_t b, double *loss, double *acc) {
-    if (pnn_dp_active(tr)) return pnn_dp_step(tr, idx, b, loss, acc);
-    PNN_TRY(pnn_train_load_rows(tr, &tr->train, idx, 0, b, 1, 0));
-    /* the random-stream counters at the start, to undo a failed step */
-    uint64_t *counters[PNN_NETWORK_MAX_COUNTERS], saved[PNN_NETWORK_MAX_COUNTERS];
-    int nc = pnn_network_counters(tr->net, counters, PNN_NETWORK_MAX_COUNTERS);
-    for (int i = 0; i < nc; i++) saved[i] = *counters[i];
-    tr->step_loss = tr->step_correct = 0;
-    pnn_status st = pnn_train_run_rows(tr, 0, b, b);
-    /* every op of the backward pass has finished without error before the update reads them */
-    if (st == PNN_OK) st = pnn_backend_status(tr->be);
-    if (st != PNN_OK) {
-        for (int i = 0; i < nc; i++) *counters[i] = saved[i];
-        return st;
-    }
-    st = pnn_optimizer_step(tr->optim);
-    if (st == PNN_OK) st = pnn_backend_status(tr->be);
-    if (st != PNN_OK) {
-        tr->state_lost = 1; /* some parameters may be updated and others not */
-        return st;
-    }
-    if (loss) *loss = tr->step_loss / (double)b;
-    if (acc) *acc = tr->step_correct / (double)b;
-    return PNN_OK;
+    return pnn_dp_step(tr, idx, b, loss, acc);
 }
 
 pnn_status pnn_train_eval_chunk(pnn_trainer *tr, pnn_pass pass, int64_t first, int64_t b, double sums[4]) {
@@ -364,18 +344,7 @@ pnn_status pnn_train_eval_chunk(pnn_trainer *tr, pnn_pass pass, int64_t first, i
 }
 
 pnn_status pnn_trainer_evaluate(pnn_trainer *tr, pnn_pass pass, pnn_eval_result *res) {
-    if (pnn_dp_active(tr)) return pnn_dp_evaluate(tr, pass, res);
-    const pnn_dataset *d = &tr->test;
-    int64_t chunk = tr->opt.eval_batch;
-    double sums[4] = {0, 0, 0, 0};
-    memset(res, 0, sizeof *res);
-    for (int64_t first = 0; first < d->n; first += chunk)
-        PNN_TRY(pnn_train_eval_chunk(tr, pass, first, d->n - first < chunk ? d->n - first : chunk, sums));
-    res->n = d->n;
-    res->loss = d->n ? sums[0] / (double)d->n : 0;
-    res->acc = d->n ? sums[1] / (double)d->n : 0;
-    res->acc_batchmean = sums[3] > 0 ? sums[2] / sums[3] : 0;
-    return PNN_OK;
+    return pnn_dp_evaluate(tr, pass, res);
 }
 
 static void report(pnn_trainer *tr, const char *phase, int64_t steps, double loss, double acc, double t0) {

@@ -122,9 +122,19 @@ int pnn_dp_size(const pnn_trainer *tr) { return tr->comm ? tr->comm->size : 1; }
 
 static int comm_is_nccl(const pnn_trainer *tr) { return tr->comm && tr->comm->kind == PNN_COMM_NCCL; }
 
-int pnn_dp_active(const pnn_trainer *tr) {
-    /* nccl: one rank too, so that a one-GPU run goes through the NCCL path it will take on many */
-    return pnn_dp_size(tr) > 1 || tr->opt.reduce == PNN_REDUCE_EXACT || comm_is_nccl(tr);
+/* This rank's share of n items (all of them in one process without a comm) */
+static pnn_status my_share(const pnn_trainer *tr, int64_t n, int64_t *first, int64_t *count) {
+    if (!tr->comm) {
+        *first = 0, *count = n;
+        return PNN_OK;
+    }
+    return pnn_comm_shard(tr->comm, n, first, count);
+}
+
+/* The gradients go through dp->buf: several ranks, exact mode (the shards' sums), never in one
+ * process that sums nothing (nccl: its own buffer in GPU memory) */
+static int uses_buf(const pnn_trainer *tr) {
+    return !tr->dp->dev.data && (pnn_dp_size(tr) > 1 || tr->opt.reduce == PNN_REDUCE_EXACT);
 }
 
 pnn_status pnn_dp_agree(pnn_trainer *tr, pnn_status st, int *flag) {
@@ -160,14 +170,17 @@ pnn_status pnn_dp_setup(pnn_trainer *tr, pnn_status st) {
     }
     if (st == PNN_OK) {
         dp->n = pnn_dp_param_floats(tr->net);
-        dp->buf = malloc((size_t)(dp->n ? dp->n : 1) * sizeof(float));
+        /* one process in fast mode sums nothing: no buffer (nccl: one rank too, so that a one-GPU
+         * run takes the path it will take on many) */
+        int sums = pnn_dp_size(tr) > 1 || tr->opt.reduce == PNN_REDUCE_EXACT || comm_is_nccl(tr);
+        dp->buf = sums ? malloc((size_t)(dp->n ? dp->n : 1) * sizeof(float)) : NULL;
         int64_t shards = 1;
         if (tr->opt.reduce == PNN_REDUCE_EXACT) {
             pnn_dp_plan p = {0};
             st = pnn_dp_plan_exact(tr->opt.batch, tr->opt.bridge.micro_batch, pnn_dp_size(tr), pnn_trainer_rank(tr), &p);
             if (p.count > shards) shards = p.count;
         }
-        if (!dp->buf) st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory for %lld gradients", (long long)dp->n);
+        if (sums && !dp->buf) st = PNN_ERROR(PNN_ERR_NOMEM, "out of memory for %lld gradients", (long long)dp->n);
         if (st == PNN_OK && comm_is_nccl(tr) && strcmp(tr->be->iface->name, "cuda"))
             st = PNN_ERROR(PNN_ERR_UNSUPPORTED,
                            "comm nccl sums gradients in GPU memory, but the backend is %s; use backend: cuda "
@@ -299,7 +312,7 @@ static pnn_status sum_on_device(pnn_trainer *tr) {
 /* Fast: this rank's contiguous rows of the batch, in micro-batches as in one process. */
 static pnn_status fast_local(pnn_trainer *tr, const int64_t *idx, int64_t b) {
     int64_t first = 0, count = 0;
-    PNN_TRY(pnn_comm_shard(tr->comm, b, &first, &count));
+    PNN_TRY(my_share(tr, b, &first, &count));
     if (count) PNN_TRY(pnn_train_load_rows(tr, &tr->train, idx + first, 0, count, 1, first));
     return pnn_train_run_rows(tr, 0, count, b);
 }
@@ -354,12 +367,12 @@ pnn_status pnn_dp_step(pnn_trainer *tr, const int64_t *idx, int64_t b, double *l
     } else if (st == PNN_OK && dp->dev.data) {
         st = sum_on_device(tr);
         if (st == PNN_OK) st = pnn_comm_allreduce_double(tr->comm, sums, 2);
-    } else if (st == PNN_OK) {
+    } else if (st == PNN_OK && pnn_dp_size(tr) > 1) {
         st = pnn_dp_pack(tr->net, 1, dp->buf);
         if (st == PNN_OK) st = pnn_comm_allreduce_sum(tr->comm, dp->buf, dp->n, PNN_REDUCE_FAST);
         if (st == PNN_OK) st = pnn_comm_allreduce_double(tr->comm, sums, 2);
     }
-    if (st == PNN_OK && !dp->dev.data) st = pnn_dp_unpack(tr->net, 1, dp->buf);
+    if (st == PNN_OK && uses_buf(tr)) st = pnn_dp_unpack(tr->net, 1, dp->buf);
     if (st != PNN_OK) {
         /* the step did not happen: a checkpoint written now resumes before it */
         for (int i = 0; i < nc; i++) *counters[i] = saved[i];
@@ -388,7 +401,7 @@ pnn_status pnn_dp_evaluate(pnn_trainer *tr, pnn_pass pass, pnn_eval_result *res)
     const pnn_dataset *d = &tr->test;
     int64_t chunk = tr->opt.eval_batch, n_chunks = (d->n + chunk - 1) / chunk, first = 0, count = 0;
     memset(res, 0, sizeof *res);
-    pnn_status st = pnn_comm_shard(tr->comm, n_chunks, &first, &count);
+    pnn_status st = my_share(tr, n_chunks, &first, &count);
     if (st == PNN_OK) st = grow_sums(dp, 4 * n_chunks);
     if (st == PNN_OK) memset(dp->sums, 0, (size_t)(4 * n_chunks) * sizeof *dp->sums);
     for (int64_t c = first; st == PNN_OK && c < first + count; c++) {

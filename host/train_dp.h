@@ -34,7 +34,6 @@ pnn_status pnn_dp_unpack(pnn_network *net, int grads, const float *buf);
 
 int pnn_dp_size(const pnn_trainer *tr);
 /* Several ranks, or exact mode: steps and evaluations go through this file. */
-int pnn_dp_active(const pnn_trainer *tr);
 /* After the trainer's local setup (st): agrees on it, then allocates the buffers, moves fast
  * mode's counters to this rank's range and checks that every rank has the same config and
  * parameters. */
