@@ -76,8 +76,10 @@ START_TEST(spsa_estimates_the_gradient) {
     int64_t p = pnn_dp_param_floats(tr->net);
     float *est = gradient(tr, 0, b, b);
     double est_loss = tr->step_loss;
+    const pnn_method_i *spsa = tr->opt.method;
     tr->opt.method = pnn_method_find("pat");
     float *exact = gradient(tr, 0, b, b);
+    tr->opt.method = spsa; /* which frees its state */
     double dot = pnn_test_dot(est, exact, p), ne = sqrt(pnn_test_dot(est, est, p)), nx = sqrt(pnn_test_dot(exact, exact, p));
     double cosine = dot / (ne * nx), ratio = ne / nx;
     measured("spsa_6000_cosine_to_exact_gradient", cosine, "at least", 0.9);
@@ -131,8 +133,10 @@ START_TEST(dfa_matches_its_reference) {
     pnn_network *net = tr->net;
     float *e = host_copy(&net->grads[net->n_layers]), *x = host_copy(&net->acts[0][0]);
     float *a1 = host_copy(&net->acts[0][1]);
+    const pnn_method_i *dfa_method = tr->opt.method;
     tr->opt.method = pnn_method_find("pat");
     float *bp = gradient(tr, 0, b, b);
+    tr->opt.method = dfa_method; /* which frees its state */
     int64_t n1 = hid * in + hid, p = pnn_dp_param_floats(net);
     ck_assert_int_eq(memcmp(dfa + n1, bp + n1, (size_t)(p - n1) * sizeof(float)), 0);
     float *bm = malloc((size_t)(hid * out) * sizeof(float));

@@ -104,11 +104,10 @@ static pnn_status run_config(const char *path, char **sets, int n_sets, const ch
     char spec[1024], assign[1200];
     int len = snprintf(spec, sizeof spec, "{kind: %s", method);
     size_t mlen = strlen(method);
-    for (int i = 0; i < n_msets; i++) {
+    for (int i = 0; i < n_msets && len + 2 < (int)sizeof spec; i++) {
         if (strncmp(msets[i], method, mlen) || msets[i][mlen] != '.') continue;
         const char *kv = msets[i] + mlen + 1, *eq = strchr(kv, '=');
-        len += snprintf(spec + len, sizeof spec - (size_t)(len < (int)sizeof spec ? len : (int)sizeof spec), ", %.*s: %s",
-                        (int)(eq - kv), kv, eq + 1);
+        len += snprintf(spec + len, sizeof spec - (size_t)len, ", %.*s: %s", (int)(eq - kv), kv, eq + 1);
     }
     if (len + 2 >= (int)sizeof spec) return PNN_ERROR(PNN_ERR_INVALID, "--method-set: the keys of %s are too long", method);
     snprintf(spec + len, sizeof spec - (size_t)len, "}");
