@@ -327,6 +327,12 @@ int pnn_layer_physical_copy_counters(pnn_layer *l, uint64_t **counters, int max)
     return k;
 }
 
+pnn_device *pnn_layer_physical_copy(const pnn_layer *l, int i) {
+    if (l->iface != &phys_iface) return NULL;
+    const phys_layer *p = l->impl;
+    return i >= 0 && i < p->n_copies ? p->copies[i] : NULL;
+}
+
 int pnn_layer_physical_n_copies(const pnn_layer *l) {
     return l->iface == &phys_iface ? ((const phys_layer *)l->impl)->n_copies : 0;
 }

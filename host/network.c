@@ -544,6 +544,23 @@ int pnn_network_counters(const pnn_network *net, uint64_t **counters, int max) {
     return k;
 }
 
+int pnn_network_all_devices(const pnn_network *net, pnn_device **devs, int max) {
+    int k = 0;
+    for (int i = 0; i < net->n_layers; i++)
+        for (int c = 0; c < pnn_layer_physical_n_copies(net->layers[i]) && k < max; c++)
+            devs[k++] = pnn_layer_physical_copy(net->layers[i], c);
+    return k;
+}
+
+int pnn_network_counter_count(const pnn_network *net) {
+    int n = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        int c = pnn_layer_physical_n_copies(net->layers[i]);
+        if (c >= 1) n += 2 + (c > 1 ? c : 0); /* (device, twin); then the position and copies 1.. */
+    }
+    return n;
+}
+
 int pnn_network_copies(const pnn_network *net) {
     int most = 0;
     for (int i = 0; i < net->n_layers; i++) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "pnn/method.h"
+#include "pnn/twin.h"
 #include "pnn/rng.h"
 #include "pnn/safetensors.h"
 #include "train_dp.h"
@@ -226,7 +227,11 @@ static pnn_status create_local(pnn_trainer *tr, const char *config_dir, pnn_comm
                          pnn_cfg_source(cfg), (long long)tr->net->out_dim, tr->opt.data_set, tr->train.n_classes,
                          tr->train.n_classes, tr->train.n_classes);
     PNN_TRY(pnn_optimizer_create(&tr->opt.optim, tr->net->params, tr->net->n_params, &tr->optim));
-    tr->bridge_run.n_devices = pnn_network_devices(tr->net, tr->devices, PNN_TRAIN_MAX_DEVICES);
+    if (pnn_network_counter_count(tr->net) > PNN_NETWORK_MAX_COUNTERS)
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s: the network's devices and twins need %d random-stream counters and a "
+                         "checkpoint keeps at most %d: use fewer device copies", pnn_cfg_source(cfg),
+                         pnn_network_counter_count(tr->net), PNN_NETWORK_MAX_COUNTERS);
+    tr->bridge_run.n_devices = pnn_network_all_devices(tr->net, tr->devices, PNN_TRAIN_MAX_DEVICES);
     for (int d = 0; d < tr->bridge_run.n_devices; d++)
         PNN_TRY(pnn_device_set_retry(tr->devices[d], &tr->opt.bridge.retry));
     tr->micro_x = calloc(PNN_LAYER_MAX_SLOTS, sizeof *tr->micro_x);
@@ -304,8 +309,18 @@ pnn_status pnn_train_run_rows(pnn_trainer *tr, int64_t row0, int64_t rows, int64
         calls0[d] = tr->devices[d]->calls;
     }
     tr->step_rows = b_global;
+    uint64_t twin0 = 0, twin1 = 0;
+    for (int i = 0; i < tr->net->n_layers; i++) {
+        const pnn_twin *t = pnn_layer_physical_twin(tr->net->layers[i]);
+        if (t) twin0 += t->calls;
+    }
     pnn_schedule_stats stats = {0, 0};
     pnn_status st = tr->opt.method->gradient(tr, row0, rows, b_global, &stats);
+    for (int i = 0; i < tr->net->n_layers; i++) {
+        const pnn_twin *t = pnn_layer_physical_twin(tr->net->layers[i]);
+        if (t) twin1 += t->calls;
+    }
+    tr->bridge_run.twin_calls += twin1 - twin0;
     tr->bridge_run.wall_s += stats.wall_s;
     tr->bridge_run.wait_s += stats.wait_s;
     for (int d = 0; d < tr->bridge_run.n_devices; d++) {

@@ -263,14 +263,15 @@ pnn_status pnn_dp_load_counters(pnn_trainer *tr, const pnn_safetensors *st, cons
         errno = 0;
         unsigned long long c = calls && *calls >= '0' && *calls <= '9' ? strtoull(calls, &end, 10) : 0;
         if (!calls || !(*calls >= '0' && *calls <= '9') || errno == ERANGE || (*end && *end != ','))
-            return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: metadata '%s' lacks counter %d or it is not a count", path,
+            return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: metadata '%s' lacks counter %d or it is not a count (was it "
+                                     "written with another number of device copies?)", path,
                              key, i);
         *counters[i] = c;
         calls = *end == ',' ? end + 1 : end;
     }
     if (calls && *calls)
         return PNN_ERROR(PNN_ERR_FORMAT, "checkpoint %s: metadata '%s' holds more counters than the network's %d; it "
-                         "was written for another network", path, key, nc);
+                         "was written for another network (or with another number of device copies)", path, key, nc);
     tr->note[0] = '\0';
     if (saved_size != P)
         snprintf(tr->note, sizeof tr->note,

@@ -18,7 +18,8 @@ static const char help[] =
     "Trains CONFIG once per method and seed: the same data, the same initial parameters for a\n"
     "seed, and the same devices (their seeds are the config's, never the run's), and compares the\n"
     "methods by test accuracy on the device against what they cost: device passes (calls of the\n"
-    "physical devices in training) and twin passes (taped forwards of the twins).\n"
+    "physical devices in training, every copy counted; a batch split by bridge.micro_batch or a\n"
+    "device's max_batch is several) and twin passes (taped forwards of the twins).\n"
     "\n"
     "  --methods       comma-separated (default: every method; pnn train --help lists them)\n"
     "  --seeds         a count (1..N) or a list (default 3)\n"
@@ -68,14 +69,7 @@ static double device_passes(const pnn_trainer *tr) {
     return n;
 }
 
-static double twin_passes(const pnn_trainer *tr) {
-    double n = 0;
-    for (int i = 0; i < tr->net->n_layers; i++) {
-        const pnn_twin *t = pnn_layer_physical_twin(tr->net->layers[i]);
-        if (t) n += (double)t->calls;
-    }
-    return n;
-}
+static double twin_passes(const pnn_trainer *tr) { return (double)tr->bridge_run.twin_calls; }
 
 static void on_progress(void *user, const pnn_progress *p) {
     compare_state *c = user;
@@ -198,7 +192,7 @@ static pnn_status write_tables(const char *dir, const char *config, const run_re
 
 int cmd_compare(int argc, char **argv) {
     const char *config = NULL, *out = NULL, *methods[MAX_METHODS];
-    char methods_buf[512] = "", **sets = calloc((size_t)argc, sizeof *sets), **msets = calloc((size_t)argc, sizeof *msets);
+    char methods_buf[512] = "", methods_list[512] = "", **sets = calloc((size_t)argc, sizeof *sets), **msets = calloc((size_t)argc, sizeof *msets);
     uint64_t seeds[MAX_SEEDS] = {1, 2, 3};
     int n_sets = 0, n_msets = 0, n_methods = 0, n_seeds = 3, rc = 0;
     run_result *res = NULL;
@@ -277,6 +271,7 @@ int cmd_compare(int argc, char **argv) {
         goto done;
     }
     if (!methods_buf[0]) snprintf(methods_buf, sizeof methods_buf, "%s", pnn_method_names());
+    snprintf(methods_list, sizeof methods_list, "%s", methods_buf); /* strtok cuts methods_buf */
     for (char *tok = strtok(methods_buf, ", "); tok; tok = strtok(NULL, ", ")) {
         if (!pnn_method_find(tok)) {
             rc = cli_usage_error("compare", "unknown method '%s' in --methods; known: %s", tok, pnn_method_names());
@@ -294,7 +289,7 @@ int cmd_compare(int argc, char **argv) {
             known |= !strncmp(msets[i], methods[m], strlen(methods[m])) && msets[i][strlen(methods[m])] == '.';
         if (!known) {
             rc = cli_usage_error("compare", "--method-set %s: not a key of the methods compared (%s)", msets[i],
-                                 methods_buf);
+                                 methods_list);
             goto done;
         }
     }

@@ -58,15 +58,19 @@ static void print_bridge_summary(const pnn_trainer *tr) {
     const pnn_bridge_stats *b = &tr->bridge_run;
     if (b->wall_s <= 0) return;
     for (int i = 0, d = 0; i < tr->net->n_layers && d < b->n_devices; i++) {
-        const pnn_device *dev = pnn_layer_physical_device(tr->net->layers[i]);
-        if (!dev) continue;
-        fprintf(stderr,
-                "pnn train: device %s: busy %.2f s of %.2f s of training steps (duty %.1f%%), %llu calls in them, "
-                "%llu faults, %llu retries\n",
-                tr->net->layers[i]->name, b->device_busy_s[d], b->wall_s, 100.0 * b->device_busy_s[d] / b->wall_s,
-                (unsigned long long)b->device_calls[d], (unsigned long long)dev->faults,
-                (unsigned long long)dev->retries);
-        d++;
+        int copies = pnn_layer_physical_n_copies(tr->net->layers[i]);
+        for (int c = 0; c < copies && d < b->n_devices; c++, d++) {
+            const pnn_device *dev = pnn_layer_physical_copy(tr->net->layers[i], c);
+            char name[96];
+            if (copies > 1) snprintf(name, sizeof name, "%s copy %d", tr->net->layers[i]->name, c);
+            else snprintf(name, sizeof name, "%s", tr->net->layers[i]->name);
+            fprintf(stderr,
+                    "pnn train: device %s: busy %.2f s of %.2f s of training steps (duty %.1f%%), %llu calls in them, "
+                    "%llu faults, %llu retries\n",
+                    name, b->device_busy_s[d], b->wall_s, 100.0 * b->device_busy_s[d] / b->wall_s,
+                    (unsigned long long)b->device_calls[d], (unsigned long long)dev->faults,
+                    (unsigned long long)dev->retries);
+        }
     }
     fprintf(stderr, "pnn train: backend busy %.2f s, waiting on devices %.2f s\n", b->wall_s - b->wait_s, b->wait_s);
 }

@@ -117,10 +117,14 @@ static pnn_status dfa_gradient(pnn_trainer *tr, int64_t row0, int64_t rows, int6
                                pnn_schedule_stats *stats) {
     dfa_state *s = tr->method_state;
     if (s->n_blocks < 0) {
-        PNN_TRY(find_blocks(s, tr->net));
         s->be = tr->be;
         s->g.backend = tr->be;
         s->seed = tr->opt.seed;
+        pnn_status st = find_blocks(s, tr->net);
+        if (st != PNN_OK) {
+            s->n_blocks = -1;
+            return st;
+        }
     }
     tr->net->backward_hook = dfa_backward;
     tr->net->backward_user = s;

@@ -9,8 +9,12 @@
  * whose expectation is the gradient of L up to O(c^2) (each d_k has E[d d^T] = I). L is the sum
  * of the part's losses over b_global, so the ranks' estimates add up to the batch's. The step's
  * reported loss and accuracy are the means over the 2K perturbed passes. Cost: 2K device passes a
- * step and no twin pass. Keys (method: {kind: spsa, perturbations: K, c: C}): perturbations
- * (default 4), c (default 0.01, in parameter units). */
+ * step and no twin pass. Controls that a device bounds (theta_range) are projected onto the range
+ * by the forward pass; the estimate then uses the perturbation the devices really got,
+ * (theta+ - theta-) / (2c), not d_k (equal to it away from the bounds, smaller at them). The
+ * forward passes are evaluation passes: they go to a layer's first device copy only. Keys
+ * (method: {kind: spsa, perturbations: K, c: C}): perturbations (default 4), c (default 0.01, in
+ * parameter units). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +28,7 @@ typedef struct spsa_state {
     const pnn_backend *be;
     int64_t p;             /* parameters the buffers hold */
     float *theta0, *delta; /* backend: the parameters at the step's start; one sign vector */
+    float *pert;           /* backend: the perturbation the devices got, (theta+ - theta-) / (2c) */
     float *delta_host;
 } spsa_state;
 
@@ -32,6 +37,7 @@ static void spsa_destroy(void *state) {
     if (!s) return;
     if (s->theta0) s->be->iface->release(s->be->ctx, s->theta0);
     if (s->delta) s->be->iface->release(s->be->ctx, s->delta);
+    if (s->pert) s->be->iface->release(s->be->ctx, s->pert);
     free(s->delta_host);
     free(s);
 }
@@ -60,11 +66,13 @@ static pnn_status reserve(spsa_state *s, const pnn_backend *be, int64_t p) {
     s->be = be;
     if (s->theta0) be->iface->release(be->ctx, s->theta0);
     if (s->delta) be->iface->release(be->ctx, s->delta);
+    if (s->pert) be->iface->release(be->ctx, s->pert);
     free(s->delta_host);
     s->theta0 = be->iface->alloc(be->ctx, (size_t)p * sizeof(float));
     s->delta = be->iface->alloc(be->ctx, (size_t)p * sizeof(float));
+    s->pert = be->iface->alloc(be->ctx, (size_t)p * sizeof(float));
     s->delta_host = malloc((size_t)p * sizeof(float));
-    if (!s->theta0 || !s->delta || !s->delta_host) {
+    if (!s->theta0 || !s->delta || !s->pert || !s->delta_host) {
         s->p = 0;
         return PNN_ERROR(PNN_ERR_NOMEM, "spsa: out of memory for %lld parameters", (long long)p);
     }
@@ -124,17 +132,28 @@ static pnn_status spsa_gradient(pnn_trainer *tr, int64_t row0, int64_t rows, int
         double lp = 0, lm = 0, cp = 0, cm = 0;
         set_params(net, s, (float)s->c);
         st = device_loss(tr, &x, &labels, &lp, &cp);
+        /* theta+ as the devices got it (the forward projected it onto their ranges) */
+        off = 0;
+        for (int i = 0; st == PNN_OK && i < net->n_params; i++) {
+            const pnn_tensor *v = &net->params[i]->value;
+            be->iface->copy(be->ctx, s->pert + off, v->data, (size_t)v->numel * sizeof(float));
+            off += v->numel;
+        }
         if (st == PNN_OK) {
             set_params(net, s, (float)-s->c);
             st = device_loss(tr, &x, &labels, &lm, &cm);
         }
         if (st != PNN_OK) break;
-        /* the parameters' own gradients (zeroed by the trainer) take the estimate */
+        /* the parameters' own gradients (zeroed by the trainer) take the estimate:
+         * grad += (L+ - L-) / (2c K b) * (theta+ - theta-) / (2c) */
         float coef = (float)((lp - lm) / (2.0 * s->c * (double)s->k * (double)b_global));
+        float inv2c = (float)(1.0 / (2.0 * s->c));
         off = 0;
         for (int i = 0; i < net->n_params; i++) {
             pnn_tensor *g = &net->params[i]->grad;
-            be->iface->axpby(be->ctx, g->numel, coef, s->delta + off, 1.0f, g->data);
+            const pnn_tensor *v = &net->params[i]->value;
+            be->iface->axpby(be->ctx, g->numel, -inv2c, v->data, inv2c, s->pert + off);
+            be->iface->axpby(be->ctx, g->numel, coef, s->pert + off, 1.0f, g->data);
             off += g->numel;
         }
         loss_sum += (lp + lm) / 2;

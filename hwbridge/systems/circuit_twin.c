@@ -181,6 +181,10 @@ pnn_status pnn_circuit_twin_create(pnn_device *dev, double noise, pnn_twin **out
     PNN_TRY(pnn_uri_parse(dev->info.system_uri[0] ? dev->info.system_uri : dev->info.uri, &u));
     PNN_TRY(pnn_circuit_read_settings(&u, &set));
     PNN_TRY(check_device_dims(&dev->info, &u, &set));
+    if (noise == PNN_TWIN_NOISE_ESTIMATE)
+        return PNN_ERROR(PNN_ERR_CONFIG, "twin_noise: estimate stands for a device's input noise, and the %s "
+                         "system's noise is on its output, which the twin's gradient does not depend on; leave "
+                         "twin_noise out (the nominal level) or give a number", dev->info.system);
     pnn_twin *tw;
     PNN_TRY(pnn_twin_new(dev, &circuit_twin_iface, sizeof(circuit_twin), "a circuit twin", &tw));
     circuit_twin *t = tw->impl;

@@ -166,6 +166,10 @@ pnn_status pnn_shg_twin_create(pnn_device *dev, double noise, pnn_twin **out) {
     if (st != PNN_OK)
         return pnn_error_prefix(PNN_ERR_FORMAT, "device %s: its system URI %s: ", dev->info.uri, dev->info.system_uri);
     PNN_TRY(check_device_dims(&dev->info, &set));
+    if (noise == PNN_TWIN_NOISE_ESTIMATE)
+        return PNN_ERROR(PNN_ERR_CONFIG, "twin_noise: estimate stands for a device's input noise, and the %s "
+                         "system's noise is on its output, which the twin's gradient does not depend on; leave "
+                         "twin_noise out (the nominal level) or give a number", dev->info.system);
     pnn_twin *tw;
     PNN_TRY(pnn_twin_new(dev, &shg_twin_iface, sizeof(shg_twin), "an shg twin", &tw));
     shg_twin *t = tw->impl;

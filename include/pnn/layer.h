@@ -143,6 +143,8 @@ pnn_status pnn_layer_physical_cfg(pnn_layer **out, const pnn_backend *be, const 
  * checkpoint keeps for them beyond the first copy's: the round-robin position, then each further
  * copy's call count (none without copies). */
 int pnn_layer_physical_n_copies(const pnn_layer *l);
+/* Copy i (0 <= i < n_copies; copy 0 is pnn_layer_physical_device), or NULL. */
+pnn_device *pnn_layer_physical_copy(const pnn_layer *l, int i);
 int pnn_layer_physical_copy_counters(pnn_layer *l, uint64_t **counters, int max);
 /* twin_noise: estimate: the input noise estimated at the last PAT forward (its last slot), NULL
  * for any other layer or setting. */

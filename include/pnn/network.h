@@ -79,6 +79,12 @@ int pnn_network_devices(const pnn_network *net, pnn_device **devs, int max);
  * checkpoint must restore for an exact resume. */
 #define PNN_NETWORK_MAX_COUNTERS 256 /* as many as a checkpoint keeps per rank */
 int pnn_network_counters(const pnn_network *net, uint64_t **counters, int max);
+/* Every device of the physical layers, each layer's copies in order (copy 0 first); n of them,
+ * up to max. */
+int pnn_network_all_devices(const pnn_network *net, pnn_device **devs, int max);
+/* How many counters pnn_network_counters would list without a limit (a network needing more than
+ * PNN_NETWORK_MAX_COUNTERS cannot be checkpointed exactly and is refused by the trainer). */
+int pnn_network_counter_count(const pnn_network *net);
 /* The most device copies of any physical layer (pnn_layer_physical_cfg): 0 without physical
  * layers, 1 without copies. */
 int pnn_network_copies(const pnn_network *net);

@@ -29,13 +29,14 @@ typedef struct pnn_bridge_options {
 } pnn_bridge_options;
 
 /* Where the time of training steps went (sums over steps). */
-#define PNN_TRAIN_MAX_DEVICES 16
+#define PNN_TRAIN_MAX_DEVICES 256 /* every copy of every physical layer's device */
 typedef struct pnn_bridge_stats {
     double wall_s;          /* training steps */
     double wait_s;          /* the backend thread blocked on devices */
     int n_devices;
     double device_busy_s[PNN_TRAIN_MAX_DEVICES];  /* inside each device's calls */
     uint64_t device_calls[PNN_TRAIN_MAX_DEVICES]; /* successful calls of each device */
+    uint64_t twin_calls;    /* taped twin forwards, all layers (not kept in checkpoints) */
 } pnn_bridge_stats;
 
 typedef struct pnn_train_options {
@@ -104,7 +105,7 @@ typedef struct pnn_trainer {
     int evaluated;             /* last_device and last_twin hold the test at the current position */
     int64_t eval_step;         /* global_step of that test; -1 before any */
     pnn_train_sums epoch_sums, window_sums;
-    pnn_device *devices[PNN_TRAIN_MAX_DEVICES];  /* of the physical layers, in order */
+    pnn_device *devices[PNN_TRAIN_MAX_DEVICES];  /* of the physical layers, in order, with their copies */
     pnn_bridge_stats bridge_run;  /* this process's training steps so far */
     pnn_tensor *micro_x;          /* PNN_LAYER_MAX_SLOTS views into xb */
     int64_t step_rows;            /* rows of the current global batch (the loss of every part is scaled by it) */

@@ -55,6 +55,21 @@ expect 0 "" -- "$pnn" train "$cfg" --set epochs=2 --set "network.1.device=$base&
 params_equal "$tmp/full/checkpoint.safetensors" "$tmp/alone/checkpoint.safetensors" \
   && bad "training on three copies equals training on the first alone" || ok
 
+# every copy counts: pnn compare's device passes are every copy's calls (pat: one per twin pass),
+# each copy has its line in the summary, and the retry policy applies to every copy
+expect 0 "" -- "$pnn" compare "$cfg" --methods pat --seeds 1 --set epochs=1 --set "network.1.device=$base&seed={1..3}" \
+  --out "$tmp/cmp"
+if python3 - "$tmp/cmp/compare.csv" <<'PY'
+import csv, sys
+r = list(csv.DictReader(open(sys.argv[1])))[0]
+assert int(r["device_passes"]) == int(r["twin_passes"]) > 0, r
+PY
+then ok; else bad "pnn compare does not count every copy's calls: $(cat "$tmp/cmp/compare.csv")"; fi
+expect 0 "" -- "$pnn" train "$cfg" --set epochs=1 --set "network.1.device=$base&seed={1..3}" --out "$tmp/lines"
+[ "$(grep -c "device osc copy [0-2]: busy" "$tmp/err")" = 3 ] && ok || bad "no summary line per copy: $(cat "$tmp/err")"
+expect 69 "seed=2&fault_rate=0.5 is down: 1 attempts" -- "$pnn" train "$cfg" --set epochs=2 --set bridge.retries=0 \
+  --set "network.1.device=[\"$base&seed=1\", \"$base&seed=2&fault_rate=0.5\"]" --out "$tmp/faulty"
+
 # bad input
 expect 78 "is not a copy of" -- "$pnn" train "$cfg" --set epochs=1 \
   --set "network.1.device=[\"$base&seed=1\", \"sim:oscillator?n=41&nt=10&seed=2\"]" --out "$tmp/b1"
@@ -69,4 +84,14 @@ expect 78 "at most 64 values" -- "$pnn" train "$cfg" --set epochs=1 --set "netwo
   --out "$tmp/b6"
 expect 78 "more than 64 device copies" -- "$pnn" train "$cfg" --set epochs=1 \
   --set "network.1.device=[\"$base&seed={1..40}\", \"$base&seed={41..80}\"]" --out "$tmp/b7"
+cat > "$tmp/many.yaml" <<YAML
+data: {set: vowels, test_frac: 0.2}
+network:
+  - {kind: linear, out: 8}
+  - {kind: physical, name: a, device: "sim:oscillator?n=8&nt=2&seed={1..64}"}
+  - {kind: physical, name: b, device: "sim:oscillator?n=8&nt=2&seed={1..64}"}
+  - {kind: physical, name: c, device: "sim:oscillator?n=8&nt=2&seed={1..64}"}
+  - {kind: physical, name: d, device: "sim:oscillator?n=8&nt=2&seed={1..64}", outputs: "last:7"}
+YAML
+expect 78 "264 random-stream counters.*at most 256" -- "$pnn" train "$tmp/many.yaml" --out "$tmp/b8"
 finish

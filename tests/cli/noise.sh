@@ -43,6 +43,9 @@ same_params "$tmp/insilico-default/checkpoint.safetensors" "$tmp/insilico-estima
   || bad "in silico with twin_noise: estimate differs from the default (the nominal noise)"
 same_params "$tmp/insilico-default/checkpoint.safetensors" "$tmp/insilico-nominal/checkpoint.safetensors" && ok \
   || bad "twin_noise: nominal differs from the default"
+expect 78 "twin_noise: estimate.*circuit system's noise is on its output" -- "$pnn" train "$src/examples/vowels-circuit.yaml" \
+  --set epochs=1 --set network.2.twin_noise=estimate --out "$tmp/bc"
+[ ! -e "$tmp/bc" ] && ok || bad "a refused twin_noise: estimate left a run directory"
 expect 78 "twin_noise: estimate.*scatter" -- "$pnn" train "$src/examples/vowels-scatter.yaml" --set epochs=1 \
   --set network.2.twin_noise=estimate --out "$tmp/b0"
 expect 78 "twin_noise is 'estimat'.*did you mean 'estimate'" -- "$pnn" train "$cfg" --set network.1.twin_noise=estimat --out "$tmp/b1"
