@@ -112,6 +112,8 @@ with safe_open(src, "np") as f:
 cfg = meta["config"]
 if key == "device":
     cfg = re.sub(r'device: "?[^"\n}]*"?', 'device: "%s"' % value, cfg)
+elif key == "device_list":  # value: a YAML flow list of URIs (device copies)
+    cfg = re.sub(r'device: "?[^"\n}]*"?', lambda m: 'device: %s' % value, cfg)
 else:
     cfg = re.sub(r'path: [^\n}]*', 'path: "%s"' % value, cfg)
 assert value in cfg, cfg
@@ -122,6 +124,11 @@ PY
 craft "$tmp/writes.safetensors" device "record:$tmp/planted.pnnrec@sim:oscillator?n=40&nt=10&seed=1"
 expect 64 "names network.1.device = 'record:.*--trust-checkpoint" -- "$pnn" eval "$tmp/writes.safetensors"
 [ -e "$tmp/planted.pnnrec" ] && bad "eval created a recording the checkpoint named" || ok
+# the same hidden among device copies
+craft "$tmp/copies.safetensors" device_list \
+  "[\"sim:oscillator?n=40&nt=10&seed=1\", \"record:$tmp/planted2.pnnrec@sim:oscillator?n=40&nt=10&seed=2\"]"
+expect 64 "names network.1.device.1 = 'record:.*--trust-checkpoint" -- "$pnn" eval "$tmp/copies.safetensors"
+[ -e "$tmp/planted2.pnnrec" ] && bad "eval created a recording a device copy named" || ok
 craft "$tmp/reads.safetensors" path /etc/passwd
 expect 64 "names data.path = '/etc/passwd'" -- "$pnn" eval "$tmp/reads.safetensors"
 grep -q "root:" "$tmp/err" && bad "eval quoted a file the checkpoint named" || ok
