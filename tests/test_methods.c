@@ -28,15 +28,15 @@ START_TEST(registry_lists_and_finds_methods) {
     ck_assert_str_eq(pnn_method_find("spsa")->name, "spsa");
     ck_assert_ptr_null(pnn_method_find("backprop"));
     ck_assert_ptr_null(pnn_method_find(NULL));
-    for (const char *n = names; *n;) {
-        char one[32];
-        size_t len = strcspn(n, ",");
-        snprintf(one, sizeof one, "%.*s", (int)len, n);
-        const pnn_method_i *m = pnn_method_find(one);
-        ck_assert_msg(m && m->gradient && m->summary && *m->summary, "method '%s' incomplete", one);
-        n += len;
-        while (*n == ',' || *n == ' ') n++;
+    const pnn_method_i *m;
+    int i = 0;
+    for (; (m = pnn_method_at(i)); i++) {
+        ck_assert_msg(m->gradient && m->summary && *m->summary, "method '%s' incomplete", m->name);
+        ck_assert_ptr_eq(pnn_method_find(m->name), m);
+        ck_assert_ptr_nonnull(strstr(names, m->name));
     }
+    ck_assert_int_ge(i, 4);
+    ck_assert_ptr_null(pnn_method_at(-1));
 }
 END_TEST
 

@@ -114,15 +114,8 @@ int cmd_train(int argc, char **argv) {
             fputs(help, stdout);
             /* the methods from their registry, so that a new one appears here by itself */
             printf("\nConfig key method: a name, or {kind: NAME, ...its keys} (docs/architecture.md):\n");
-            for (const char *n = pnn_method_names(); *n;) {
-                size_t len = strcspn(n, ",");
-                char name[32];
-                snprintf(name, sizeof name, "%.*s", (int)len, n);
-                const pnn_method_i *m = pnn_method_find(name);
-                if (m) printf("  %-10s %s\n", m->name, m->summary);
-                n += len;
-                while (*n == ',' || *n == ' ') n++;
-            }
+            const pnn_method_i *m;
+            for (int i = 0; (m = pnn_method_at(i)); i++) printf("  %-10s %s\n", m->name, m->summary);
             free(sets);
             return 0;
         }

@@ -23,6 +23,8 @@ const pnn_method_i *pnn_method_find(const char *name) {
     return NULL;
 }
 
+const pnn_method_i *pnn_method_at(int i) { return i >= 0 && i < N_METHODS ? methods[i] : NULL; }
+
 const char *pnn_method_names(void) {
     static char names[256];
     if (!names[0])

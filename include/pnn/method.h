@@ -36,6 +36,8 @@ typedef struct pnn_method_i {
 
 /* The method called name, or NULL. */
 const pnn_method_i *pnn_method_find(const char *name);
+/* The i-th registered method (0 <= i), NULL past the last. */
+const pnn_method_i *pnn_method_at(int i);
 /* "pat, insilico, ..." (a static string). */
 const char *pnn_method_names(void);
 
