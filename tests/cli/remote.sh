@@ -32,10 +32,13 @@ dev='sim:oscillator?n=40&nt=10&seed=1'
 # "listening on ENDPOINT" line.
 start() {
   local name=$1; shift
+  # the log files exist before the server does: the background shell opens them only when it runs,
+  # and a sed on a missing file would end this script under set -e (seen once in CI)
+  : > "$tmp/$name.out"; : > "$tmp/$name.err"
   "$@" > "$tmp/$name.out" 2> "$tmp/$name.err" &
   pids+=($!)
   for _ in $(seq 100); do
-    endpoint=$(sed -n 's/^listening on //p' "$tmp/$name.out")
+    endpoint=$(sed -n 's/^listening on //p' "$tmp/$name.out" 2>/dev/null || true)
     [ -n "$endpoint" ] && return 0
     kill -0 "${pids[-1]}" 2>/dev/null || { cat "$tmp/$name.err"; fail "$name exited at start"; }
     sleep 0.1
