@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pnn/method.h"
 #include "pnn/safetensors.h"
 #include "train_dp.h"
 #include "train_files.h"
@@ -144,28 +145,34 @@ static pnn_status load_run_state(pnn_trainer *tr, const pnn_safetensors *st, con
 
 /* ---- writing ---- */
 
-/* The twins' training state (online refinement), into t and names when given; how many. */
-static int twin_states(const pnn_network *net, pnn_tensor **t, char (*names)[PNN_TWIN_STATE_NAME_MAX]) {
-    int n = pnn_network_twin_states(net, NULL, NULL, 0);
-    if (t) pnn_network_twin_states(net, t, names, n);
-    return n;
+/* The twins' training state (online refinement), then the training method's own (its
+ * optimizers), into t and names when given; how many. */
+static int twin_states(const pnn_trainer *tr, pnn_tensor **t, char (*names)[PNN_TWIN_STATE_NAME_MAX]) {
+    const pnn_method_i *m = tr->opt.method;
+    pnn_trainer *mtr = (pnn_trainer *)tr; /* the method's states are tensors it owns, read or written by the caller */
+    int n = pnn_network_twin_states(tr->net, NULL, NULL, 0), nm = m && m->states ? m->states(mtr, NULL, NULL, 0) : 0;
+    if (t) {
+        pnn_network_twin_states(tr->net, t, names, n);
+        if (nm) m->states(mtr, t + n, names + n, nm);
+    }
+    return n + nm;
 }
 
 /* Rank 0's part of a checkpoint: the file, with every rank's counters (all[r * nc ..]). */
 static pnn_status write_checkpoint(pnn_trainer *tr, const char *path, const uint64_t *all, int nc) {
     pnn_status st = PNN_OK;
-    int P = pnn_dp_size(tr), n_opt = pnn_optimizer_state_count(tr->optim), n_tw = twin_states(tr->net, NULL, NULL),
+    int P = pnn_dp_size(tr), n_opt = pnn_optimizer_state_count(tr->optim), n_tw = twin_states(tr, NULL, NULL),
         n = tr->net->n_params + n_opt + n_tw;
     pnn_tensor **tw_t = calloc((size_t)n_tw + 1, sizeof *tw_t);
     char (*tw_names)[PNN_TWIN_STATE_NAME_MAX] = calloc((size_t)n_tw + 1, sizeof *tw_names);
-    if (n_tw && P > 1) {
+    if (pnn_network_twin_states(tr->net, NULL, NULL, 0) && P > 1) {
         free(tw_t);
         free(tw_names);
         return PNN_ERROR(PNN_ERR_UNSUPPORTED, "a refined learned twin learns from its own process's device calls, and "
                          "a checkpoint of %d processes could keep only one of them: run refinement in one process",
                          P);
     }
-    if (tw_t && tw_names) twin_states(tr->net, tw_t, tw_names);
+    if (tw_t && tw_names) twin_states(tr, tw_t, tw_names);
     pnn_st_entry *entries = calloc((size_t)n, sizeof *entries);
     float **host = calloc((size_t)n, sizeof *host);
     char *yaml = pnn_cfg_to_yaml(tr->cfg), *state = run_state_text(tr);
@@ -344,12 +351,12 @@ pnn_status pnn_trainer_load_checkpoint(pnn_trainer *tr, const char *path, int fu
         pnn_tensor *t = pnn_optimizer_state(tr->optim, i, &name);
         s = load_tensor(st, path, name, t);
     }
-    int n_tw = twin_states(tr->net, NULL, NULL);
+    int n_tw = twin_states(tr, NULL, NULL);
     if (n_tw && s == PNN_OK) {
         pnn_tensor **tw_t = calloc((size_t)n_tw, sizeof *tw_t);
         char (*tw_names)[PNN_TWIN_STATE_NAME_MAX] = calloc((size_t)n_tw, sizeof *tw_names);
         if (!tw_t || !tw_names) s = PNN_ERROR(PNN_ERR_NOMEM, "out of memory reading %s", path);
-        else twin_states(tr->net, tw_t, tw_names);
+        else twin_states(tr, tw_t, tw_names);
         for (int i = 0; i < n_tw && s == PNN_OK; i++) s = load_tensor(st, path, tw_names[i], tw_t[i]);
         if (s == PNN_OK) s = pnn_network_twin_states_loaded(tr->net);
         free(tw_t);

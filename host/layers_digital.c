@@ -439,6 +439,10 @@ pnn_status pnn_layer_pad(pnn_layer **out, const pnn_backend *be, const char *nam
     return PNN_OK;
 }
 
+int64_t pnn_layer_pad_before(const pnn_layer *l) {
+    return l && l->iface == &pad_iface ? ((const pad_impl *)l->impl)->before : -1;
+}
+
 /* ---- slice: [r, c] -> [r, count], columns start..start+count-1 ---- */
 
 typedef struct {
@@ -497,5 +501,233 @@ pnn_status pnn_layer_slice(pnn_layer **out, const pnn_backend *be, const char *n
     PNN_TRY(layer_new(be, name, &slice_iface, sizeof(slice_impl), out));
     slice_impl *p = (*out)->impl;
     p->start = start, p->count = count;
+    return PNN_OK;
+}
+
+/* ---- skip and concat_skip: y = [f(x); x] across the layers between them ----
+ * skip is the identity that remembers, per micro-batch slot, the tensor it was given; a later
+ * concat_skip appends those columns to its own input. In the backward pass concat_skip runs
+ * first (layers go backward in reverse) and leaves the gradient of the appended columns with its
+ * skip, which adds it to the gradient that comes back through the layers between them. */
+
+typedef struct {
+    int64_t cols;                               /* input columns (known once the network is built) */
+    const pnn_tensor *x[PNN_LAYER_MAX_SLOTS];   /* the slot's input (the network's activation) */
+    pnn_tensor pending[PNN_LAYER_MAX_SLOTS];    /* gradient left by concat_skip, when has[slot] */
+    int has[PNN_LAYER_MAX_SLOTS];
+} skip_impl;
+
+static pnn_status skip_out_shape(const pnn_layer *l, int64_t rows, int64_t cols, int64_t *out_rows,
+                                 int64_t *out_cols) {
+    ((skip_impl *)l->impl)->cols = cols; /* the network checks shapes in order while building */
+    *out_rows = rows;
+    *out_cols = cols;
+    return PNN_OK;
+}
+
+static pnn_status skip_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot) {
+    skip_impl *p = l->impl;
+    PNN_TRY(check_io(l, x, y, NULL, NULL));
+    if (slot < 0 || slot >= PNN_LAYER_MAX_SLOTS) return layer_error(l, PNN_ERR_INVALID, "slot %d out of range", slot);
+    p->x[slot] = x;
+    p->has[slot] = 0;
+    return pnn_tensor_copy(y, x);
+}
+
+static pnn_status skip_backward(pnn_layer *l, const pnn_tensor *x, const pnn_tensor *y,
+                                const pnn_tensor *dy, pnn_tensor *dx, int slot) {
+    skip_impl *p = l->impl;
+    PNN_TRY(check_io(l, x, y, dy, dx));
+    if (!dx) return PNN_OK;
+    PNN_TRY(pnn_tensor_copy(dx, dy));
+    if (p->has[slot]) {
+        PNN_TRY(pnn_tensor_check2(&p->pending[slot], pnn_tensor_rows(dx), pnn_tensor_cols(dx), "skip gradient"));
+        l->be->iface->axpby(l->be->ctx, dx->numel, 1.0f, p->pending[slot].data, 1.0f, dx->data);
+        p->has[slot] = 0;
+    }
+    return PNN_OK;
+}
+
+static void skip_destroy(pnn_layer *l) {
+    skip_impl *p = l->impl;
+    for (int s = 0; s < PNN_LAYER_MAX_SLOTS; s++) pnn_tensor_free(&p->pending[s]);
+    free(p);
+}
+
+static const pnn_layer_i skip_iface = {
+    .kind = "skip",
+    .out_shape = skip_out_shape,
+    .forward = skip_forward,
+    .backward = skip_backward,
+    .destroy = skip_destroy,
+};
+
+pnn_status pnn_layer_skip(pnn_layer **out, const pnn_backend *be, const char *name) {
+    *out = NULL;
+    PNN_TRY(layer_new(be, name, &skip_iface, sizeof(skip_impl), out));
+    skip_impl *p = (*out)->impl;
+    for (int s = 0; s < PNN_LAYER_MAX_SLOTS; s++) p->pending[s].backend = be;
+    return PNN_OK;
+}
+
+int pnn_layer_is_skip(const pnn_layer *l) { return l && l->iface == &skip_iface; }
+
+typedef struct {
+    pnn_layer *skip;
+} concat_skip_impl;
+
+static pnn_status concat_skip_out_shape(const pnn_layer *l, int64_t rows, int64_t cols, int64_t *out_rows,
+                                        int64_t *out_cols) {
+    const skip_impl *s = ((const concat_skip_impl *)l->impl)->skip->impl;
+    *out_rows = rows;
+    *out_cols = cols + s->cols;
+    return PNN_OK;
+}
+
+/* The skip's input of this slot, checked against x's rows. */
+static pnn_status skipped(const pnn_layer *l, const pnn_tensor *x, int slot, const pnn_tensor **out) {
+    const pnn_layer *sl = ((const concat_skip_impl *)l->impl)->skip;
+    const skip_impl *s = sl->impl;
+    if (slot < 0 || slot >= PNN_LAYER_MAX_SLOTS || !s->x[slot])
+        return layer_error(l, PNN_ERR_INVALID, "its skip layer '%s' has not run for micro-batch %d", sl->name, slot);
+    if (pnn_tensor_rows(s->x[slot]) != pnn_tensor_rows(x) || pnn_tensor_cols(s->x[slot]) != s->cols)
+        return layer_error(l, PNN_ERR_INVALID, "gets %lld rows, and its skip layer '%s' kept %lld rows of %lld "
+                           "columns (expected %lld): the layers between them must keep one row per row",
+                           (long long)pnn_tensor_rows(x), sl->name, (long long)pnn_tensor_rows(s->x[slot]),
+                           (long long)pnn_tensor_cols(s->x[slot]), (long long)s->cols);
+    *out = s->x[slot];
+    return PNN_OK;
+}
+
+static pnn_status concat_skip_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot) {
+    const pnn_tensor *h;
+    PNN_TRY(check_io(l, x, y, NULL, NULL));
+    PNN_TRY(skipped(l, x, slot, &h));
+    int64_t rows = pnn_tensor_rows(x), c = pnn_tensor_cols(x), hc = pnn_tensor_cols(h), yc = c + hc;
+    l->be->iface->copy2d(l->be->ctx, y->data, yc, x->data, c, c, rows);
+    l->be->iface->copy2d(l->be->ctx, y->data + c, yc, h->data, hc, hc, rows);
+    return PNN_OK;
+}
+
+static pnn_status concat_skip_backward(pnn_layer *l, const pnn_tensor *x, const pnn_tensor *y,
+                                       const pnn_tensor *dy, pnn_tensor *dx, int slot) {
+    const pnn_tensor *h;
+    PNN_TRY(check_io(l, x, y, dy, dx));
+    PNN_TRY(skipped(l, x, slot, &h));
+    skip_impl *s = ((concat_skip_impl *)l->impl)->skip->impl;
+    int64_t rows = pnn_tensor_rows(x), c = pnn_tensor_cols(x), hc = pnn_tensor_cols(h), yc = c + hc;
+    if (dx) l->be->iface->copy2d(l->be->ctx, dx->data, c, dy->data, yc, c, rows);
+    PNN_TRY(pnn_tensor_reshape2(&s->pending[slot], rows, hc));
+    l->be->iface->copy2d(l->be->ctx, s->pending[slot].data, hc, dy->data + c, yc, hc, rows);
+    s->has[slot] = 1;
+    return PNN_OK;
+}
+
+static const pnn_layer_i concat_skip_iface = {
+    .kind = "concat_skip",
+    .out_shape = concat_skip_out_shape,
+    .forward = concat_skip_forward,
+    .backward = concat_skip_backward,
+    .destroy = impl_free,
+};
+
+pnn_status pnn_layer_concat_skip(pnn_layer **out, const pnn_backend *be, const char *name, pnn_layer *skip) {
+    *out = NULL;
+    if (!pnn_layer_is_skip(skip))
+        return PNN_ERROR(PNN_ERR_INVALID, "layer '%s' (concat_skip): needs an earlier skip layer", name);
+    PNN_TRY(layer_new(be, name, &concat_skip_iface, sizeof(concat_skip_impl), out));
+    ((concat_skip_impl *)(*out)->impl)->skip = skip;
+    return PNN_OK;
+}
+
+/* ---- normalize: each row to unit L2 norm, y = a / (|x| + eps), a = |x| elementwise with abs ----
+ * (the encoding of an amplitude input, as PhyLL's acoustic system takes it). Computed on the host:
+ * rows are short and the backend has no row norm. */
+
+#define NORMALIZE_EPS 1e-6
+
+typedef struct {
+    int abs;
+    float *buf;     /* host: x, then y or dy */
+    float *buf2;
+    int64_t cap;
+} normalize_impl;
+
+static pnn_status normalize_buffers(pnn_layer *l, int64_t n) {
+    normalize_impl *p = l->impl;
+    if (p->cap >= n) return PNN_OK;
+    free(p->buf);
+    free(p->buf2);
+    p->buf = malloc((size_t)n * sizeof(float));
+    p->buf2 = malloc((size_t)n * sizeof(float));
+    p->cap = p->buf && p->buf2 ? n : 0;
+    return p->cap ? PNN_OK : layer_error(l, PNN_ERR_NOMEM, "out of memory for %lld floats", (long long)n);
+}
+
+static pnn_status normalize_forward(pnn_layer *l, const pnn_tensor *x, pnn_tensor *y, pnn_pass pass, int slot) {
+    normalize_impl *p = l->impl;
+    PNN_TRY(check_io(l, x, y, NULL, NULL));
+    PNN_TRY(normalize_buffers(l, x->numel));
+    PNN_TRY(pnn_tensor_to_host(x, p->buf, x->numel));
+    int64_t rows = pnn_tensor_rows(x), c = pnn_tensor_cols(x);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = p->buf + r * c;
+        float *yr = p->buf2 + r * c;
+        double n2 = 0;
+        for (int64_t j = 0; j < c; j++) n2 += (double)xr[j] * xr[j];
+        double inv = 1.0 / (sqrt(n2) + NORMALIZE_EPS);
+        for (int64_t j = 0; j < c; j++) yr[j] = (float)((p->abs ? fabs((double)xr[j]) : (double)xr[j]) * inv);
+    }
+    return pnn_tensor_from_host(y, p->buf2, y->numel);
+}
+
+/* With s_j = sign(x_j) (abs) or 1, a_j = s_j x_j and n = |x|:
+ * dx_j = s_j g_j / (n + eps) - x_j (sum_i g_i a_i) / (n (n + eps)^2), the second term 0 at n = 0. */
+static pnn_status normalize_backward(pnn_layer *l, const pnn_tensor *x, const pnn_tensor *y,
+                                     const pnn_tensor *dy, pnn_tensor *dx, int slot) {
+    normalize_impl *p = l->impl;
+    PNN_TRY(check_io(l, x, y, dy, dx));
+    if (!dx) return PNN_OK;
+    PNN_TRY(normalize_buffers(l, x->numel));
+    PNN_TRY(pnn_tensor_to_host(x, p->buf, x->numel));
+    PNN_TRY(pnn_tensor_to_host(dy, p->buf2, dy->numel));
+    int64_t rows = pnn_tensor_rows(x), c = pnn_tensor_cols(x);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = p->buf + r * c;
+        float *gr = p->buf2 + r * c;
+        double n2 = 0, ga = 0;
+        for (int64_t j = 0; j < c; j++) {
+            double s = p->abs && xr[j] < 0 ? -1.0 : 1.0;
+            n2 += (double)xr[j] * xr[j];
+            ga += (double)gr[j] * s * xr[j];
+        }
+        double n = sqrt(n2), d = n + NORMALIZE_EPS, k = n > 0 ? ga / (n * d * d) : 0;
+        for (int64_t j = 0; j < c; j++) {
+            double s = p->abs && xr[j] < 0 ? -1.0 : 1.0;
+            gr[j] = (float)(s * gr[j] / d - k * xr[j]);
+        }
+    }
+    return pnn_tensor_from_host(dx, p->buf2, dx->numel);
+}
+
+static void normalize_destroy(pnn_layer *l) {
+    normalize_impl *p = l->impl;
+    free(p->buf);
+    free(p->buf2);
+    free(p);
+}
+
+static const pnn_layer_i normalize_iface = {
+    .kind = "normalize",
+    .out_shape = same_shape,
+    .forward = normalize_forward,
+    .backward = normalize_backward,
+    .destroy = normalize_destroy,
+};
+
+pnn_status pnn_layer_normalize(pnn_layer **out, const pnn_backend *be, const char *name, int abs_first) {
+    *out = NULL;
+    PNN_TRY(layer_new(be, name, &normalize_iface, sizeof(normalize_impl), out));
+    ((normalize_impl *)(*out)->impl)->abs = abs_first;
     return PNN_OK;
 }

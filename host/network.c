@@ -13,7 +13,8 @@
 #include "pnn/twin.h"
 
 static const char *const layer_kinds =
-    "linear, conv2d, relu, tanh, sigmoid, scale, patchify, concat_rows, pad, slice, physical";
+    "linear, conv2d, relu, tanh, sigmoid, scale, patchify, concat_rows, pad, slice, skip, concat_skip, normalize, "
+    "physical";
 
 /* Reads a list of n positive integers from map[key]; `example` shows the expected form. */
 static pnn_status cfg_ints(const pnn_cfg *map, const char *key, int n, int64_t *out, const char *example) {
@@ -39,7 +40,8 @@ static pnn_status cfg_pair(const pnn_cfg *map, const char *key, int64_t out[2]) 
 
 /* rank/local_rank fill a physical layer's device template ({rank}, {local_rank}). */
 static pnn_status build_layer(const pnn_cfg *m, int index, const pnn_backend *be, int64_t in_cols,
-                              uint64_t seed, int rank, int local_rank, pnn_layer **out) {
+                              uint64_t seed, int rank, int local_rank, pnn_layer *const *before,
+                              pnn_layer **out) {
     const char *kind, *name;
     char default_name[64];
     PNN_TRY(pnn_cfg_str(m, "kind", 1, NULL, &kind));
@@ -101,6 +103,35 @@ static pnn_status build_layer(const pnn_cfg *m, int index, const pnn_backend *be
         PNN_TRY(pnn_cfg_int(m, "start", 0, 0, 0, 1 << 24, &start));
         PNN_TRY(pnn_cfg_int(m, "count", 1, 0, 1, 1 << 24, &count));
         return pnn_layer_slice(out, be, name, start, count);
+    }
+    if (!strcmp(kind, "skip")) {
+        static const char *const keys[] = {"kind", "name", NULL};
+        PNN_TRY(pnn_cfg_check_keys(m, keys, where));
+        return pnn_layer_skip(out, be, name);
+    }
+    if (!strcmp(kind, "concat_skip")) {
+        static const char *const keys[] = {"kind", "name", "from", NULL};
+        const char *from;
+        PNN_TRY(pnn_cfg_check_keys(m, keys, where));
+        PNN_TRY(pnn_cfg_str(m, "from", 1, NULL, &from));
+        for (int i = index - 1; i >= 0; i--)
+            if (!strcmp(before[i]->name, from)) {
+                if (!pnn_layer_is_skip(before[i]))
+                    return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: %s: from '%s' names layer %d, a %s layer; it must name "
+                                     "a skip layer", pnn_cfg_source(m), pnn_cfg_line(pnn_cfg_get(m, "from")), where,
+                                     from, i, before[i]->iface->kind);
+                return pnn_layer_concat_skip(out, be, name, before[i]);
+            }
+        return PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: %s: from '%s' names no earlier layer; put {kind: skip, name: %s} "
+                         "before the layers whose output it joins", pnn_cfg_source(m),
+                         pnn_cfg_line(pnn_cfg_get(m, "from")), where, from, from);
+    }
+    if (!strcmp(kind, "normalize")) {
+        static const char *const keys[] = {"kind", "name", "abs", NULL};
+        int abs_first;
+        PNN_TRY(pnn_cfg_check_keys(m, keys, where));
+        PNN_TRY(pnn_cfg_bool(m, "abs", 0, 0, &abs_first));
+        return pnn_layer_normalize(out, be, name, abs_first);
     }
     if (!strcmp(kind, "conv2d")) {
         static const char *const keys[] = {"kind", "name", "image", "out_channels", "kernel", "stride", "pad", "bias",
@@ -228,7 +259,7 @@ pnn_status pnn_network_build_rank(const pnn_cfg *list, const pnn_backend *be, in
                            pnn_cfg_source(m), pnn_cfg_line(m), i);
             goto fail;
         }
-        st = build_layer(m, i, be, cols, seed, rank, local_rank, &net->layers[i]);
+        st = build_layer(m, i, be, cols, seed, rank, local_rank, net->layers, &net->layers[i]);
         if (st == PNN_OK) {
             net->n_layers = i + 1;
             pnn_layer *l = net->layers[i];
@@ -289,7 +320,7 @@ static pnn_status forward_start(pnn_network *net, int slot, const pnn_tensor *x)
     PNN_TRY(slot_acts(net, slot, &acts));
     PNN_TRY(pnn_tensor_reshape2(&acts[0], pnn_tensor_rows(x), net->in_dim));
     PNN_TRY(pnn_tensor_copy(&acts[0], x));
-    net->state[slot] = (pnn_slot_state){0, 0};
+    net->state[slot] = (pnn_slot_state){0, 0, 0};
     return PNN_OK;
 }
 
@@ -368,8 +399,9 @@ pnn_status pnn_network_backward_block(pnn_network *net, int slot, int first, int
     pnn_tensor *acts = net->acts[slot];
     if (first < 0 || last >= net->n_layers || first > last)
         return PNN_ERROR(PNN_ERR_INVALID, "backward block %d..%d of a network of %d layers", first, last, net->n_layers);
-    if (!acts || net->state[slot].layer != net->n_layers)
-        return PNN_ERROR(PNN_ERR_INVALID, "backward of micro-batch %d before its forward finished", slot);
+    if (!acts || net->state[slot].begun || net->state[slot].layer <= last || net->state[slot].first > first)
+        return PNN_ERROR(PNN_ERR_INVALID, "backward of layers %d..%d of micro-batch %d, whose forward ran layers "
+                         "%d..%d", first, last, slot, net->state[slot].first, net->state[slot].layer - 1);
     PNN_TRY(pnn_tensor_check2(dy, pnn_tensor_rows(&acts[last + 1]), pnn_tensor_cols(&acts[last + 1]),
                               "block output gradient"));
     const pnn_tensor *g = dy;
@@ -393,8 +425,37 @@ static pnn_status abandon_all(pnn_network *net, pnn_status st) {
     snprintf(message, sizeof message, "%s", pnn_last_error());
     for (int i = 0; i < net->n_layers; i++)
         if (net->layers[i]->iface->forward_abandon) net->layers[i]->iface->forward_abandon(net->layers[i]);
-    for (int s = 0; s < PNN_LAYER_MAX_SLOTS; s++) net->state[s] = (pnn_slot_state){0, 0};
+    for (int s = 0; s < PNN_LAYER_MAX_SLOTS; s++) net->state[s] = (pnn_slot_state){0, 0, 0};
     return pnn_error_at(st, __FILE__, __LINE__, "%s", message);
+}
+
+pnn_status pnn_network_forward_block(pnn_network *net, int slot, int first, int last, const pnn_tensor *x,
+                                     pnn_pass pass, const pnn_tensor **y) {
+    pnn_tensor *acts = NULL;
+    if (first < 0 || last >= net->n_layers || first > last)
+        return PNN_ERROR(PNN_ERR_INVALID, "forward block %d..%d of a network of %d layers", first, last, net->n_layers);
+    PNN_TRY(slot_acts(net, slot, &acts));
+    for (int i = first; i <= last; i++)
+        if (net->layers[i]->iface->params_changed) net->layers[i]->iface->params_changed(net->layers[i]);
+    if (x != &acts[first]) {
+        PNN_TRY(pnn_tensor_reshape2(&acts[first], pnn_tensor_rows(x), pnn_tensor_cols(x)));
+        PNN_TRY(pnn_tensor_copy(&acts[first], x));
+    }
+    net->state[slot] = (pnn_slot_state){first, 0, first};
+    for (int i = first; i <= last; i++) {
+        pnn_layer *l = net->layers[i];
+        int64_t rows, cols;
+        pnn_status st = l->iface->out_shape(l, pnn_tensor_rows(&acts[i]), pnn_tensor_cols(&acts[i]), &rows, &cols);
+        if (st == PNN_OK) st = pnn_tensor_reshape2(&acts[i + 1], rows, cols);
+        if (st == PNN_OK) st = l->iface->forward(l, &acts[i], &acts[i + 1], pass, slot);
+        if (st != PNN_OK) {
+            net->state[slot] = (pnn_slot_state){0, 0, 0};
+            return abandon_all(net, st);
+        }
+        net->state[slot].layer = i + 1;
+    }
+    *y = &acts[last + 1];
+    return PNN_OK;
 }
 
 /* Every pass starts from parameters that may have changed since the last one. */

@@ -220,7 +220,8 @@ static pnn_status create_local(pnn_trainer *tr, const char *config_dir, pnn_comm
     PNN_TRY(load_data(tr));
     PNN_TRY(pnn_network_build_rank(pnn_cfg_get(cfg, "network"), tr->be, tr->train.dim, tr->opt.seed,
                                    pnn_trainer_rank(tr), tr->comm ? tr->comm->local_rank : 0, &tr->net));
-    if (tr->opt.loss == PNN_LOSS_XENT && tr->net->out_dim != tr->train.n_classes)
+    /* (a method with its own prediction reads the network's output its own way) */
+    if (tr->opt.loss == PNN_LOSS_XENT && !tr->opt.method->evaluate && tr->net->out_dim != tr->train.n_classes)
         return PNN_ERROR(PNN_ERR_CONFIG,
                          "%s: the network gives %lld outputs per sample but '%s' has %d classes; make the "
                          "last layer give %d (e.g. outputs: last:%d on the last physical layer)",
@@ -234,6 +235,7 @@ static pnn_status create_local(pnn_trainer *tr, const char *config_dir, pnn_comm
     tr->bridge_run.n_devices = pnn_network_all_devices(tr->net, tr->devices, PNN_TRAIN_MAX_DEVICES);
     for (int d = 0; d < tr->bridge_run.n_devices; d++)
         PNN_TRY(pnn_device_set_retry(tr->devices[d], &tr->opt.bridge.retry));
+    if (tr->opt.method->prepare) PNN_TRY(tr->opt.method->prepare(tr));
     tr->micro_x = calloc(PNN_LAYER_MAX_SLOTS, sizeof *tr->micro_x);
     if (!tr->micro_x) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory for micro-batch views");
     int64_t rows = tr->opt.eval_batch > tr->opt.batch ? tr->opt.eval_batch : tr->opt.batch;

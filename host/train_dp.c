@@ -9,6 +9,8 @@
  * mpi. */
 #include "train_dp.h"
 
+#include "pnn/method.h"
+
 #include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -194,6 +196,13 @@ pnn_status pnn_dp_setup(pnn_trainer *tr, pnn_status st) {
                            "ranks: give each rank its own copy instead, with {rank} in the device URI (e.g. "
                            "seed=1{rank}), or run one process",
                            pnn_network_copies(tr->net), pnn_dp_size(tr));
+        if (st == PNN_OK && tr->opt.method->updates_params &&
+            (pnn_dp_size(tr) > 1 || tr->opt.reduce == PNN_REDUCE_EXACT))
+            st = PNN_ERROR(PNN_ERR_UNSUPPORTED,
+                           "method %s updates the parameters itself, several times a batch, and runs in one process "
+                           "with comm.reduce fast; this run has %d rank(s) in comm.reduce %s",
+                           tr->opt.method->name, pnn_dp_size(tr),
+                           tr->opt.reduce == PNN_REDUCE_EXACT ? "exact" : "fast");
         if (st == PNN_OK) st = grow_shards(dp, shards);
         if (st == PNN_OK) st = grow_sums(dp, 2 * (tr->opt.batch + 2));
     }
@@ -341,7 +350,53 @@ static pnn_status exact_local(pnn_trainer *tr, const int64_t *idx, int64_t b, pn
     return PNN_OK;
 }
 
+/* A method that updates the parameters itself (pnn_method_i.updates_params): the step is its
+ * gradient call alone; if that fails, the parameters, the method's states and the counters are
+ * put back as they were, so that a checkpoint written then resumes before the step. */
+static pnn_status self_updating_step(pnn_trainer *tr, const int64_t *idx, int64_t b, double *loss, double *acc) {
+    const pnn_method_i *m = tr->opt.method;
+    uint64_t *counters[MAX_COUNTERS], saved[MAX_COUNTERS];
+    int nc = pnn_network_counters(tr->net, counters, MAX_COUNTERS);
+    for (int i = 0; i < nc; i++) saved[i] = *counters[i];
+    int ns = m->states ? m->states(tr, NULL, NULL, 0) : 0, n = tr->net->n_params + ns;
+    pnn_tensor **t = calloc((size_t)n + 1, sizeof *t);
+    char (*names)[PNN_TWIN_STATE_NAME_MAX] = calloc((size_t)ns + 1, sizeof *names);
+    float **keep = calloc((size_t)n + 1, sizeof *keep);
+    pnn_status st = t && names && keep ? PNN_OK : PNN_ERROR(PNN_ERR_NOMEM, "out of memory for a training step");
+    if (st == PNN_OK && ns) m->states(tr, t + tr->net->n_params, names, ns);
+    for (int i = 0; st == PNN_OK && i < n; i++) {
+        if (i < tr->net->n_params) t[i] = &tr->net->params[i]->value;
+        keep[i] = malloc((size_t)(t[i]->numel ? t[i]->numel : 1) * sizeof(float));
+        st = keep[i] ? pnn_tensor_to_host(t[i], keep[i], t[i]->numel)
+                     : PNN_ERROR(PNN_ERR_NOMEM, "out of memory for a training step");
+    }
+    tr->step_loss = tr->step_correct = 0;
+    if (st == PNN_OK) {
+        st = fast_local(tr, idx, b);
+        if (st == PNN_OK) st = pnn_backend_status(tr->be);
+        if (st != PNN_OK) {
+            char why[2048];
+            snprintf(why, sizeof why, "%s", pnn_last_error());
+            pnn_status put_back = PNN_OK;
+            for (int i = 0; i < n && put_back == PNN_OK; i++) put_back = pnn_tensor_from_host(t[i], keep[i], t[i]->numel);
+            for (int i = 0; i < nc; i++) *counters[i] = saved[i];
+            if (put_back != PNN_OK) tr->state_lost = 1;
+            st = pnn_error_at(st, __FILE__, __LINE__, "%s", why);
+        }
+    }
+    for (int i = 0; keep && i < n; i++) free(keep[i]);
+    free(keep);
+    free(names);
+    free(t);
+    PNN_TRY(st);
+    tr->stop_agreed = tr->stop && *tr->stop;
+    if (loss) *loss = tr->step_loss / (double)b;
+    if (acc) *acc = tr->step_correct / (double)b;
+    return PNN_OK;
+}
+
 pnn_status pnn_dp_step(pnn_trainer *tr, const int64_t *idx, int64_t b, double *loss, double *acc) {
+    if (tr->opt.method->updates_params) return self_updating_step(tr, idx, b, loss, acc);
     pnn_train_dp *dp = tr->dp;
     int exact = tr->opt.reduce == PNN_REDUCE_EXACT;
     uint64_t *counters[MAX_COUNTERS], saved[MAX_COUNTERS];
@@ -408,7 +463,8 @@ pnn_status pnn_dp_evaluate(pnn_trainer *tr, pnn_pass pass, pnn_eval_result *res)
     for (int64_t c = first; st == PNN_OK && c < first + count; c++) {
         int64_t row = c * chunk, b = d->n - row < chunk ? d->n - row : chunk;
         if (tr->opt.reduce == PNN_REDUCE_EXACT) pnn_dp_set_counters(tr->net, pnn_dp_eval_position(c));
-        st = pnn_train_eval_chunk(tr, pass, row, b, dp->sums + 4 * c);
+        st = tr->opt.method->evaluate ? tr->opt.method->evaluate(tr, pass, row, b, dp->sums + 4 * c)
+                                      : pnn_train_eval_chunk(tr, pass, row, b, dp->sums + 4 * c);
     }
     PNN_TRY(pnn_dp_agree(tr, st, NULL));
     if (pnn_dp_size(tr) > 1) PNN_TRY(pnn_comm_allreduce_double(tr->comm, dp->sums, (int)(4 * n_chunks)));

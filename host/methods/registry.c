@@ -9,7 +9,8 @@
     X(pat) \
     X(insilico) \
     X(dfa) \
-    X(spsa)
+    X(spsa) \
+    X(phyll)
 
 #define DECLARE(name) extern const pnn_method_i pnn_method_##name;
 PNN_METHODS(DECLARE)

@@ -103,9 +103,21 @@ pnn_status pnn_layer_concat_rows(pnn_layer **out, const pnn_backend *be, const c
 /* [r, c] -> [r, c + before + after] with constant `value` in the new columns */
 pnn_status pnn_layer_pad(pnn_layer **out, const pnn_backend *be, const char *name, int64_t before,
                          int64_t after, float value);
+/* The columns a pad layer puts before its input, or -1 for another layer. */
+int64_t pnn_layer_pad_before(const pnn_layer *l);
 /* [r, c] -> [r, count], columns start..start+count-1 */
 pnn_status pnn_layer_slice(pnn_layer **out, const pnn_backend *be, const char *name, int64_t start,
                            int64_t count);
+/* Skip connections (a block y = [f(x); x], as physical local learning builds its blocks): skip is
+ * the identity that keeps its input; a later concat_skip given that skip layer appends the kept
+ * columns to its own input ([r, c] -> [r, c + skip's columns]); gradients flow both ways. The
+ * layers between them must keep the rows. */
+pnn_status pnn_layer_skip(pnn_layer **out, const pnn_backend *be, const char *name);
+int pnn_layer_is_skip(const pnn_layer *l);
+pnn_status pnn_layer_concat_skip(pnn_layer **out, const pnn_backend *be, const char *name, pnn_layer *skip);
+/* Each row to unit L2 norm: y = x / (|x| + 1e-6), or |x| / (|x| + 1e-6) elementwise with abs_first
+ * (an amplitude encoding, as PhyLL's acoustic system takes its input). */
+pnn_status pnn_layer_normalize(pnn_layer **out, const pnn_backend *be, const char *name, int abs_first);
 /* 2-D convolution (host/layer_conv2d.c), like PyTorch's Conv2d: rows are samples, columns an
  * image [in_c, in_h, in_w] flattened NCHW; the output is [out_c, oh, ow] flattened, with
  * oh = (in_h + 2 pad - kh) / stride + 1 (ow alike). Parameters "<name>.weight"

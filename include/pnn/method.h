@@ -32,6 +32,23 @@ typedef struct pnn_method_i {
      * that a resumed run repeats it. */
     pnn_status (*gradient)(pnn_trainer *tr, int64_t row0, int64_t rows, int64_t b_global,
                            pnn_schedule_stats *stats);
+    /* Optional parts (0 or NULL when absent): */
+    /* The method updates the parameters itself inside gradient (with its own optimizers, e.g.
+     * several local steps per batch): the trainer then neither sums gradients nor runs its own
+     * optimizer, and restores the parameters and the states below if the step fails. Such a method
+     * runs in one process, in comm.reduce fast. */
+    int updates_params;
+    /* Called once the trainer has its data, network and optimizer: checks that the method can run
+     * this network on this data (an error here names what to change) and sets up what it keeps. */
+    pnn_status (*prepare)(pnn_trainer *tr);
+    /* The method's own prediction (when the network's output is not the class scores): test rows
+     * [first, first + b) of tr->test, adding to sums the loss sum, the correct count, the sum of
+     * the accuracies of batches of the training batch size, and the number of those batches. */
+    pnn_status (*evaluate)(pnn_trainer *tr, pnn_pass pass, int64_t first, int64_t b, double sums[4]);
+    /* What a checkpoint must keep for an exact resume beyond the parameters and the trainer's
+     * optimizer (e.g. the method's own optimizers): up to max tensors, names[i] set to
+     * "method.<method>.<...>". Returns how many there are. */
+    int (*states)(pnn_trainer *tr, pnn_tensor **t, char (*names)[PNN_TWIN_STATE_NAME_MAX], int max);
 } pnn_method_i;
 
 /* The method called name, or NULL. */

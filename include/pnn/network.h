@@ -14,6 +14,7 @@ extern "C" {
 typedef struct pnn_slot_state {
     int layer;       /* the next layer to run */
     int begun;       /* that layer's forward_begin has run; its forward_end has not */
+    int first;       /* the first layer of the slot's last forward (0 but for pnn_network_forward_block) */
 } pnn_slot_state;
 
 typedef struct pnn_network {
@@ -34,6 +35,11 @@ typedef struct pnn_network {
     void *backward_user;
 } pnn_network;
 
+/* The forward pass of layers first..last of a slot only, from x (the input of layer first; it
+ * may be another slot's activation); *y points at layer last's output. Layers outside the range
+ * keep what they had. A backward_block within first..last may follow. */
+pnn_status pnn_network_forward_block(pnn_network *net, int slot, int first, int last, const pnn_tensor *x,
+                                     pnn_pass pass, const pnn_tensor **y);
 /* The backward pass of layers first..last of a slot only, from the gradient dy at layer last's
  * output; parameter gradients accumulate, and no gradient leaves layer first (a block of a
  * method that trains layers locally). */
