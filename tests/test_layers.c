@@ -301,6 +301,91 @@ START_TEST(slice_matches_reference_and_finite_differences) {
 }
 END_TEST
 
+static int normalize_abs;
+static void normalize_ref(const pnn_layer *l, const float *x, int64_t rows, int64_t cols, double *y) {
+    for (int64_t r = 0; r < rows; r++) {
+        double n2 = 0;
+        for (int64_t j = 0; j < cols; j++) n2 += (double)x[r * cols + j] * x[r * cols + j];
+        for (int64_t j = 0; j < cols; j++)
+            y[r * cols + j] = (normalize_abs ? fabs((double)x[r * cols + j]) : x[r * cols + j]) / (sqrt(n2) + 1e-6);
+    }
+}
+
+START_TEST(normalize_matches_reference_and_finite_differences) {
+    for (normalize_abs = 0; normalize_abs < 2; normalize_abs++) {
+        pnn_layer *l;
+        ck_assert_int_eq(pnn_layer_normalize(&l, cpu(), "norm", normalize_abs), PNN_OK);
+        check_forward(l, 6, 11, normalize_ref, 90);
+        check_forward(l, 1, 1, normalize_ref, 91);
+        check_gradients(l, 5, 9, 1e-3f, 92);
+        /* a zero row stays zero, and finite */
+        pnn_tensor x, y;
+        ck_assert_int_eq(pnn_tensor_init2(&x, cpu(), 2, 3), PNN_OK);
+        ck_assert_int_eq(pnn_tensor_init2(&y, cpu(), 2, 3), PNN_OK);
+        run_forward(l, &x, &y);
+        for (int i = 0; i < 6; i++) ck_assert(y.data[i] == 0.0f);
+        pnn_tensor_free(&x), pnn_tensor_free(&y);
+        pnn_layer_free(l);
+    }
+}
+END_TEST
+
+/* skip ... concat_skip: y = [f(h); h] through a network, its gradients (the two paths into h
+ * summed) against central differences of L = sum(y * w), after two backward passes (the kept
+ * gradient is used once each) */
+START_TEST(skip_concat_matches_finite_differences) {
+    pnn_network *net;
+    pnn_cfg *cfg = pnn_test_parse("network:\n"
+                                  "  - {kind: linear, name: pre, out: 5}\n"
+                                  "  - {kind: skip, name: h}\n"
+                                  "  - {kind: linear, name: f, out: 4}\n"
+                                  "  - {kind: tanh}\n"
+                                  "  - {kind: concat_skip, from: h}\n"
+                                  "  - {kind: linear, name: out, out: 3}\n");
+    ck_assert_msg(pnn_network_build(pnn_cfg_get(cfg, "network"), cpu(), 5, 7, &net) == PNN_OK, "%s", pnn_last_error());
+    ck_assert_int_eq(net->out_dim, 3);
+    ck_assert_int_eq(net->layers[5]->params[0].value.shape[1], 9);
+    int64_t rows = 4;
+    pnn_tensor x, dy;
+    ck_assert_int_eq(pnn_tensor_init2(&x, cpu(), rows, 5), PNN_OK);
+    ck_assert_int_eq(pnn_tensor_init2(&dy, cpu(), rows, 3), PNN_OK);
+    layer_input(x.data, x.numel, 93);
+    pnn_test_uniform(dy.data, dy.numel, -1, 1, 7, 94);
+    const pnn_tensor *y;
+    for (int round = 0; round < 2; round++) {
+        pnn_network_zero_grad(net);
+        ck_assert_int_eq(pnn_network_forward(net, &x, PNN_PASS_TRAIN_TWIN, &y), PNN_OK);
+        ck_assert_msg(pnn_network_backward(net, &dy) == PNN_OK, "%s", pnn_last_error());
+    }
+    /* every parameter: pre's gradient is the skip's input gradient (both paths summed), f's comes
+     * through the concatenation, out's reads both parts */
+    for (int p = 0; p < net->n_params; p++) {
+        pnn_param *prm = net->params[p];
+        int64_t n = prm->value.numel;
+        float *got = malloc((size_t)n * sizeof *got);
+        double *want = calloc((size_t)n, sizeof *want);
+        memcpy(got, prm->grad.data, (size_t)n * sizeof *got);
+        for (int64_t k = 0; k < n; k++) {
+            float orig = prm->value.data[k];
+            double l[2];
+            for (int sgn = 0; sgn < 2; sgn++) {
+                prm->value.data[k] = orig + (sgn ? -1e-3f : 1e-3f);
+                ck_assert_int_eq(pnn_network_forward(net, &x, PNN_PASS_EVAL_TWIN, &y), PNN_OK);
+                l[sgn] = 0;
+                for (int64_t i = 0; i < y->numel; i++) l[sgn] += (double)y->data[i] * dy.data[i];
+            }
+            prm->value.data[k] = orig;
+            want[k] = (l[0] - l[1]) / 2e-3;
+        }
+        ck_assert_msg(pnn_test_allclose(prm->name, got, want, n, 2e-3, 1e-2), "parameter %s", prm->name);
+        free(got), free(want);
+    }
+    pnn_tensor_free(&x), pnn_tensor_free(&dy);
+    pnn_network_free(net);
+    pnn_cfg_free(cfg);
+}
+END_TEST
+
 START_TEST(shape_errors_name_layer_kind_and_sizes) {
     pnn_layer *l;
     ck_assert_int_eq(pnn_layer_linear(&l, cpu(), "fc1", 12, 4, 1, 1), PNN_OK);
@@ -367,6 +452,8 @@ int main(void) {
     tcase_add_test(tc, concat_rows_reshapes_and_rejects_ragged_groups);
     tcase_add_test(tc, pad_matches_reference_and_finite_differences);
     tcase_add_test(tc, slice_matches_reference_and_finite_differences);
+    tcase_add_test(tc, normalize_matches_reference_and_finite_differences);
+    tcase_add_test(tc, skip_concat_matches_finite_differences);
     tcase_add_test(tc, shape_errors_name_layer_kind_and_sizes);
     tcase_add_test(tc, add_param_names_and_grows);
     suite_add_tcase(s, tc);

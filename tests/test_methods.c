@@ -166,6 +166,233 @@ START_TEST(dfa_matches_its_reference) {
 }
 END_TEST
 
+/* phyll's local loss on host, as the paper defines it: block 1 of a one-block network, its
+ * positive and negative rows embedded as phyll embeds them (the label in the pad's first C
+ * columns, value max|x|; the wrong label from the method's stream), z through the network's twins,
+ * g = cos(|z|, p), L = mean softplus(-4 (g+ - g-)). */
+static double phyll_reference_loss(pnn_trainer *tr, int64_t b, const int *neg) {
+    pnn_network *net = tr->net;
+    int64_t cols = net->in_dim + 8, d = net->out_dim;
+    int C = tr->train.n_classes;
+    float *h = calloc((size_t)(b * cols), sizeof(float)), *p = malloc((size_t)d * sizeof(float));
+    pnn_rng_normal(tr->opt.seed, pnn_rng_stream("method.phyll.p", 0), 0, d, p);
+    double pn = 0, loss = 0, *g = calloc((size_t)(2 * b), sizeof(double));
+    for (int64_t j = 0; j < d; j++) pn += (double)p[j] * p[j];
+    for (int q = 0; q < 2; q++) {
+        double m = 0;
+        for (int64_t i = 0; i < b * net->in_dim; i++) m = fmax(m, fabs((double)tr->xb_host[i]));
+        for (int64_t r = 0; r < b; r++) {
+            for (int64_t j = 0; j < cols; j++) h[r * cols + j] = j < 8 ? 0.0f : tr->xb_host[r * net->in_dim + j - 8];
+            int label = q ? neg[r] : (int)tr->yb_host[r];
+            ck_assert_int_lt(label, C);
+            h[r * cols + label] = (float)m;
+        }
+        pnn_tensor ht;
+        ck_assert_int_eq(pnn_tensor_init2(&ht, tr->be, b, cols), PNN_OK);
+        ck_assert_int_eq(pnn_tensor_from_host(&ht, h, b * cols), PNN_OK);
+        const pnn_tensor *z;
+        ck_assert_msg(pnn_network_forward_block(net, 0, 1, net->n_layers - 1, &ht, PNN_PASS_EVAL_DEVICE, &z) == PNN_OK,
+                      "%s", pnn_last_error());
+        for (int64_t r = 0; r < b; r++) {
+            double a2 = 0, dot = 0;
+            for (int64_t j = 0; j < d; j++) {
+                double a = fabs((double)z->data[r * d + j]);
+                a2 += a * a, dot += a * p[j] / sqrt(pn);
+            }
+            g[q * b + r] = dot / fmax(sqrt(a2), 1e-6);
+        }
+        pnn_tensor_free(&ht);
+    }
+    for (int64_t r = 0; r < b; r++) loss += log1p(exp(-4.0 * (g[r] - g[b + r]))) / (double)b;
+    free(h), free(p), free(g);
+    return loss;
+}
+
+/* One phyll step with one inner step of plain SGD moves every parameter by -lr times the
+ * gradient of the block's local loss: with physical: twin, the controls through the twin's local
+ * derivative (the device is ideal, so the twin is exact). Checked against central differences of
+ * the reference loss above. The step also costs what phyll promises: 2 device passes (positive,
+ * negative), 2 taped twin passes. */
+START_TEST(phyll_step_follows_the_local_loss_gradient) {
+    char yaml[2048];
+    int64_t b = 24;
+    float lr = 1.0f;
+    snprintf(yaml, sizeof yaml,
+             "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\n"
+             "network:\n"
+             "  - {kind: pad, before: 8}\n"
+             "  - {kind: skip, name: h}\n"
+             "  - {kind: normalize, abs: true}\n"
+             "  - {kind: physical, name: osc, device: 'sim:oscillator?n=20&nt=4&seed=3&noise=0&mismatch=0'}\n"
+             "  - {kind: concat_skip, from: h}\n"
+             "  - {kind: linear, name: z, out: 6}\n"
+             "batch: %lld\nepochs: 1\nseed: 4\noptimizer: {kind: sgd, lr: %g, momentum: 0}\n"
+             "method: {kind: phyll, physical: twin, inner_steps: 1}\n",
+             PNN_SOURCE_DIR, (long long)b, (double)lr);
+    pnn_trainer *tr;
+    ck_assert_msg(pnn_trainer_create(pnn_test_parse(yaml), ".", &tr) == PNN_OK, "%s", pnn_last_error());
+    int64_t idx[64];
+    for (int64_t i = 0; i < b; i++) idx[i] = i;
+    int C = tr->train.n_classes, neg[64];
+    float u[64];
+    pnn_rng_uniform(tr->opt.seed, pnn_rng_stream("method.phyll.negative", 0), 0, b, u);
+    ck_assert_int_eq(pnn_train_load_rows(tr, &tr->train, idx, 0, b, 0, 0), PNN_OK);
+    for (int64_t r = 0; r < b; r++) {
+        int shift = 1 + (int)(u[r] * (float)(C - 1));
+        neg[r] = ((int)tr->yb_host[r] + (shift > C - 1 ? C - 1 : shift)) % C;
+    }
+    int64_t np = pnn_dp_param_floats(tr->net);
+    float *before = malloc((size_t)np * sizeof(float)), *after = malloc((size_t)np * sizeof(float));
+    ck_assert_int_eq(pnn_dp_pack(tr->net, 0, before), PNN_OK);
+    double loss0 = phyll_reference_loss(tr, b, neg);
+    uint64_t calls0 = tr->devices[0]->calls, twin0 = tr->bridge_run.twin_calls;
+    double loss, acc;
+    ck_assert_msg(pnn_trainer_step(tr, idx, b, &loss, &acc) == PNN_OK, "%s", pnn_last_error());
+    ck_assert_int_eq(tr->devices[0]->calls - calls0, 2);
+    ck_assert_int_eq(tr->bridge_run.twin_calls - twin0, 2);
+    ck_assert_msg(fabs(loss - loss0) < 1e-4, "step loss %g, reference %g", loss, loss0);
+    ck_assert_int_eq(pnn_dp_pack(tr->net, 0, after), PNN_OK);
+    /* central differences at the parameters before the step, every 7th entry */
+    ck_assert_int_eq(pnn_dp_unpack(tr->net, 0, before), PNN_OK);
+    int checked = 0, kinks = 0;
+    double *got = calloc((size_t)np, sizeof(double)), *want = calloc((size_t)np, sizeof(double));
+    double *left = calloc((size_t)np, sizeof(double)), *right = calloc((size_t)np, sizeof(double));
+    for (int64_t k = 0; k < np; k += 7, checked++) {
+        float *v = NULL;
+        int64_t off = k;
+        for (int i = 0; i < tr->net->n_params && !v; i++) {
+            if (off < tr->net->params[i]->value.numel) v = tr->net->params[i]->value.data + off;
+            else off -= tr->net->params[i]->value.numel;
+        }
+        float eps = 2e-3f, orig = *v;
+        double mid = phyll_reference_loss(tr, b, neg);
+        *v = orig + eps;
+        double up = phyll_reference_loss(tr, b, neg);
+        *v = orig - eps;
+        double down = phyll_reference_loss(tr, b, neg);
+        *v = orig;
+        want[k] = (up - down) / (2.0 * eps);
+        right[k] = (up - mid) / eps;
+        left[k] = (mid - down) / eps;
+        got[k] = ((double)before[k] - after[k]) / lr;
+    }
+    /* each parameter tensor against its own scale (the controls' gradients are ~100 times smaller
+     * than the readout's). |z| has a kink at 0 (a z of 1e-5 sits among these rows): where the
+     * central difference straddles it, a gradient between the one-sided differences is a
+     * subgradient, and passes. */
+    double worst = 0;
+    int64_t start = 0;
+    for (int i = 0; i < tr->net->n_params; start += tr->net->params[i]->value.numel, i++) {
+        int64_t end = start + tr->net->params[i]->value.numel, k0 = (start + 6) / 7 * 7;
+        double scale = 0;
+        for (int64_t k = k0; k < end; k += 7) scale = fmax(scale, fabs(want[k]));
+        ck_assert_msg(k0 >= end || scale > 1e-6, "no gradient reaches %s", tr->net->params[i]->name);
+        for (int64_t k = k0; k < end; k += 7) {
+            double err = fabs(got[k] - want[k]), tol = 1e-2 * scale;
+            if (err > tol && got[k] >= fmin(left[k], right[k]) - tol && got[k] <= fmax(left[k], right[k]) + tol) {
+                kinks++;
+                continue;
+            }
+            worst = fmax(worst, err / scale);
+        }
+    }
+    free(got), free(want), free(left), free(right);
+    measured("phyll_local_gradient_entries_at_a_kink", kinks, "at most", checked / 10);
+    ck_assert_int_le(kinks, checked / 10);
+    measured("phyll_local_gradient_max_error_relative", worst, "at most", 1e-2);
+    ck_assert_msg(checked > 20 && worst <= 1e-2, "phyll gradient off by %g of its tensor's largest", worst);
+    pnn_trainer_free(tr);
+}
+END_TEST
+
+/* The published variant (physical: fixed) leaves the controls alone and runs no twin; its loss
+ * falls on the vowels within a few full-batch steps, and its test accuracy is above chance. */
+START_TEST(phyll_fixed_trains_the_blocks_only) {
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml,
+             "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\n"
+             "network:\n"
+             "  - {kind: pad, before: 8}\n"
+             "  - {kind: skip, name: h1}\n"
+             "  - {kind: normalize, abs: true}\n"
+             "  - {kind: physical, name: osc, device: 'sim:oscillator?n=20&nt=4&seed=3'}\n"
+             "  - {kind: concat_skip, from: h1}\n"
+             "  - {kind: linear, name: z1, out: 12}\n"
+             "  - {kind: linear, name: z2, out: 12}\n"
+             "batch: 512\nepochs: 30\nseed: 2\noptimizer: {kind: adam, lr: 0.002}\nmethod: phyll\n",
+             PNN_SOURCE_DIR);
+    pnn_trainer *tr;
+    ck_assert_msg(pnn_trainer_create(pnn_test_parse(yaml), ".", &tr) == PNN_OK, "%s", pnn_last_error());
+    const pnn_param *theta = pnn_network_param(tr->net, "osc.C");
+    ck_assert_ptr_nonnull(theta);
+    float c0 = theta->value.data[3];
+    int64_t n = tr->train.n, *idx = malloc((size_t)n * sizeof(int64_t));
+    for (int64_t i = 0; i < n; i++) idx[i] = i;
+    double first = 0, loss, acc;
+    for (int step = 0; step < 30; step++) {
+        ck_assert_msg(pnn_trainer_step(tr, idx, n, &loss, &acc) == PNN_OK, "%s", pnn_last_error());
+        tr->global_step++;
+        if (step == 0) first = loss;
+    }
+    measured("phyll_vowels_loss_ratio_30_steps", loss / first, "below", 0.8);
+    ck_assert_msg(loss < 0.8 * first, "loss %g after 30 steps, %g after the first", loss, first);
+    ck_assert(theta->value.data[3] == c0);
+    ck_assert_int_eq(tr->bridge_run.twin_calls, 0);
+    ck_assert_int_eq(tr->devices[0]->calls, 60);
+    pnn_eval_result res;
+    ck_assert_msg(pnn_trainer_evaluate(tr, PNN_PASS_EVAL_DEVICE, &res) == PNN_OK, "%s", pnn_last_error());
+    ck_assert_int_eq(tr->devices[0]->calls, 60 + 7); /* 7 labels x 1 physical block, one chunk */
+    measured("phyll_vowels_test_acc_30_steps", res.acc, "above", 0.5);
+    ck_assert_msg(res.acc > 0.5, "test accuracy %g", res.acc);
+    free(idx);
+    pnn_trainer_free(tr);
+}
+END_TEST
+
+/* The networks phyll cannot run, each refused at the start with what to change. */
+START_TEST(phyll_network_errors) {
+    char yaml[2048];
+    const char *bad[][3] = {
+        {"  - {kind: linear, out: 7}\n", "phyll", "needs the label-embedding input: start the network with {kind: pad, before: 7}"},
+        {"  - {kind: pad, before: 3}\n  - {kind: linear, out: 7}\n", "phyll", "layer 0 is pad with too few columns"},
+        {"  - {kind: pad, before: 8}\n  - {kind: linear, out: 7}\n  - {kind: tanh}\n", "phyll", "come after the last block"},
+        {"  - {kind: pad, before: 8}\n  - {kind: tanh}\n", "phyll", "no digital layer with parameters"},
+        {"  - {kind: linear, out: 7}\n", "{kind: phyll, embed: replace, inner_steps: 2}", "!"},
+        {"  - {kind: pad, before: 8}\n  - {kind: linear, out: 7}\n", "{kind: phyll, physical: spsa}", "physical is 'spsa'"},
+        {"  - {kind: pad, before: 8}\n  - {kind: linear, out: 7}\n", "{kind: phyll, embed: over}", "embed is 'over'"},
+        {"  - {kind: pad, before: 8}\n  - {kind: linear, out: 7}\n", "{kind: phyll, inner_steps: 0}", "inner_steps"},
+        {"  - {kind: skip, name: a}\n  - {kind: concat_skip, from: b}\n  - {kind: linear, out: 7}\n", "pat",
+         "from 'b' names no earlier layer; put {kind: skip, name: b}"},
+        {"  - {kind: tanh, name: a}\n  - {kind: concat_skip, from: a}\n  - {kind: linear, out: 7}\n", "pat",
+         "a tanh layer; it must name a skip layer"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(yaml, sizeof yaml,
+                 "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\nnetwork:\n%smethod: %s\n",
+                 PNN_SOURCE_DIR, bad[i][0], bad[i][1]);
+        pnn_trainer *tr = NULL;
+        pnn_status st = pnn_trainer_create(pnn_test_parse(yaml), ".", &tr);
+        if (!strcmp(bad[i][2], "!")) { /* embed: replace runs on the raw input */
+            ck_assert_msg(st == PNN_OK, "%s", pnn_last_error());
+            pnn_trainer_free(tr);
+            continue;
+        }
+        ck_assert_int_eq(st, PNN_ERR_CONFIG);
+        ck_assert_msg(strstr(pnn_last_error(), bad[i][2]), "case %zu: %s", i, pnn_last_error());
+        ck_assert_ptr_null(tr);
+    }
+    /* it updates the parameters itself, so not under the exact reduction's shards */
+    snprintf(yaml, sizeof yaml,
+             "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\n"
+             "network:\n  - {kind: pad, before: 8}\n  - {kind: linear, out: 7}\nmethod: phyll\ncomm: {reduce: exact}\nbridge: {micro_batch: 4}\n",
+             PNN_SOURCE_DIR);
+    pnn_trainer *tr = NULL;
+    pnn_status st = pnn_trainer_create(pnn_test_parse(yaml), ".", &tr);
+    ck_assert_msg(st == PNN_ERR_UNSUPPORTED, "%s", pnn_last_error());
+    ck_assert_msg(strstr(pnn_last_error(), "runs in one process with comm.reduce fast"), "%s", pnn_last_error());
+}
+END_TEST
+
 START_TEST(method_config_errors) {
     char yaml[1024];
     const char *bad[][2] = {{"backprop", "unknown method 'backprop'; known: pat, insilico"},
@@ -197,6 +424,9 @@ Suite *methods_suite(void) {
     tcase_add_test(tc, spsa_is_a_function_of_seed_and_step_and_adds_over_parts);
     tcase_add_test(tc, dfa_matches_its_reference);
     tcase_add_test(tc, method_config_errors);
+    tcase_add_test(tc, phyll_step_follows_the_local_loss_gradient);
+    tcase_add_test(tc, phyll_fixed_trains_the_blocks_only);
+    tcase_add_test(tc, phyll_network_errors);
     suite_add_tcase(s, tc);
     return s;
 }

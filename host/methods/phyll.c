@@ -38,6 +38,7 @@
  * inner_steps (10), threshold (4), lr (the optimizer's), physical (fixed | twin), embed (pad |
  * replace). One process, comm.reduce fast. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
