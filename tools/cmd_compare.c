@@ -13,7 +13,8 @@
 
 static const char help[] =
     "usage: pnn compare CONFIG.yaml [--methods M1,M2,...] [--seeds N | --seeds S1,S2,...]\n"
-    "                   [--method-set METHOD.key=value]... [--set key=value]... [--out DIR]\n"
+    "                   [--method-set METHOD.key=value]... [--set key=value]...\n"
+    "                   [--set-for METHOD:key=value]... [--out DIR]\n"
     "\n"
     "Trains CONFIG once per method and seed: the same data, the same initial parameters for a\n"
     "seed, and the same devices (their seeds are the config's, never the run's), and compares the\n"
@@ -25,6 +26,8 @@ static const char help[] =
     "  --seeds         a count (1..N) or a list (default 3)\n"
     "  --method-set    a key of one method, e.g. --method-set spsa.perturbations=8\n"
     "  --set           override a config key for every run (e.g. --set epochs=5)\n"
+    "  --set-for       override a config key for one method's runs, e.g. the batch and learning\n"
+    "                  rate it trains best with: --set-for phyll:batch=512 (listed in compare.md)\n"
     "  --out DIR       where the tables go (default runs/compare-<config>-<date-time>):\n"
     "                  compare.md   mean +- std per method (device and twin accuracy, time, passes)\n"
     "                  compare.csv  one row per run\n"
@@ -92,9 +95,16 @@ static void on_progress(void *user, const pnn_progress *p) {
             100 * tr->last_device.acc, 100 * tr->last_twin.acc, device_passes(tr), p->elapsed_s);
 }
 
-/* The config for one run: the file, --set, then the method (with its --method-set keys) and the seed. */
-static pnn_status run_config(const char *path, char **sets, int n_sets, const char *method, char **msets,
-                             int n_msets, uint64_t seed, pnn_cfg **cfg) {
+/* Whether a --set-for or --method-set entry (METHOD<sep>...) is for method. */
+static int entry_for(const char *entry, const char *method, char sep) {
+    size_t n = strlen(method);
+    return !strncmp(entry, method, n) && entry[n] == sep;
+}
+
+/* The config for one run: the file, --set, the method's --set-for keys, then the method (with its
+ * --method-set keys) and the seed. */
+static pnn_status run_config(const char *path, char **sets, int n_sets, char **fsets, int n_fsets, const char *method,
+                             char **msets, int n_msets, uint64_t seed, pnn_cfg **cfg) {
     char spec[1024], assign[1200];
     int len = snprintf(spec, sizeof spec, "{kind: %s", method);
     size_t mlen = strlen(method);
@@ -106,8 +116,14 @@ static pnn_status run_config(const char *path, char **sets, int n_sets, const ch
     if (len + 2 >= (int)sizeof spec) return PNN_ERROR(PNN_ERR_INVALID, "--method-set: the keys of %s are too long", method);
     snprintf(spec + len, sizeof spec - (size_t)len, "}");
     PNN_TRY(cli_load_config(path, sets, n_sets, cfg));
+    pnn_status st = PNN_OK;
+    for (int i = 0; st == PNN_OK && i < n_fsets; i++)
+        if (entry_for(fsets[i], method, ':')) {
+            st = pnn_cfg_set(*cfg, fsets[i] + strlen(method) + 1);
+            if (st != PNN_OK) pnn_error_prefix(st, "--set-for %s: ", fsets[i]);
+        }
     snprintf(assign, sizeof assign, "method=%s", spec);
-    pnn_status st = pnn_cfg_set(*cfg, assign);
+    if (st == PNN_OK) st = pnn_cfg_set(*cfg, assign);
     if (st == PNN_OK) {
         snprintf(assign, sizeof assign, "seed=%llu", (unsigned long long)seed);
         st = pnn_cfg_set(*cfg, assign);
@@ -147,7 +163,7 @@ static void mean_std(const run_result *r, int n, const char *method, size_t fiel
 }
 
 static pnn_status write_tables(const char *dir, const char *config, const run_result *r, int n, const char **methods,
-                               int n_methods, const curve_point *curve, int64_t n_curve) {
+                               int n_methods, const curve_point *curve, int64_t n_curve, char **fsets, int n_fsets) {
     char path[PNN_PATH_MAX + 1], tmp[PNN_PATH_MAX + 8];
     PNN_TRY(pnn_path_format(path, sizeof path, "%s/compare.csv", dir));
     FILE *f = open_tmp(path, tmp, sizeof tmp);
@@ -170,6 +186,8 @@ static pnn_status write_tables(const char *dir, const char *config, const run_re
     PNN_TRY(pnn_path_format(path, sizeof path, "%s/compare.md", dir));
     if (!(f = open_tmp(path, tmp, sizeof tmp))) return PNN_ERROR(PNN_ERR_IO, "cannot write %s: %s", path, strerror(errno));
     fprintf(f, "# pnn compare %s\n\n", config);
+    for (int i = 0; i < n_fsets; i++)
+        fprintf(f, "%s%s%s", i ? ", " : "Settings of one method (--set-for): ", fsets[i], i == n_fsets - 1 ? "\n\n" : "");
     fprintf(f, "| method | runs | test accuracy on the device (%%) | on the twin (%%) | training time (s) | device "
                "passes | twin passes |\n| --- | --- | --- | --- | --- | --- | --- |\n");
     for (int m = 0; m < n_methods; m++) {
@@ -192,13 +210,14 @@ static pnn_status write_tables(const char *dir, const char *config, const run_re
 
 int cmd_compare(int argc, char **argv) {
     const char *config = NULL, *out = NULL, *methods[MAX_METHODS];
-    char methods_buf[512] = "", methods_list[512] = "", **sets = calloc((size_t)argc, sizeof *sets), **msets = calloc((size_t)argc, sizeof *msets);
+    char methods_buf[512] = "", methods_list[512] = "", **sets = calloc((size_t)argc, sizeof *sets), **msets = calloc((size_t)argc, sizeof *msets),
+         **fsets = calloc((size_t)argc, sizeof *fsets);
     uint64_t seeds[MAX_SEEDS] = {1, 2, 3};
-    int n_sets = 0, n_msets = 0, n_methods = 0, n_seeds = 3, rc = 0;
+    int n_sets = 0, n_msets = 0, n_fsets = 0, n_methods = 0, n_seeds = 3, rc = 0;
     run_result *res = NULL;
     compare_state c = {0};
-    if (!sets || !msets) {
-        free(sets), free(msets);
+    if (!sets || !msets || !fsets) {
+        free(sets), free(msets), free(fsets);
         return EX_SOFTWARE_;
     }
     for (int i = 1; i < argc; i++) {
@@ -221,6 +240,14 @@ int cmd_compare(int argc, char **argv) {
         }
         i++;
         if (!strcmp(s, "--set")) sets[n_sets++] = (char *)v;
+        else if (!strcmp(s, "--set-for")) {
+            const char *colon = strchr(v, ':'), *eq = strchr(v, '=');
+            if (!colon || !eq || eq < colon || colon == v || eq == colon + 1) {
+                rc = cli_usage_error("compare", "--set-for '%s': give METHOD:key=value, e.g. phyll:batch=512", v);
+                goto done;
+            }
+            fsets[n_fsets++] = (char *)v;
+        }
         else if (!strcmp(s, "--out")) out = v;
         else if (!strcmp(s, "--method-set")) {
             const char *dot = strchr(v, '.'), *eq = strchr(v, '=');
@@ -293,6 +320,14 @@ int cmd_compare(int argc, char **argv) {
             goto done;
         }
     }
+    for (int i = 0; i < n_fsets; i++) {
+        int known = 0;
+        for (int m = 0; m < n_methods; m++) known |= entry_for(fsets[i], methods[m], ':');
+        if (!known) {
+            rc = cli_usage_error("compare", "--set-for %s: not one of the methods compared (%s)", fsets[i], methods_list);
+            goto done;
+        }
+    }
     char dir[PNN_PATH_MAX + 1], config_dir[PNN_PATH_MAX + 1];
     pnn_status st = cli_dirname(config, config_dir, sizeof config_dir);
     if (st == PNN_OK && out) st = pnn_path_format(dir, sizeof dir, "%s", out);
@@ -326,7 +361,7 @@ int cmd_compare(int argc, char **argv) {
             r->seed = seeds[k];
             pnn_cfg *cfg = NULL;
             pnn_trainer *tr = NULL;
-            st = run_config(config, sets, n_sets, methods[m], msets, n_msets, seeds[k], &cfg);
+            st = run_config(config, sets, n_sets, fsets, n_fsets, methods[m], msets, n_msets, seeds[k], &cfg);
             if (st == PNN_OK) st = pnn_trainer_create(cfg, config_dir, &tr);
             if (st == PNN_OK) {
                 c.tr = tr, c.method = methods[m], c.seed = seeds[k], c.run = n;
@@ -350,7 +385,7 @@ int cmd_compare(int argc, char **argv) {
             pnn_trainer_free(tr);
         }
     if (c.grow_failed) fprintf(stderr, "compare: out of memory for the curves; curves.csv is incomplete\n");
-    st = write_tables(dir, config, res, n, methods, n_methods, c.curve, c.n_curve);
+    st = write_tables(dir, config, res, n, methods, n_methods, c.curve, c.n_curve, fsets, n_fsets);
     if (st != PNN_OK) {
         rc = cli_fail("compare", st);
         goto done;
@@ -369,5 +404,6 @@ done:
     free(res);
     free(sets);
     free(msets);
+    free(fsets);
     return rc;
 }

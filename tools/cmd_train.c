@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -188,6 +189,9 @@ int cmd_train(int argc, char **argv) {
             time_t now = time(NULL);
             strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
             st = pnn_path_format(run_dir, sizeof run_dir, "runs/%.*s-%s", (int)len, base, stamp);
+            /* two runs started in the same second get -2, -3, ... rather than a refusal */
+            for (int k = 2; st == PNN_OK && k < 1000 && access(run_dir, F_OK) == 0; k++)
+                st = pnn_path_format(run_dir, sizeof run_dir, "runs/%.*s-%s-%d", (int)len, base, stamp, k);
         }
         if (st == PNN_OK) st = pnn_comm_bcast(comm, run_dir, sizeof run_dir, 0);
         if (st != PNN_OK) {
