@@ -349,6 +349,58 @@ START_TEST(phyll_fixed_trains_the_blocks_only) {
 }
 END_TEST
 
+/* physical: spsa estimates the same control gradient from device passes alone: on an ideal
+ * device, its step of the controls (plain SGD) points along the twin variant's, with the same size,
+ * and costs 4 device passes per perturbation beyond the 2 of the block. */
+static float *phyll_controls_step(const char *physical, int64_t b, uint64_t *calls) {
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml,
+             "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\n"
+             "network:\n"
+             "  - {kind: pad, before: 8}\n"
+             "  - {kind: skip, name: h}\n"
+             "  - {kind: normalize, abs: true}\n"
+             "  - {kind: physical, name: osc, device: 'sim:oscillator?n=20&nt=4&seed=3&noise=0&mismatch=0'}\n"
+             "  - {kind: concat_skip, from: h}\n"
+             "  - {kind: linear, name: z, out: 6}\n"
+             "batch: %lld\nepochs: 1\nseed: 4\noptimizer: {kind: sgd, lr: 1, momentum: 0}\n"
+             "method: {kind: phyll, inner_steps: 1, %s}\n",
+             PNN_SOURCE_DIR, (long long)b, physical);
+    pnn_trainer *tr;
+    ck_assert_msg(pnn_trainer_create(pnn_test_parse(yaml), ".", &tr) == PNN_OK, "%s", pnn_last_error());
+    int64_t idx[64], n = pnn_network_param(tr->net, "osc.C")->value.numel + pnn_network_param(tr->net, "osc.e")->value.numel;
+    for (int64_t i = 0; i < b; i++) idx[i] = i;
+    int64_t np = pnn_dp_param_floats(tr->net);
+    float *before = malloc((size_t)np * sizeof(float)), *after = malloc((size_t)n * sizeof(float));
+    ck_assert_int_eq(pnn_dp_pack(tr->net, 0, before), PNN_OK); /* the controls come first */
+    double loss, acc;
+    ck_assert_msg(pnn_trainer_step(tr, idx, b, &loss, &acc) == PNN_OK, "%s", pnn_last_error());
+    float *all = malloc((size_t)np * sizeof(float));
+    ck_assert_int_eq(pnn_dp_pack(tr->net, 0, all), PNN_OK);
+    for (int64_t i = 0; i < n; i++) after[i] = before[i] - all[i];
+    *calls = tr->devices[0]->calls;
+    free(before), free(all);
+    pnn_trainer_free(tr);
+    return after; /* the step, lr 1: the gradient */
+}
+
+START_TEST(phyll_spsa_controls_follow_the_twin_gradient) {
+    uint64_t calls_twin, calls_spsa;
+    int64_t n = 420;
+    float *g = phyll_controls_step("physical: twin", 24, &calls_twin);
+    float *e = phyll_controls_step("physical: spsa, perturbations: 3000, c: 0.001", 24, &calls_spsa);
+    ck_assert_int_eq(calls_twin, 2);
+    ck_assert_int_eq(calls_spsa, 2 + 4 * 3000);
+    double dot = 0, gg = 0, ee = 0;
+    for (int64_t i = 0; i < n; i++) dot += (double)g[i] * e[i], gg += (double)g[i] * g[i], ee += (double)e[i] * e[i];
+    double cosine = dot / sqrt(gg * ee), ratio = sqrt(ee / gg);
+    measured("phyll_spsa_3000_cosine_to_twin_gradient", cosine, "at least", 0.9);
+    measured("phyll_spsa_3000_norm_ratio", ratio, "within 0.25 of", 1.0);
+    ck_assert_msg(cosine >= 0.9 && fabs(ratio - 1) <= 0.25, "cosine %g, norm ratio %g", cosine, ratio);
+    free(g), free(e);
+}
+END_TEST
+
 /* The networks phyll cannot run, each refused at the start with what to change. */
 START_TEST(phyll_network_errors) {
     char yaml[2048];
@@ -358,7 +410,8 @@ START_TEST(phyll_network_errors) {
         {"  - {kind: pad, before: 8}\n  - {kind: linear, out: 7}\n  - {kind: tanh}\n", "phyll", "come after the last block"},
         {"  - {kind: pad, before: 8}\n  - {kind: tanh}\n", "phyll", "no digital layer with parameters"},
         {"  - {kind: linear, out: 7}\n", "{kind: phyll, embed: replace, inner_steps: 2}", "!"},
-        {"  - {kind: pad, before: 8}\n  - {kind: linear, out: 7}\n", "{kind: phyll, physical: spsa}", "physical is 'spsa'"},
+        {"  - {kind: pad, before: 8}\n  - {kind: linear, out: 7}\n", "{kind: phyll, physical: some}", "physical is 'some'"},
+        {"  - {kind: pad, before: 8}\n  - {kind: linear, out: 7}\n", "{kind: phyll, c: 0.1}", "are for physical: spsa"},
         {"  - {kind: pad, before: 8}\n  - {kind: linear, out: 7}\n", "{kind: phyll, embed: over}", "embed is 'over'"},
         {"  - {kind: pad, before: 8}\n  - {kind: linear, out: 7}\n", "{kind: phyll, inner_steps: 0}", "inner_steps"},
         {"  - {kind: skip, name: a}\n  - {kind: concat_skip, from: b}\n  - {kind: linear, out: 7}\n", "pat",
@@ -426,6 +479,7 @@ Suite *methods_suite(void) {
     tcase_add_test(tc, method_config_errors);
     tcase_add_test(tc, phyll_step_follows_the_local_loss_gradient);
     tcase_add_test(tc, phyll_fixed_trains_the_blocks_only);
+    tcase_add_test(tc, phyll_spsa_controls_follow_the_twin_gradient);
     tcase_add_test(tc, phyll_network_errors);
     suite_add_tcase(s, tc);
     return s;

@@ -101,8 +101,8 @@ static int entry_for(const char *entry, const char *method, char sep) {
     return !strncmp(entry, method, n) && entry[n] == sep;
 }
 
-/* The config for one run: the file, --set, the method's --set-for keys, then the method (with its
- * --method-set keys) and the seed. */
+/* The config for one run: the file, --set, the method's --set-for keys, then the method (the
+ * config's own map when it is this method's, with the --method-set keys) and the seed. */
 static pnn_status run_config(const char *path, char **sets, int n_sets, char **fsets, int n_fsets, const char *method,
                              char **msets, int n_msets, uint64_t seed, pnn_cfg **cfg) {
     char spec[1024], assign[1200];
@@ -122,8 +122,20 @@ static pnn_status run_config(const char *path, char **sets, int n_sets, char **f
             st = pnn_cfg_set(*cfg, fsets[i] + strlen(method) + 1);
             if (st != PNN_OK) pnn_error_prefix(st, "--set-for %s: ", fsets[i]);
         }
-    snprintf(assign, sizeof assign, "method=%s", spec);
-    if (st == PNN_OK) st = pnn_cfg_set(*cfg, assign);
+    /* a config whose method map is this method keeps its keys (e.g. phyll's embed), and the
+     * --method-set keys go over them */
+    const pnn_cfg *mnode = pnn_cfg_get(*cfg, "method");
+    const char *kind = pnn_cfg_type_of(mnode) == PNN_CFG_MAP ? pnn_cfg_scalar(pnn_cfg_get(mnode, "kind")) : NULL;
+    if (kind && !strcmp(kind, method)) {
+        for (int i = 0; st == PNN_OK && i < n_msets; i++)
+            if (entry_for(msets[i], method, '.')) {
+                snprintf(assign, sizeof assign, "method.%s", msets[i] + mlen + 1);
+                st = pnn_cfg_set(*cfg, assign);
+            }
+    } else {
+        snprintf(assign, sizeof assign, "method=%s", spec);
+        if (st == PNN_OK) st = pnn_cfg_set(*cfg, assign);
+    }
     if (st == PNN_OK) {
         snprintf(assign, sizeof assign, "seed=%llu", (unsigned long long)seed);
         st = pnn_cfg_set(*cfg, assign);

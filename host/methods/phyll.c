@@ -52,7 +52,9 @@
 typedef struct phyll_state {
     int64_t inner;
     double threshold, lr;       /* lr < 0: the trainer's optimizer's */
-    int train_physical;         /* physical: twin */
+    int train_physical;         /* physical: twin (1) or spsa (2); fixed 0 */
+    int64_t spsa_k;             /* physical: spsa: perturbations per block and batch */
+    double spsa_c;
     int embed_replace;          /* embed: replace */
     /* found by prepare */
     int prepared;
@@ -61,6 +63,11 @@ typedef struct phyll_state {
     int64_t d[PHYLL_MAX_BLOCKS];
     float *p[PHYLL_MAX_BLOCKS]; /* host, d[k] each: the unit goodness vectors */
     pnn_optimizer *opt_w[PHYLL_MAX_BLOCKS], *opt_theta[PHYLL_MAX_BLOCKS];
+    pnn_param *theta[PHYLL_MAX_BLOCKS][64];     /* the block's physical controls */
+    int n_theta[PHYLL_MAX_BLOCKS];
+    float *t0, *tp, *delta;     /* host, per spsa estimate: controls, controls + c delta as run, delta */
+    double *tg;
+    int64_t cap_theta;
     int classes;
     pnn_tensor h[2], dz[2];     /* backend: block inputs (positive, negative), z gradients */
     float *buf, *zbuf[2];       /* host scratch */
@@ -87,6 +94,7 @@ static void phyll_destroy(void *state) {
         free(s->wv[i]);
     }
     free(s->buf);
+    free(s->t0), free(s->tp), free(s->delta), free(s->tg);
     free(s->gl);
     free(s->neg);
     free(s);
@@ -98,18 +106,27 @@ static pnn_status phyll_create(const pnn_cfg *spec, void **state) {
     s->inner = 10;
     s->threshold = 4.0;
     s->lr = -1.0;
+    s->spsa_k = 1;
+    s->spsa_c = 0.01;
     if (spec) {
-        static const char *const keys[] = {"kind", "inner_steps", "threshold", "lr", "physical", "embed", NULL};
+        static const char *const keys[] = {"kind", "inner_steps", "threshold", "lr", "physical", "embed",
+                                           "perturbations", "c", NULL};
         const char *phys = "fixed", *embed = "pad";
         pnn_status st = pnn_cfg_check_keys(spec, keys, "method phyll");
         if (st == PNN_OK) st = pnn_cfg_int(spec, "inner_steps", 0, 10, 1, 1 << 16, &s->inner);
         if (st == PNN_OK) st = pnn_cfg_float(spec, "threshold", 0, 4.0, 1e-6, 1e6, &s->threshold);
         if (st == PNN_OK) st = pnn_cfg_float(spec, "lr", 0, -1.0, 0.0, 1e3, &s->lr);
         if (st == PNN_OK) st = pnn_cfg_str(spec, "physical", 0, "fixed", &phys);
-        if (st == PNN_OK && strcmp(phys, "fixed") && strcmp(phys, "twin"))
+        if (st == PNN_OK && strcmp(phys, "fixed") && strcmp(phys, "twin") && strcmp(phys, "spsa"))
             st = PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: method phyll: physical is '%s'; expected fixed (the controls stay as "
-                           "initialised, as in PhyLL) or twin (they learn the block's local loss through the twin)",
+                           "initialised, as in PhyLL), twin (they learn the block's local loss through the twin) or "
+                           "spsa (they learn it from device passes alone)",
                            pnn_cfg_source(spec), pnn_cfg_line(pnn_cfg_get(spec, "physical")), phys);
+        if (st == PNN_OK) st = pnn_cfg_int(spec, "perturbations", 0, 1, 1, 1 << 16, &s->spsa_k);
+        if (st == PNN_OK) st = pnn_cfg_float(spec, "c", 0, 0.01, 1e-8, 1e3, &s->spsa_c);
+        if (st == PNN_OK && strcmp(phys, "spsa") && (pnn_cfg_get(spec, "perturbations") || pnn_cfg_get(spec, "c")))
+            st = PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: method phyll: perturbations and c are for physical: spsa, and "
+                           "physical is %s", pnn_cfg_source(spec), pnn_cfg_line(spec), phys);
         if (st == PNN_OK) st = pnn_cfg_str(spec, "embed", 0, "pad", &embed);
         if (st == PNN_OK && strcmp(embed, "pad") && strcmp(embed, "replace"))
             st = PNN_ERROR(PNN_ERR_CONFIG, "%s:%d: method phyll: embed is '%s'; expected pad (the label goes into the "
@@ -119,7 +136,7 @@ static pnn_status phyll_create(const pnn_cfg *spec, void **state) {
             free(s);
             return st;
         }
-        s->train_physical = !strcmp(phys, "twin");
+        s->train_physical = !strcmp(phys, "twin") ? 1 : !strcmp(phys, "spsa") ? 2 : 0;
         s->embed_replace = !strcmp(embed, "replace");
     }
     *state = s;
@@ -196,14 +213,28 @@ static pnn_status phyll_prepare(pnn_trainer *tr) {
         for (int j = 0; j < end->n_params && nw < 8; j++) wp[nw++] = &end->params[j];
         PNN_TRY(pnn_optimizer_create(&oc, wp, nw, &s->opt_w[k]));
         if (s->train_physical && s->has_physical[k]) {
-            pnn_param *tp[64];
             int nt = 0;
+            int64_t floats = 0;
             for (int j = s->first[k]; j < s->last[k]; j++) {
                 pnn_layer *l = net->layers[j];
-                for (int q = 0; q < l->n_params && nt < 64; q++) tp[nt++] = &l->params[q];
+                for (int q = 0; q < l->n_params; q++) {
+                    if (nt == 64)
+                        return PNN_ERROR(PNN_ERR_CONFIG, "%s: method phyll: block %d has more than 64 parameter "
+                                         "tensors before its z layer", src, k);
+                    s->theta[k][nt++] = &l->params[q];
+                    floats += l->params[q].value.numel;
+                }
             }
-            if (nt) PNN_TRY(pnn_optimizer_create(&oc, tp, nt, &s->opt_theta[k]));
+            s->n_theta[k] = nt;
+            if (floats > s->cap_theta) s->cap_theta = floats;
+            if (nt) PNN_TRY(pnn_optimizer_create(&oc, s->theta[k], nt, &s->opt_theta[k]));
         }
+    }
+    if (s->train_physical == 2 && s->cap_theta) {
+        size_t n = (size_t)s->cap_theta;
+        s->t0 = malloc(n * sizeof(float)), s->tp = malloc(n * sizeof(float)), s->delta = malloc(n * sizeof(float));
+        s->tg = malloc(n * sizeof(double));
+        if (!s->t0 || !s->tp || !s->delta || !s->tg) return PNN_ERROR(PNN_ERR_NOMEM, "method phyll: out of memory");
     }
     for (int i = 0; i < 2; i++) {
         s->h[i].backend = s->dz[i].backend = tr->be;
@@ -300,6 +331,75 @@ static void goodness(const float *z, int64_t rows, int64_t d, const float *p, do
 static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 static double sigmoid(double x) { return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x)); }
 
+/* The block's local loss (the sum over rows over b_global) at the current parameters, from a
+ * device pass of its positive and one of its negative rows. */
+static pnn_status block_loss(pnn_trainer *tr, phyll_state *s, int k, int64_t rows, int64_t b_global, double *loss) {
+    int64_t d = s->d[k];
+    for (int q = 0; q < 2; q++) {
+        const pnn_tensor *z;
+        PNN_TRY(pnn_network_forward_block(tr->net, q, s->first[k], s->last[k], &s->h[q], PNN_PASS_EVAL_DEVICE, &z));
+        PNN_TRY(pnn_tensor_to_host(z, s->zbuf[q], rows * d));
+        goodness(s->zbuf[q], rows, d, s->p[k], s->gv[q], NULL, NULL);
+    }
+    *loss = 0;
+    for (int64_t r = 0; r < rows; r++) *loss += softplus(-s->threshold * (s->gv[0][r] - s->gv[1][r])) / (double)b_global;
+    return PNN_OK;
+}
+
+/* Copies the block's controls to host buf (to_host) or from it. */
+static pnn_status controls_io(phyll_state *s, int k, float *buf, int to_host) {
+    int64_t off = 0;
+    for (int i = 0; i < s->n_theta[k]; i++) {
+        pnn_tensor *v = &s->theta[k][i]->value;
+        PNN_TRY(to_host ? pnn_tensor_to_host(v, buf + off, v->numel) : pnn_tensor_from_host(v, buf + off, v->numel));
+        off += v->numel;
+    }
+    return PNN_OK;
+}
+
+/* physical: spsa: the block's controls take one optimizer step along the simultaneous-perturbation
+ * estimate of its local loss's gradient (the z layer as it stands), from 4 device passes per
+ * perturbation (positive and negative rows at theta + c delta and theta - c delta); the estimate
+ * uses the perturbation the devices really got (a device that bounds its controls projects them). */
+static pnn_status spsa_controls(pnn_trainer *tr, phyll_state *s, int k, int64_t rows, int64_t b_global) {
+    int64_t p = 0;
+    for (int i = 0; i < s->n_theta[k]; i++) p += s->theta[k][i]->value.numel;
+    PNN_TRY(controls_io(s, k, s->t0, 1));
+    for (int64_t j = 0; j < p; j++) s->tg[j] = 0;
+    uint64_t stream = pnn_rng_stream("method.phyll.spsa", (uint64_t)tr->global_step * PHYLL_MAX_BLOCKS + (uint64_t)k);
+    pnn_status st = PNN_OK;
+    for (int64_t e = 0; st == PNN_OK && e < s->spsa_k; e++) {
+        pnn_rng_uniform(tr->opt.seed, stream, (uint64_t)(e * p), p, s->delta);
+        double lp = 0, lm = 0;
+        for (int64_t j = 0; j < p; j++) {
+            s->delta[j] = s->delta[j] < 0.5f ? -1.0f : 1.0f;
+            s->tp[j] = s->t0[j] + (float)s->spsa_c * s->delta[j];
+        }
+        st = controls_io(s, k, s->tp, 0);
+        if (st == PNN_OK) st = block_loss(tr, s, k, rows, b_global, &lp);
+        if (st == PNN_OK) st = controls_io(s, k, s->tp, 1); /* as the devices got them */
+        for (int64_t j = 0; st == PNN_OK && j < p; j++) s->delta[j] = s->t0[j] - (float)s->spsa_c * s->delta[j];
+        if (st == PNN_OK) st = controls_io(s, k, s->delta, 0);
+        if (st == PNN_OK) st = block_loss(tr, s, k, rows, b_global, &lm);
+        if (st == PNN_OK) st = controls_io(s, k, s->delta, 1);
+        for (int64_t j = 0; st == PNN_OK && j < p; j++)
+            s->tg[j] += (lp - lm) / (2.0 * s->spsa_c * (double)s->spsa_k) *
+                        (((double)s->tp[j] - s->delta[j]) / (2.0 * s->spsa_c));
+    }
+    pnn_status put = controls_io(s, k, s->t0, 0);
+    PNN_TRY(st);
+    PNN_TRY(put);
+    int64_t off = 0;
+    for (int i = 0; i < s->n_theta[k]; i++) {
+        pnn_tensor *g = &s->theta[k][i]->grad;
+        for (int64_t j = 0; j < g->numel; j++) s->tp[j] = (float)s->tg[off + j];
+        PNN_TRY(pnn_tensor_from_host(g, s->tp, g->numel));
+        off += g->numel;
+    }
+    pnn_optimizer_set_step_count(s->opt_theta[k], tr->global_step);
+    return pnn_optimizer_step(s->opt_theta[k]);
+}
+
 static pnn_status phyll_gradient(pnn_trainer *tr, int64_t row0, int64_t rows, int64_t b_global,
                                  pnn_schedule_stats *stats) {
     phyll_state *s = tr->method_state;
@@ -335,10 +435,11 @@ static pnn_status phyll_gradient(pnn_trainer *tr, int64_t row0, int64_t rows, in
     for (int64_t r = 0; r < rows; r++) s->gsum[0][r] = s->gsum[1][r] = 0;
     double *g[2] = {s->gv[0], s->gv[1]}, *w[2] = {s->wv[0], s->wv[1]};
     double loss_sum = 0;
-    pnn_pass pre_pass = s->train_physical ? PNN_PASS_TRAIN_PAT : PNN_PASS_EVAL_DEVICE;
+    pnn_pass pre_pass = s->train_physical == 1 ? PNN_PASS_TRAIN_PAT : PNN_PASS_EVAL_DEVICE;
     for (int k = 0; k < s->n_blocks; k++) {
         int first = s->first[k], last = s->last[k];
-        int local_theta = s->opt_theta[k] != NULL;
+        int local_theta = s->opt_theta[k] != NULL && s->train_physical == 1;
+        if (s->opt_theta[k] && s->train_physical == 2) PNN_TRY(spsa_controls(tr, s, k, rows, b_global));
         int64_t d = s->d[k];
         double block_loss = 0;
         for (int64_t i = 0; i < s->inner; i++) {

@@ -38,5 +38,18 @@ expect 64 "not a key of the methods compared" -- "$pnn" compare "$cfg" --methods
 expect 66 "" -- "$pnn" compare "$tmp/none.yaml" --out "$tmp/b5"
 expect 78 "perturbation" -- "$pnn" compare "$cfg" --methods spsa --seeds 1 --set epochs=1 \
   --method-set spsa.perturbation=3 --out "$tmp/b6"
-[ ! -e "$tmp/b1" ] && [ ! -e "$tmp/b5" ] && ok || bad "a refused start left files"
+# --set-for sets a key for one method's runs (and compare.md lists it); the config's own method map
+# keeps its keys when it is the method compared (a bad one shows it is read), under --method-set's
+ph=$src/examples/vowels-oscillator-phyll.yaml
+expect 0 "" -- "$pnn" compare "$ph" --methods phyll,pat --seeds 1 --set epochs=2 --set network.10.out=7 \
+  --set-for pat:batch=16 --out "$tmp/sf"
+grep -q "Settings of one method (--set-for): pat:batch=16" "$tmp/sf/compare.md" && grep -q "| phyll | 1 |" "$tmp/sf/compare.md" \
+  && grep -q "| pat | 1 |" "$tmp/sf/compare.md" && ok || bad "--set-for: $(cat "$tmp/sf/compare.md")"
+expect 78 "embed is 'sideways'" -- "$pnn" compare "$ph" --methods phyll --seeds 1 --set epochs=1 \
+  --set 'method={kind: phyll, embed: sideways}' --out "$tmp/b7"
+expect 0 "" -- "$pnn" compare "$ph" --methods phyll --seeds 1 --set epochs=1 \
+  --set 'method={kind: phyll, embed: sideways}' --method-set phyll.embed=pad --out "$tmp/b8"
+expect 64 "not one of the methods compared" -- "$pnn" compare "$cfg" --methods pat --set-for spsa:batch=4 --out "$tmp/b9"
+expect 64 "give METHOD:key=value" -- "$pnn" compare "$cfg" --methods pat --set-for pat.batch=4 --out "$tmp/b10"
+[ ! -e "$tmp/b1" ] && [ ! -e "$tmp/b5" ] && [ ! -e "$tmp/b9" ] && ok || bad "a refused start left files"
 finish
