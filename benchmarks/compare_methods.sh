@@ -7,10 +7,12 @@
 #          (phyll with PhyLL's settings, full batches of lr 5e-4 for 200 epochs; the others with
 #          the oscillator example's, batches of 16 at lr 0.01 for 60 epochs); (3) the digital
 #          baselines: vowels-linear and vowels-mlp by backpropagation, and PhyLL without its
-#          physical layer (benchmarks/configs/vowels-phyll-digital.yaml).
+#          physical layer (benchmarks/configs/vowels-phyll-digital.yaml); (4) the same five on the
+#          circuit's blocks (benchmarks/configs/vowels-circuit-phyll.yaml); (5) phyll with its
+#          controls trained (physical: twin, physical: spsa).
 #  fmnist: Fashion-MNIST on a data limit (3,200 training and 1,000 test images, 1 epoch, 3 seeds):
 #          all five methods on examples/fmnist-oscillator-phyll.yaml with its last block giving
-#          the 10 class scores, and phyll without devices
+#          the 10 class scores, phyll with physical: twin, and phyll without devices
 #          (benchmarks/configs/fmnist-phyll-digital.yaml). The reference network's comparison
 #          (examples/fmnist-oscillator.yaml: pat, insilico, spsa) is TASK fmnist-reference.
 # Writes benchmarks/results/compare-<config>-<date>/{compare.md,compare.csv,curves.csv,compare.png}.
@@ -46,6 +48,13 @@ case $task in
     # shellcheck disable=SC2046
     compare vowels-oscillator-blocks examples/vowels-oscillator-phyll.yaml 5 phyll,pat,insilico,dfa,spsa \
       --set network.10.out=7 $(example_settings 16 60 0.01) "$@"
+    compare vowels-circuit-blocks benchmarks/configs/vowels-circuit-phyll.yaml 5 phyll,pat,insilico,dfa,spsa \
+      --set network.10.out=7 $(example_settings 16 60 0.01) "$@"
+    # phyll's controls trained too: through the twin, and from device passes alone
+    compare vowels-oscillator-blocks-phyll-twin examples/vowels-oscillator-phyll.yaml 5 phyll \
+      --method-set phyll.physical=twin "$@"
+    compare vowels-oscillator-blocks-phyll-spsa examples/vowels-oscillator-phyll.yaml 5 phyll \
+      --method-set phyll.physical=spsa "$@"
     compare vowels-linear examples/vowels-linear.yaml 5 pat "$@"
     compare vowels-mlp examples/vowels-mlp.yaml 5 pat "$@"
     compare vowels-phyll-digital benchmarks/configs/vowels-phyll-digital.yaml 5 phyll "$@"
@@ -54,6 +63,8 @@ case $task in
     lim=(--set data.limit_train=3200 --set data.limit_test=1000 --set epochs=1)
     compare fmnist-oscillator-blocks examples/fmnist-oscillator-phyll.yaml 3 phyll,pat,insilico,dfa,spsa \
       --set network.10.out=10 "${lim[@]}" "$@"
+    compare fmnist-oscillator-blocks-phyll-twin examples/fmnist-oscillator-phyll.yaml 3 phyll \
+      --method-set phyll.physical=twin "${lim[@]}" "$@"
     compare fmnist-phyll-digital benchmarks/configs/fmnist-phyll-digital.yaml 3 phyll "${lim[@]}" "$@"
     ;;
   fmnist-reference)
