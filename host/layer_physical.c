@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "pnn/clock.h"
+#include "pnn/config.h"
 #include "pnn/layer.h"
 #include "pnn/rng.h"
 #include "pnn/twin.h"
@@ -28,7 +29,8 @@ typedef struct phys_layer {
     pnn_device *copies[PNN_LAYER_MAX_COPIES];
     int n_copies;
     uint64_t rr;
-    pnn_twin *twin;
+    pnn_twin *twin;           /* NULL with twin: none (the device alone: evaluation and model-free methods) */
+    uint64_t no_twin_calls;   /* twin: none: stands in for the twin's call counter (always 0) */
     int oracle;               /* twin_noise: oracle (the twin is fed the simulator's own draws) */
     int estimate;             /* twin_noise: estimate (the noise estimated from the device's output) */
     pnn_tensor est_r, est_g, est_y2, est_n2; /* estimate: residual, gradient, probe output and input */
@@ -154,6 +156,11 @@ static pnn_status phys_forward_begin(pnn_layer *l, const pnn_tensor *x, pnn_pass
     if (s->in_flight)
         return PNN_ERROR(PNN_ERR_INVALID, "layer '%s': slot %d already has a forward in flight", l->name, slot);
     s->twin_done = 0;
+    if (!p->twin && pass != PNN_PASS_EVAL_DEVICE)
+        return PNN_ERROR(PNN_ERR_UNSUPPORTED, "layer '%s' has no twin (twin: none) and runs on its device alone, but "
+                         "this pass needs one (%s); train it with a method that needs no twin (spsa, phyll) or give "
+                         "it a twin", l->name, pass == PNN_PASS_TRAIN_PAT ? "a PAT forward tapes the twin"
+                                                                         : "it runs the twin");
     if (!uses_device(pass)) return PNN_OK; /* the twin runs in forward_end */
     const pnn_tensor *xf;
     PNN_TRY(phys_full_input(l, x, slot, &xf));
@@ -202,7 +209,7 @@ static pnn_status phys_forward_end(pnn_layer *l, const pnn_tensor *x, pnn_tensor
             if (p->estimate) PNN_TRY(estimate_noise(l, xf, &s->y_dev, slot));
             else PNN_TRY(twin_forward(l, xf, pass, slot, first_call));
         }
-        if (pass == PNN_PASS_TRAIN_PAT && p->twin->iface->observe) {
+        if (pass == PNN_PASS_TRAIN_PAT && p->twin && p->twin->iface->observe) {
             /* a learned twin keeps what the device answered, to refine itself on */
             const pnn_tensor *xf;
             PNN_TRY(phys_full_input(l, x, slot, &xf));
@@ -210,6 +217,9 @@ static pnn_status phys_forward_end(pnn_layer *l, const pnn_tensor *x, pnn_tensor
         }
     } else {
         const pnn_tensor *xf;
+        if (!p->twin)
+            return PNN_ERROR(PNN_ERR_UNSUPPORTED, "layer '%s' has no twin (twin: none): it runs on its device alone",
+                             l->name);
         PNN_TRY(phys_full_input(l, x, slot, &xf));
         PNN_TRY(twin_forward(l, xf, pass, slot, 0));
     }
@@ -257,6 +267,9 @@ static pnn_status phys_backward(pnn_layer *l, const pnn_tensor *x, const pnn_ten
             dx_full = &p->dx_full;
         }
     }
+    if (!p->twin)
+        return PNN_ERROR(PNN_ERR_UNSUPPORTED, "layer '%s' has no twin (twin: none), and a backward pass runs through "
+                         "the twin; train it with a method that needs no twin (spsa, phyll)", l->name);
     PNN_TRY(p->twin->iface->vjp(p->twin, p->theta, dy_full, dx_full, p->dtheta, slot));
     if (dx && dx_full != dx)
         l->be->iface->copy2d(l->be->ctx, dx->data, pnn_tensor_cols(dx), dx_full->data, xd,
@@ -272,7 +285,7 @@ static void phys_params_changed(pnn_layer *l) {
     const float *range = p->dev->info.theta_range;
     if (range[0] > -PNN_THETA_UNBOUNDED || range[1] < PNN_THETA_UNBOUNDED)
         l->be->iface->clamp(l->be->ctx, p->dev->info.theta_dim, range[0], range[1], p->theta);
-    pnn_twin_theta_changed(p->twin);
+    if (p->twin) pnn_twin_theta_changed(p->twin);
 }
 
 static void phys_destroy(pnn_layer *l) {
@@ -311,6 +324,12 @@ static const pnn_layer_i phys_iface = {
 
 pnn_device *pnn_layer_physical_device(const pnn_layer *l) {
     return l->iface == &phys_iface ? ((const phys_layer *)l->impl)->dev : NULL;
+}
+
+uint64_t *pnn_layer_physical_twin_calls(pnn_layer *l) {
+    if (l->iface != &phys_iface) return NULL;
+    phys_layer *p = l->impl;
+    return p->twin ? &p->twin->calls : &p->no_twin_calls;
 }
 
 pnn_twin *pnn_layer_physical_twin(const pnn_layer *l) {
@@ -395,6 +414,30 @@ static pnn_status add_theta_param(pnn_layer *l, const pnn_theta_part *part, int6
     return PNN_OK;
 }
 
+/* twin: none: the controls start where the system's analytic twin would start them, when pnn has
+ * one (the same values as with the twin); otherwise uniform in the device's theta_range cut to
+ * [-1, 1], from (seed, name). */
+static pnn_status init_theta_without_twin(pnn_device *dev, const pnn_backend *be, uint64_t seed, const char *name,
+                                          float *theta) {
+    pnn_twin *tw = NULL;
+    if (pnn_twin_create("analytic", dev, -1.0, &tw) == PNN_OK) {
+        pnn_status st = tw->iface->init_theta(tw, seed, pnn_rng_stream(name, 0), theta);
+        pnn_twin_free(tw);
+        return st;
+    }
+    int64_t n = dev->info.theta_dim;
+    float *h = malloc((size_t)(n ? n : 1) * sizeof(float));
+    if (!h) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory for the controls of '%s'", name);
+    float lo = dev->info.theta_range[0] > -1.0f ? dev->info.theta_range[0] : -1.0f;
+    float hi = dev->info.theta_range[1] < 1.0f ? dev->info.theta_range[1] : 1.0f;
+    pnn_rng_uniform(seed, pnn_rng_stream(name, 0), 0, n, h);
+    for (int64_t i = 0; i < n; i++) h[i] = lo + (hi - lo) * h[i];
+    be->iface->from_host(be->ctx, theta, h, (size_t)n * sizeof(float));
+    free(h);
+    pnn_error_clear();
+    return PNN_OK;
+}
+
 /* twin_cfg (a config node) when given, else twin_kind (a spec string) */
 static pnn_status physical(pnn_layer **out, const pnn_backend *be, const char *name, const char *const *uris,
                            int n_uris, const char *twin_kind, const pnn_cfg *twin_cfg, double twin_noise,
@@ -437,11 +480,25 @@ static pnn_status physical(pnn_layer **out, const pnn_backend *be, const char *n
     /* estimate: the twin models the nominal noise (in silico passes draw it) and takes the
      * estimated one from the layer in PAT; a kind that cannot take input noise refuses it */
     double tn = twin_noise;
-    st = twin_cfg ? pnn_twin_create_cfg(twin_cfg, p->dev, tn, &p->twin)
-                  : pnn_twin_create(twin_kind ? twin_kind : "analytic", p->dev, tn, &p->twin);
-    if (st != PNN_OK) {
-        pnn_error_prefix(st, "layer '%s': ", name);
+    const char *scalar = twin_cfg ? pnn_cfg_scalar(twin_cfg) : twin_kind;
+    int no_twin = scalar && !strcmp(scalar, "none");
+    if (no_twin && (twin_noise == PNN_TWIN_NOISE_ORACLE || twin_noise == PNN_TWIN_NOISE_ESTIMATE || twin_noise >= 0)) {
+        st = PNN_ERROR(PNN_ERR_CONFIG, "layer '%s': twin_noise is the noise its twin models, and it has none (twin: "
+                       "none); drop twin_noise", name);
         goto fail;
+    }
+    if (!no_twin) {
+        st = twin_cfg ? pnn_twin_create_cfg(twin_cfg, p->dev, tn, &p->twin)
+                      : pnn_twin_create(twin_kind ? twin_kind : "analytic", p->dev, tn, &p->twin);
+        if (st != PNN_OK) {
+            char why[1024];
+            snprintf(why, sizeof why, "%s", pnn_last_error());
+            st = st == PNN_ERR_UNSUPPORTED
+                     ? PNN_ERROR(st, "layer '%s': %s; a device without a twin still trains, with twin: none and a "
+                                 "method that needs none (spsa, phyll)", name, why)
+                     : PNN_ERROR(st, "layer '%s': %s", name, why);
+            goto fail;
+        }
     }
     p->oracle = twin_noise == PNN_TWIN_NOISE_ORACLE;
     p->estimate = twin_noise == PNN_TWIN_NOISE_ESTIMATE;
@@ -472,7 +529,8 @@ static pnn_status physical(pnn_layer **out, const pnn_backend *be, const char *n
             goto fail;
         }
     }
-    PNN_GOTO(p->twin->iface->init_theta(p->twin, seed, pnn_rng_stream(name, 0), p->theta));
+    if (p->twin) PNN_GOTO(p->twin->iface->init_theta(p->twin, seed, pnn_rng_stream(name, 0), p->theta));
+    else PNN_GOTO(init_theta_without_twin(p->dev, be, seed, name, p->theta));
     int64_t offset = 0;
     for (int i = 0; i < info->n_theta_parts; i++) {
         const pnn_theta_part *part = &info->theta_parts[i];

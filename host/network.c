@@ -593,10 +593,9 @@ int pnn_network_counters(const pnn_network *net, uint64_t **counters, int max) {
     int k = 0;
     for (int i = 0; i < net->n_layers; i++) {
         pnn_device *d = pnn_layer_physical_device(net->layers[i]);
-        pnn_twin *t = pnn_layer_physical_twin(net->layers[i]);
         if (d && k + 2 <= max) {
             counters[k++] = &d->calls;
-            counters[k++] = &t->calls;
+            counters[k++] = pnn_layer_physical_twin_calls(net->layers[i]);
         }
     }
     /* device copies' counters after every pair (the pairs' layout is what ranks offset) */

@@ -236,6 +236,15 @@ static pnn_status create_local(pnn_trainer *tr, const char *config_dir, pnn_comm
     for (int d = 0; d < tr->bridge_run.n_devices; d++)
         PNN_TRY(pnn_device_set_retry(tr->devices[d], &tr->opt.bridge.retry));
     if (tr->opt.method->prepare) PNN_TRY(tr->opt.method->prepare(tr));
+    int needs_twin = !tr->opt.method->needs_twin || tr->opt.method->needs_twin(tr->method_state);
+    for (int i = 0; needs_twin && i < tr->net->n_layers; i++) {
+        const pnn_layer *l = tr->net->layers[i];
+        if (pnn_layer_physical_device(l) && !pnn_layer_physical_twin(l))
+            return PNN_ERROR(PNN_ERR_CONFIG, "%s: method %s needs a twin on layer '%s', which has none (twin: none): "
+                             "give it one (twin: analytic, or learned from `pnn twin fit`), or train with a method "
+                             "that learns from device passes alone (spsa, phyll)", pnn_cfg_source(cfg),
+                             tr->opt.method->name, l->name);
+    }
     tr->micro_x = calloc(PNN_LAYER_MAX_SLOTS, sizeof *tr->micro_x);
     if (!tr->micro_x) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory for micro-batch views");
     int64_t rows = tr->opt.eval_batch > tr->opt.batch ? tr->opt.eval_batch : tr->opt.batch;
@@ -360,7 +369,18 @@ pnn_status pnn_train_eval_chunk(pnn_trainer *tr, pnn_pass pass, int64_t first, i
     return pnn_backend_status(tr->be);
 }
 
+/* Whether every physical layer has a twin (twin: none takes it away). */
+static int has_twins(const pnn_network *net) {
+    for (int i = 0; i < net->n_layers; i++)
+        if (pnn_layer_physical_device(net->layers[i]) && !pnn_layer_physical_twin(net->layers[i])) return 0;
+    return 1;
+}
+
 pnn_status pnn_trainer_evaluate(pnn_trainer *tr, pnn_pass pass, pnn_eval_result *res) {
+    if (pass == PNN_PASS_EVAL_TWIN && !has_twins(tr->net)) {
+        *res = (pnn_eval_result){0, 0, 0, 0}; /* n = 0: not evaluated */
+        return PNN_OK;
+    }
     return pnn_dp_evaluate(tr, pass, res);
 }
 
@@ -434,8 +454,9 @@ pnn_status pnn_trainer_run(pnn_trainer *tr) {
         tr->eval_step = tr->global_step;
         PNN_TRY(pnn_train_metrics_row(tr, "test_device", tr->last_device.loss, tr->last_device.acc,
                                       tr->last_device.acc_batchmean, -1, tr->train_s, NULL));
-        PNN_TRY(pnn_train_metrics_row(tr, "test_twin", tr->last_twin.loss, tr->last_twin.acc,
-                                      tr->last_twin.acc_batchmean, -1, tr->train_s, NULL));
+        if (tr->last_twin.n)
+            PNN_TRY(pnn_train_metrics_row(tr, "test_twin", tr->last_twin.loss, tr->last_twin.acc,
+                                          tr->last_twin.acc_batchmean, -1, tr->train_s, NULL));
         /* the next epoch's sums start here: a checkpoint taken now keeps empty ones */
         pnn_train_sums_start(tr, ep);
         pnn_train_sums_start(tr, win);

@@ -401,6 +401,61 @@ START_TEST(phyll_spsa_controls_follow_the_twin_gradient) {
 }
 END_TEST
 
+/* twin: none (a device pnn has no model of): the methods that need no twin run it (spsa, phyll
+ * fixed and spsa), the others are refused at the start naming the layer and the way out, and the
+ * twin evaluation reports nothing (n = 0) instead of failing. */
+START_TEST(twin_none_runs_methods_without_a_twin) {
+    const char *ok[] = {"{kind: spsa, perturbations: 2}", "phyll", "{kind: phyll, physical: spsa}"};
+    const char *refused[] = {"pat", "insilico", "dfa", "{kind: phyll, physical: twin}"};
+    char yaml[2048];
+    for (int i = 0; i < 7; i++) {
+        const char *m = i < 3 ? ok[i] : refused[i - 3];
+        snprintf(yaml, sizeof yaml,
+                 "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\n"
+                 "network:\n"
+                 "  - {kind: pad, before: 8}\n"
+                 "  - {kind: skip, name: h}\n"
+                 "  - {kind: normalize, abs: true}\n"
+                 "  - {kind: physical, name: osc, device: 'sim:oscillator?n=20&nt=4&seed=3', twin: none}\n"
+                 "  - {kind: concat_skip, from: h}\n"
+                 "  - {kind: linear, name: z, out: 7}\n"
+                 "batch: 32\nepochs: 1\nseed: 4\nmethod: %s\n",
+                 PNN_SOURCE_DIR, m);
+        pnn_trainer *tr = NULL;
+        pnn_status st = pnn_trainer_create(pnn_test_parse(yaml), ".", &tr);
+        if (i >= 3) {
+            ck_assert_msg(st == PNN_ERR_CONFIG && strstr(pnn_last_error(), "needs a twin on layer 'osc'") &&
+                              strstr(pnn_last_error(), "spsa, phyll"),
+                          "%s: %s", m, pnn_last_error());
+            continue;
+        }
+        ck_assert_msg(st == PNN_OK, "%s: %s", m, pnn_last_error());
+        ck_assert_ptr_null(pnn_layer_physical_twin(tr->net->layers[3]));
+        int64_t idx[32];
+        for (int64_t r = 0; r < 32; r++) idx[r] = r;
+        double loss, acc;
+        ck_assert_msg(pnn_trainer_step(tr, idx, 32, &loss, &acc) == PNN_OK, "%s: %s", m, pnn_last_error());
+        ck_assert(isfinite(loss));
+        pnn_eval_result dev, twin;
+        ck_assert_msg(pnn_trainer_evaluate(tr, PNN_PASS_EVAL_DEVICE, &dev) == PNN_OK, "%s", pnn_last_error());
+        ck_assert_int_gt(dev.n, 0);
+        ck_assert_int_eq(pnn_trainer_evaluate(tr, PNN_PASS_EVAL_TWIN, &twin), PNN_OK);
+        ck_assert_int_eq(twin.n, 0);
+        ck_assert_int_eq(tr->bridge_run.twin_calls, 0);
+        pnn_trainer_free(tr);
+    }
+    /* twin_noise is the twin's: refused without one */
+    snprintf(yaml, sizeof yaml,
+             "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\n"
+             "network:\n  - {kind: physical, device: 'sim:oscillator?n=12&nt=4', twin: none, twin_noise: estimate}\n"
+             "  - {kind: linear, out: 7}\nmethod: spsa\n",
+             PNN_SOURCE_DIR);
+    pnn_trainer *tr = NULL;
+    ck_assert_int_eq(pnn_trainer_create(pnn_test_parse(yaml), ".", &tr), PNN_ERR_CONFIG);
+    ck_assert_msg(strstr(pnn_last_error(), "drop twin_noise"), "%s", pnn_last_error());
+}
+END_TEST
+
 /* The networks phyll cannot run, each refused at the start with what to change. */
 START_TEST(phyll_network_errors) {
     char yaml[2048];
@@ -481,6 +536,7 @@ Suite *methods_suite(void) {
     tcase_add_test(tc, phyll_fixed_trains_the_blocks_only);
     tcase_add_test(tc, phyll_spsa_controls_follow_the_twin_gradient);
     tcase_add_test(tc, phyll_network_errors);
+    tcase_add_test(tc, twin_none_runs_methods_without_a_twin);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,10 +91,11 @@ void cli_progress(void *user, const pnn_progress *p) {
         return;
     }
     if (!strcmp(p->phase, "epoch_done")) {
-        fprintf(stderr,
-                "epoch %lld/%lld: train loss %.4f acc %.2f%% | test on device: acc %.2f%% loss %.4f | on twin: acc %.2f%%\n",
+        char twin[32] = "none";
+        if (tr->last_twin.n) snprintf(twin, sizeof twin, "acc %.2f%%", 100 * tr->last_twin.acc);
+        fprintf(stderr, "epoch %lld/%lld: train loss %.4f acc %.2f%% | test on device: acc %.2f%% loss %.4f | on twin: %s\n",
                 (long long)p->epoch, (long long)p->epochs, p->loss, 100 * p->acc, 100 * tr->last_device.acc,
-                tr->last_device.loss, 100 * tr->last_twin.acc);
+                tr->last_device.loss, twin);
         return;
     }
     double rate = (p->global_step - ps.start_step) / (p->elapsed_s > 1e-9 ? p->elapsed_s : 1e-9);
@@ -120,9 +122,10 @@ void cli_progress(void *user, const pnn_progress *p) {
 }
 
 void cli_print_final(const pnn_eval_result *dev, const pnn_eval_result *twin, double train_s) {
+    /* nan: not evaluated on the twin (a layer without one) */
     printf("final: test_acc_device=%.4f test_acc_twin=%.4f test_loss_device=%.4f "
            "test_acc_device_batchmean=%.4f test_loss_twin=%.4f train_s=%.1f\n",
-           dev->acc, twin->acc, dev->loss, dev->acc_batchmean, twin->loss, train_s);
+           dev->acc, twin->n ? twin->acc : NAN, dev->loss, dev->acc_batchmean, twin->n ? twin->loss : NAN, train_s);
     fflush(stdout);
 }
 

@@ -92,7 +92,7 @@ static void on_progress(void *user, const pnn_progress *p) {
     fprintf(stderr, "compare: run %d/%d, %s seed %llu, epoch %lld/%lld: device %.2f %%, twin %.2f %%, %.0f device "
                     "passes, %.0f s\n",
             c->run, c->runs, c->method, (unsigned long long)c->seed, (long long)p->epoch, (long long)p->epochs,
-            100 * tr->last_device.acc, 100 * tr->last_twin.acc, device_passes(tr), p->elapsed_s);
+            100 * tr->last_device.acc, tr->last_twin.n ? 100 * tr->last_twin.acc : NAN, device_passes(tr), p->elapsed_s);
 }
 
 /* Whether a --set-for or --method-set entry (METHOD<sep>...) is for method. */
@@ -214,8 +214,10 @@ static pnn_status write_tables(const char *dir, const char *config, const run_re
         mean_std(r, n, methods[m], offsetof(run_result, train_s), &ms, &ss, &k);
         mean_std(r, n, methods[m], offsetof(run_result, device_passes), &mp, &sp, &k);
         mean_std(r, n, methods[m], offsetof(run_result, twin_passes), &mw, &sw, &k);
-        fprintf(f, "| %s | %d | %.1f ± %.1f | %.1f ± %.1f | %.1f | %.0f | %.0f |\n", methods[m], k, 100 * md, 100 * sd,
-                100 * mt, 100 * st, ms, mp, mw);
+        char twin[48] = "– (no twin)";
+        if (!isnan(mt)) snprintf(twin, sizeof twin, "%.1f ± %.1f", 100 * mt, 100 * st);
+        fprintf(f, "| %s | %d | %.1f ± %.1f | %s | %.1f | %.0f | %.0f |\n", methods[m], k, 100 * md, 100 * sd, twin, ms,
+                mp, mw);
     }
     return close_tmp(f, tmp, path);
 }
@@ -386,7 +388,7 @@ int cmd_compare(int argc, char **argv) {
                 if (st == PNN_OK) st = pnn_trainer_evaluate(tr, PNN_PASS_EVAL_TWIN, &tr->last_twin);
             }
             if (st == PNN_OK) {
-                *r = (run_result){methods[m], seeds[k], 1, tr->last_device.acc, tr->last_twin.acc, tr->train_s,
+                *r = (run_result){methods[m], seeds[k], 1, tr->last_device.acc, tr->last_twin.n ? tr->last_twin.acc : NAN, tr->train_s,
                                   device_passes(tr), twin_passes(tr)};
             } else {
                 int code = cli_fail("compare", st);

@@ -558,6 +558,9 @@ static int phyll_states(pnn_trainer *tr, pnn_tensor **t, char (*names)[PNN_TWIN_
     return n;
 }
 
+/* only physical: twin runs the twins (device passes taped, the block loss backpropagated) */
+static int phyll_needs_twin(const void *state) { return ((const phyll_state *)state)->train_physical == 1; }
+
 const pnn_method_i pnn_method_phyll = {
     .name = "phyll",
     .summary = "physical local learning: greedy blocks, goodness of label-embedded data, no backward through devices",
@@ -568,4 +571,5 @@ const pnn_method_i pnn_method_phyll = {
     .prepare = phyll_prepare,
     .evaluate = phyll_evaluate,
     .states = phyll_states,
+    .needs_twin = phyll_needs_twin,
 };

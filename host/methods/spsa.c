@@ -168,10 +168,16 @@ static pnn_status spsa_gradient(pnn_trainer *tr, int64_t row0, int64_t rows, int
     return PNN_OK;
 }
 
+static int spsa_needs_twin(const void *state) {
+    (void)state;
+    return 0; /* forward passes on the devices alone */
+}
+
 const pnn_method_i pnn_method_spsa = {
     .name = "spsa",
     .summary = "simultaneous-perturbation gradient estimates from device passes alone (no twin)",
     .create = spsa_create,
     .destroy = spsa_destroy,
     .gradient = spsa_gradient,
+    .needs_twin = spsa_needs_twin,
 };

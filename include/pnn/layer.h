@@ -161,7 +161,11 @@ int pnn_layer_physical_copy_counters(pnn_layer *l, uint64_t **counters, int max)
 /* twin_noise: estimate: the input noise estimated at the last PAT forward (its last slot), NULL
  * for any other layer or setting. */
 const pnn_tensor *pnn_layer_physical_noise_estimate(const pnn_layer *l);
-/* The device and the twin of a physical layer; NULL for any other layer. */
+/* The twin's call counter (a random-stream counter a checkpoint keeps), or, for a layer without a
+ * twin (twin: none), a counter of its own that stays 0; NULL for any other layer. */
+uint64_t *pnn_layer_physical_twin_calls(pnn_layer *l);
+/* The device and the twin of a physical layer; NULL for any other layer (the twin also NULL with
+ * twin: none). */
 pnn_device *pnn_layer_physical_device(const pnn_layer *l);
 pnn_twin *pnn_layer_physical_twin(const pnn_layer *l);
 

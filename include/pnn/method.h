@@ -49,6 +49,10 @@ typedef struct pnn_method_i {
      * optimizer (e.g. the method's own optimizers): up to max tensors, names[i] set to
      * "method.<method>.<...>". Returns how many there are. */
     int (*states)(pnn_trainer *tr, pnn_tensor **t, char (*names)[PNN_TWIN_STATE_NAME_MAX], int max);
+    /* Whether the method, with these keys (state: what create made), runs the twins of the
+     * physical layers; NULL: it does. A network with a layer without a twin (twin: none) is
+     * refused at the start for a method that does. */
+    int (*needs_twin)(const void *state);
 } pnn_method_i;
 
 /* The method called name, or NULL. */

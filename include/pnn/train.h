@@ -161,7 +161,8 @@ pnn_status pnn_trainer_run(pnn_trainer *tr);
  * twins' random-stream counters as they were before it, so a checkpoint written then resumes
  * exactly. */
 pnn_status pnn_trainer_step(pnn_trainer *tr, const int64_t *idx, int64_t b, double *loss, double *acc);
-/* Test-set evaluation with the device (PNN_PASS_EVAL_DEVICE) or the twin (EVAL_TWIN). */
+/* Test-set evaluation with the device (PNN_PASS_EVAL_DEVICE) or the twin (EVAL_TWIN; a network
+ * with a physical layer without a twin gives res->n = 0 there: not evaluated). */
 pnn_status pnn_trainer_evaluate(pnn_trainer *tr, pnn_pass pass, pnn_eval_result *res);
 /* Writes the checkpoint (parameters, optimizer state, counters, config) atomically. */
 pnn_status pnn_trainer_save_checkpoint(pnn_trainer *tr, const char *path);

@@ -145,6 +145,28 @@ ideal=$(sed -n 's/^final: test_acc_device=\([0-9.]*\).*/\1/p' "$tmp/ideal.out")
 python3 -c "import sys; sys.exit(0 if abs($acc - $ideal) <= 0.05 else 1)" \
   || fail "Python oscillator ($acc) and the C ideal oscillator ($ideal) disagree"
 
+# a system pnn has no twin for (the example server's tanh layer): refused with the way out, then
+# trained by spsa from device passes alone with twin: none (its loss falls; no twin evaluation)
+start pytanh python3 "$src/tools/pnn-device-server.py" --demo tanh --n 12 --bind 'tcp://127.0.0.1:*' --token tt
+tanh_net=(--set "network=[{kind: physical, name: dev, device: 'remote:$endpoint?token=tt'}, {kind: scale, name: out, init: 5.0}]")
+set +e
+"$pnn" train "$cfg" "${tanh_net[@]}" --set 'method={kind: spsa, perturbations: 8}' --set epochs=1 --out "$tmp/tanh0" \
+  > /dev/null 2> "$tmp/tanh0.err"
+rc=$?
+set -e
+{ [ "$rc" -eq 69 ] || [ "$rc" -eq 78 ]; } && grep -q "no analytic twin for system 'tanh_layer'.*twin: none" "$tmp/tanh0.err" \
+  || fail "a device without a twin: exit $rc, $(cat "$tmp/tanh0.err")"
+"$pnn" train "$cfg" "${tanh_net[@]}" --set network.0.twin=none --set 'method={kind: spsa, perturbations: 8}' \
+  --set epochs=12 --out "$tmp/tanh" > "$tmp/tanh.out" 2> "$tmp/tanh.err" || { cat "$tmp/tanh.err"; fail "spsa, twin: none"; }
+grep -q "test_acc_twin=nan" "$tmp/tanh.out" || fail "twin: none was evaluated on a twin: $(cat "$tmp/tanh.out")"
+python3 - "$tmp/tanh/metrics.csv" <<'PY' || fail "spsa on a device without a twin did not learn"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+ep = [float(r["loss"]) for r in rows if r["kind"] == "train_epoch"]
+assert ep[-1] < 0.5 * ep[0], ep
+assert not any(r["kind"] == "test_twin" for r in rows)
+PY
+
 # CURVE with the key files of pnn keygen, served by Python, used by the C client
 "$pnn" keygen "$tmp/server.key" 2> /dev/null && "$pnn" keygen "$tmp/client.key" 2> /dev/null || fail "keygen"
 [ "$(stat -c %a "$tmp/server.key")" = 600 ] || fail "the key pair file is not mode 600"
