@@ -301,6 +301,7 @@ START_TEST(phyll_step_follows_the_local_loss_gradient) {
     ck_assert_int_le(kinks, checked / 10);
     measured("phyll_local_gradient_max_error_relative", worst, "at most", 1e-2);
     ck_assert_msg(checked > 20 && worst <= 1e-2, "phyll gradient off by %g of its tensor's largest", worst);
+    free(before), free(after);
     pnn_trainer_free(tr);
 }
 END_TEST
