@@ -28,6 +28,7 @@ pnn_status cli_set_device(pnn_cfg *cfg, const char *name, const char *uri, char 
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_bench_suite(int argc, char **argv); /* pnn bench --suite (tools/cmd_bench_suite.c) */
 int cmd_serve(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_systems(int argc, char **argv);

@@ -10,6 +10,7 @@
 
 static const char help[] =
     "usage: pnn bench CONFIG.yaml [--steps N] [--warmup W] [--set key=value]... [--json PATH]\n"
+    "       pnn bench --suite [--quick] [--out DIR]   (the standard grid and its report: --suite --help)\n"
     "\n"
     "Times N training steps (default 20) of the config's network and method after W warm-up steps\n"
     "(default 3), on consecutive training batches, and prints the median, min and max ms per step,\n"
@@ -21,6 +22,8 @@ static const char help[] =
     "step is one global batch; rank 0 prints and writes the JSON (with \"ranks\" and \"reduce\").\n";
 
 int cmd_bench(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--suite")) return cmd_bench_suite(argc, argv);
     const char *config = NULL, *json = NULL;
     long steps = 20, warmup = 3;
     char **sets = calloc((size_t)argc, sizeof *sets);

@@ -14,6 +14,7 @@ static const char usage[] =
     "  train --resume RUN_DIR [--set key=value]...              continue a run from its checkpoint\n"
     "  eval CHECKPOINT [--device URI]                           test a trained network on a device\n"
     "  bench CONFIG.yaml [--steps N]                            time training steps\n"
+    "  bench --suite [--quick] [--out DIR]                      the benchmark suite and its report\n"
     "  serve DEVICE_URI [--bind ENDPOINT] [--token T]...        serve a device to remote: clients\n"
     "  keygen FILE                                              make a CURVE key pair for serve/remote:\n"
     "  systems [NAME]                                           the physical systems sim: devices simulate\n"
