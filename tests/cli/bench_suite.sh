@@ -5,7 +5,7 @@
 # Bad input: an unknown section, a size beyond this machine's memory (refused before anything
 # runs, with the size it needs), an unknown option.
 source "$(dirname "$0")/lib.bash"
-expect 0 "" -- "$pnn" bench --suite --quick --sections floor,twins,bridge,dp --rounds 1 --out "$tmp/suite"
+expect 0 "" -- "$pnn" bench --suite --quick --sections floor,twins,bridge --rounds 1 --out "$tmp/suite"
 if python3 - "$tmp/suite" <<'PY'
 import json, os, sys
 d = sys.argv[1]
@@ -22,9 +22,8 @@ for p in twins:
 for p in osc:
     assert 0 < p["gflops"] and 0 < p["floor_fraction"] < 2, p
 assert len(r["bridge"]) == 4 and all(0 < b["duty"] <= 1.0 + 1e-9 for b in r["bridge"]), r["bridge"]
-assert r["dp"] or r["dp_note"], "dp: neither rows nor a note"
 md = open(os.path.join(d, "report.md")).read()
-for s in ("# pnn bench --suite --quick", "Floor:", "## Twins", "## Host bridge", "## Data parallel"):
+for s in ("# pnn bench --suite --quick", "Floor:", "## Twins", "## Host bridge"):
     assert s in md, s
 PY
 then ok; else bad "the quick suite's report"; fi
