@@ -75,23 +75,26 @@ PY
 # errors: a missing or wrong token is refused at the handshake, at once, naming the fix; an empty
 # one is refused before anything starts; nobody listening is 69
 set +e
-"$pnn" train "$cfg" --set epochs=1 --set "network.1.device=remote:$c_ep" --out "$tmp/notoken" > /dev/null 2> "$tmp/notoken.err"
-rc=$?
-"$pnn" train "$cfg" --set epochs=1 --set "network.1.device=remote:$c_ep?token=wrong" --out "$tmp/wrongtoken" \
-  > /dev/null 2> "$tmp/wrongtoken.err"
-rc_wrong=$?
-if grep -q "no remote device answered" "$tmp/wrongtoken.err"; then
-  # seen once in CI (2 cores, the suite in parallel): the refusal never reached the client within
-  # 10 s. Said loudly, with what the monitor saw, and tried once more; a second time fails.
-  echo "WARNING: wrong-token refusal timed out once: $(cat "$tmp/wrongtoken.err")"
-  tail -c 2000 "$tmp/serve.err"
-  "$pnn" train "$cfg" --set epochs=1 --set "network.1.device=remote:$c_ep?token=wrong" --out "$tmp/wrongtoken" \
-    > /dev/null 2> "$tmp/wrongtoken.err"
-  rc_wrong=$?
-fi
-"$pnn" train "$cfg" --set epochs=1 --set "network.1.device=remote:$c_ep?token=" --out "$tmp/emptytoken" \
-  > /dev/null 2> "$tmp/emptytoken.err"
-rc_empty=$?
+# refused NAME URI: a client that the server must refuse at the handshake, exit code in rc_NAME.
+# Under ASan and load, about 1 client process in 40 sees no ZeroMQ event at all for 10 s (the
+# remote client's open issue, docs/security.md): said loudly, with what the monitor saw, and
+# tried once more; a second time fails the test.
+refused() {
+  local name=$1 uri=$2 attempt
+  for attempt in 1 2; do
+    "$pnn" train "$cfg" --set epochs=1 --set "network.1.device=$uri" --out "$tmp/$name" > /dev/null 2> "$tmp/$name.err"
+    eval "rc_$name=$?"
+    grep -q "no remote device answered" "$tmp/$name.err" || break
+    echo "WARNING: the $name refusal timed out (attempt $attempt): $(cat "$tmp/$name.err")"
+    tail -c 2000 "$tmp/serve.err"
+  done
+}
+refused notoken "remote:$c_ep"
+rc=$rc_notoken
+refused wrongtoken "remote:$c_ep?token=wrong"
+rc_wrong=$rc_wrongtoken
+refused emptytoken "remote:$c_ep?token="
+rc_empty=$rc_emptytoken
 # (a server that took the empty token would serve until the timeout)
 timeout 10 "$pnn" serve "$dev" --bind 'tcp://127.0.0.1:*' --token '' > /dev/null 2> "$tmp/serve_empty.err"
 rc_serve_empty=$?
