@@ -42,6 +42,11 @@ static const char help[] =
     "          (where python3 has torch; otherwise a note)\n"
     "  bridge  a training step's duty cycle against device latency, one device and a chain of two\n"
     "  dp      training steps/s against ranks under mpirun (where mpirun is on PATH)\n"
+    "  remote  what a remote device costs per request, C and Python servers, TCP and ipc\n"
+    "          (build/remote_overhead, beside this pnn)\n"
+    "  reference  the reference experiment's PAT step against the PyTorch reference, alternating\n"
+    "          rounds, with the fraction of the floor (benchmarks/pat_step.py; needs PyTorch and\n"
+    "          Fashion-MNIST in /usr/share/datasets/fashion-mnist)\n"
     "Points that would not fit in memory or would take too long are skipped with the reason.\n"
     "--quick is the small grid (N = 100, 400; batches 1, 32; 2 rounds) in about 2 minutes;\n"
     "--sizes and --batches replace the grid's (a size beyond this machine's memory is refused).\n";
@@ -50,7 +55,8 @@ static const char help[] =
 #define MAX_ROUNDS 9
 #define N_PASSES 3
 static const char *const pass_names[N_PASSES] = {"forward", "vjp", "pat"};
-static const char *const section_names[] = {"floor", "twins", "torch", "bridge", "dp", NULL};
+static const char *const section_names[] = {"floor", "twins", "torch", "bridge", "dp", "remote", "reference", NULL};
+#define N_SECTIONS 7
 
 typedef struct {
     char system[16];
@@ -63,7 +69,7 @@ typedef struct {
 } point;
 
 typedef struct {
-    int quick, rounds, sections[5];
+    int quick, rounds, sections[N_SECTIONS];
     int64_t osc_sizes[16], batches[8];
     int n_osc, n_batches, sizes_given;
     char out[PNN_PATH_MAX + 1], source[PNN_PATH_MAX + 1];
@@ -71,8 +77,9 @@ typedef struct {
     double gemm_gflops, stream_gbs;
     point pts[MAX_POINTS];
     int n_pts;
-    char torch_note[256], dp_note[256], bridge_note[256];
-    json_t *bridge, *dp;
+    char torch_note[256], dp_note[256], bridge_note[256], remote_note[320], reference_note[320];
+    char build[PNN_PATH_MAX + 1];   /* the directory of this pnn (remote_overhead, bench_floor live there) */
+    json_t *bridge, *dp, *remote, *reference;
 } suite;
 
 /* ---- the machine ---- */
@@ -420,6 +427,57 @@ static pnn_status dp_section(suite *s, const char *self) {
     return PNN_OK;
 }
 
+/* ---- remote and reference: the project's own benchmarks, run and read back ---- */
+
+/* Runs cmd (in the source tree); its JSON output file `file` is read into *out. note gets why not. */
+static void run_json(const suite *s, const char *cmd, const char *file, json_t **out, char *note, size_t cap) {
+    char full[4 * PNN_PATH_MAX];
+    snprintf(full, sizeof full, "cd '%s' && %s > '%s/.section.log' 2>&1", s->source, cmd, s->out);
+    if (system(full) != 0) {
+        snprintf(note, cap, "failed: %.120s (its output is in .section.log in the report's directory)", cmd);
+        return;
+    }
+    json_error_t err;
+    *out = json_load_file(file, 0, &err);
+    if (!*out) snprintf(note, cap, "%s wrote no JSON", cmd);
+    else {
+        char log[PNN_PATH_MAX + 32];
+        snprintf(log, sizeof log, "%s/.section.log", s->out);
+        remove(log);
+    }
+}
+
+static void remote_section(suite *s) {
+    char cmd[3 * PNN_PATH_MAX], file[PNN_PATH_MAX + 32];
+    snprintf(file, sizeof file, "%s/remote_overhead.json", s->out);
+    snprintf(cmd, sizeof cmd, "'%s/remote_overhead' %s --out '%s'", s->build, s->quick ? "--quick" : "", file);
+    char exe[PNN_PATH_MAX + 32];
+    snprintf(exe, sizeof exe, "%s/remote_overhead", s->build);
+    if (access(exe, X_OK) != 0) {
+        snprintf(s->remote_note, sizeof s->remote_note, "skipped: no remote_overhead beside this pnn (build it: "
+                 "cmake --build, the benchmarks are targets)");
+        return;
+    }
+    run_json(s, cmd, file, &s->remote, s->remote_note, sizeof s->remote_note);
+}
+
+static void reference_section(suite *s) {
+    char cmd[3 * PNN_PATH_MAX], file[PNN_PATH_MAX + 32];
+    if (access("/usr/share/datasets/fashion-mnist", R_OK) != 0) {
+        snprintf(s->reference_note, sizeof s->reference_note,
+                 "skipped: no Fashion-MNIST in /usr/share/datasets/fashion-mnist (tools/setup.sh fetches it)");
+        return;
+    }
+    if (!python_has("torch")) {
+        snprintf(s->reference_note, sizeof s->reference_note, "skipped: PyTorch not installed (pip install torch)");
+        return;
+    }
+    snprintf(file, sizeof file, "%s/pat_step.json", s->out);
+    snprintf(cmd, sizeof cmd, "python3 benchmarks/pat_step.py --build '%s' --rounds %d --steps %d --out '%s'", s->build,
+             s->quick ? 1 : s->rounds, s->quick ? 3 : 10, file);
+    run_json(s, cmd, file, &s->reference, s->reference_note, sizeof s->reference_note);
+}
+
 /* ---- the report ---- */
 
 static double median_of(const double *v, int n) {
@@ -511,6 +569,12 @@ static pnn_status write_report(suite *s, json_t *mach, double wall_s) {
                              s->torch_note, "bridge", s->bridge ? json_incref(s->bridge) : json_array(),
                              "bridge_note", s->bridge_note, "dp", s->dp ? json_incref(s->dp) : json_array(),
                              "dp_note", s->dp_note);
+    if (root) {
+        json_object_set_new(root, "remote", s->remote ? json_incref(s->remote) : json_null());
+        json_object_set_new(root, "remote_note", json_string(s->remote_note));
+        json_object_set_new(root, "reference", s->reference ? json_incref(s->reference) : json_null());
+        json_object_set_new(root, "reference_note", json_string(s->reference_note));
+    }
     if (!root) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory for the report");
     char path[PNN_PATH_MAX + 1], tmp[PNN_PATH_MAX + 8];
     PNN_TRY(pnn_path_format(path, sizeof path, "%s/report.json", s->out));
@@ -610,6 +674,49 @@ static pnn_status write_report(suite *s, json_t *mach, double wall_s) {
         }
         if (s->dp_note[0]) fprintf(f, "%s\n", s->dp_note);
     }
+    if (s->sections[5]) {
+        fprintf(f, "\n## Remote devices\n\n");
+        json_t *figs = s->remote ? json_object_get(s->remote, "figures") : NULL;
+        if (json_is_array(figs)) {
+            fprintf(f, "Per request, the same small oscillator (benchmarks/remote_overhead.c): median µs, the overhead "
+                       "over the in-process call, requests/s.\n\n| server | transport | batch | median µs | overhead µs "
+                       "| req/s |\n| --- | --- | --- | --- | --- | --- |\n");
+            size_t k;
+            json_t *e;
+            json_array_foreach(figs, k, e)
+                fprintf(f, "| %s | %s | %lld | %.1f | %.1f | %.0f |\n", json_string_value(json_object_get(e, "server")),
+                        json_string_value(json_object_get(e, "transport")),
+                        (long long)json_integer_value(json_object_get(e, "batch")),
+                        json_number_value(json_object_get(e, "median_us")),
+                        json_number_value(json_object_get(e, "overhead_median_us")),
+                        json_number_value(json_object_get(e, "req_per_s")));
+        }
+        if (s->remote_note[0]) fprintf(f, "%s\n", s->remote_note);
+    }
+    if (s->sections[6]) {
+        fprintf(f, "\n## The reference PAT step\n\n");
+        json_t *r = s->reference;
+        if (r) {
+            json_t *med = json_object_get(r, "ms_per_step_median"), *ratio = json_object_get(r, "ratio_torch_over_pnn");
+            fprintf(f, "examples/fmnist-oscillator.yaml, batch 32, plain PAT (benchmarks/pat_step.py, %lld rounds "
+                       "alternating with the PyTorch reference): pnn %.1f ms per step, PyTorch %.1f ms, **%.2fx**; "
+                       "in silico %.1f vs %.1f ms (%.2fx). %.1f GFLOP of GEMM per step: the floor is %.1f ms at this "
+                       "machine's peak sgemm rate (pnn at **%.0f %%** of it) and %.1f ms at the rate of the step's own "
+                       "shapes (%.0f %%).\n",
+                    (long long)json_array_size(json_object_get(json_object_get(r, "ms_per_step_rounds"), "pnn_pat")),
+                    json_number_value(json_object_get(med, "pnn_pat")), json_number_value(json_object_get(med, "torch_pat")),
+                    json_number_value(json_object_get(ratio, "pat")), json_number_value(json_object_get(med, "pnn_insilico")),
+                    json_number_value(json_object_get(med, "torch_insilico")),
+                    json_number_value(json_object_get(ratio, "insilico")),
+                    json_number_value(json_object_get(json_object_get(r, "flops"), "total")) / 1e9,
+                    json_number_value(json_object_get(r, "floor_ms_at_peak_gemm_rate")),
+                    100 * json_number_value(json_object_get(r, "floor_ms_at_peak_gemm_rate")) /
+                        json_number_value(json_object_get(med, "pnn_pat")),
+                    json_number_value(json_object_get(r, "floor_ms_at_step_gemm_rate")),
+                    100 * json_number_value(json_object_get(r, "pnn_pat_fraction_of_floor")));
+        }
+        if (s->reference_note[0]) fprintf(f, "%s\n", s->reference_note);
+    }
     json_decref(root);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad || rename(tmp, path) != 0) return PNN_ERROR(PNN_ERR_IO, "cannot write %s", path);
@@ -635,7 +742,7 @@ int cmd_bench_suite(int argc, char **argv) {
     suite *s = calloc(1, sizeof *s);
     if (!s) return EX_SOFTWARE_;
     int rc = 0;
-    for (int k = 0; k < 5; k++) s->sections[k] = 1;
+    for (int k = 0; k < N_SECTIONS; k++) s->sections[k] = 1;
     s->rounds = -1;
 #ifdef PNN_SOURCE_DIR
     snprintf(s->source, sizeof s->source, "%s", PNN_SOURCE_DIR);
@@ -676,7 +783,7 @@ int cmd_bench_suite(int argc, char **argv) {
         } else if (!strcmp(a, "--batches")) {
             batches = v;
         } else if (!strcmp(a, "--sections")) {
-            for (int k = 0; k < 5; k++) s->sections[k] = 0;
+            for (int k = 0; k < N_SECTIONS; k++) s->sections[k] = 0;
             char buf[256];
             snprintf(buf, sizeof buf, "%s", v);
             for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -684,8 +791,8 @@ int cmd_bench_suite(int argc, char **argv) {
                 for (int k = 0; section_names[k]; k++)
                     if (!strcmp(tok, section_names[k])) found = k;
                 if (found < 0) {
-                    rc = cli_usage_error("bench", "unknown suite section '%s'; known: floor, twins, torch, bridge, dp",
-                                         tok);
+                    rc = cli_usage_error("bench", "unknown suite section '%s'; known: floor, twins, torch, bridge, "
+                                         "dp, remote, reference", tok);
                     goto done;
                 }
                 s->sections[found] = 1;
@@ -785,11 +892,19 @@ int cmd_bench_suite(int argc, char **argv) {
         }
     }
     if (st == PNN_OK && s->sections[3]) st = bridge_section(s);
-    if (st == PNN_OK && s->sections[4]) {
-        char self[PNN_PATH_MAX + 1];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        self[n > 0 ? n : 0] = 0;
-        st = dp_section(s, self);
+    char self[PNN_PATH_MAX + 1];
+    ssize_t self_len = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[self_len > 0 ? self_len : 0] = 0;
+    snprintf(s->build, sizeof s->build, "%s", self);
+    if (strrchr(s->build, '/')) *strrchr(s->build, '/') = 0;
+    if (st == PNN_OK && s->sections[4]) st = dp_section(s, self);
+    if (st == PNN_OK && s->sections[5]) {
+        remote_section(s);
+        fprintf(stderr, "bench suite: remote %s\n", s->remote_note[0] ? s->remote_note : "done");
+    }
+    if (st == PNN_OK && s->sections[6]) {
+        reference_section(s);
+        fprintf(stderr, "bench suite: reference %s\n", s->reference_note[0] ? s->reference_note : "done");
     }
     if (st == PNN_OK) st = write_report(s, machine(s), pnn_now_s() - t0);
     if (st != PNN_OK) {
@@ -805,6 +920,8 @@ int cmd_bench_suite(int argc, char **argv) {
 done:
     json_decref(s->bridge);
     json_decref(s->dp);
+    json_decref(s->remote);
+    json_decref(s->reference);
     free(s);
     return rc;
 }

@@ -5,7 +5,7 @@
 # Bad input: an unknown section, a size beyond this machine's memory (refused before anything
 # runs, with the size it needs), an unknown option.
 source "$(dirname "$0")/lib.bash"
-expect 0 "" -- "$pnn" bench --suite --quick --sections floor,twins,bridge --rounds 1 --out "$tmp/suite"
+expect 0 "" -- "$pnn" bench --suite --quick --sections floor,twins,bridge,remote,reference --rounds 1 --out "$tmp/suite"
 if python3 - "$tmp/suite" <<'PY'
 import json, os, sys
 d = sys.argv[1]
@@ -22,12 +22,18 @@ for p in twins:
 for p in osc:
     assert 0 < p["gflops"] and 0 < p["floor_fraction"] < 2, p
 assert len(r["bridge"]) == 4 and all(0 < b["duty"] <= 1.0 + 1e-9 for b in r["bridge"]), r["bridge"]
+figs = (r["remote"] or {}).get("figures", [])
+assert {f["server"] for f in figs} >= {"in-process", "c"} or r["remote_note"], (figs, r["remote_note"])
+# the reference step needs PyTorch and Fashion-MNIST: its figures, or a note saying which is missing
+ref = r["reference"]
+assert (ref and ref["ms_per_step_median"]["pnn_pat"] > 0) or r["reference_note"].startswith("skipped"), r["reference_note"]
 md = open(os.path.join(d, "report.md")).read()
-for s in ("# pnn bench --suite --quick", "Floor:", "## Twins", "## Host bridge"):
+for s in ("# pnn bench --suite --quick", "Floor:", "## Twins", "## Host bridge", "## Remote devices",
+          "## The reference PAT step"):
     assert s in md, s
 PY
 then ok; else bad "the quick suite's report"; fi
-expect 64 "unknown suite section 'gpu'; known: floor, twins, torch, bridge, dp" -- \
+expect 64 "unknown suite section 'gpu'; known: floor, twins, torch, bridge, dp, remote, reference" -- \
   "$pnn" bench --suite --sections twins,gpu --out "$tmp/b1"
 expect 78 "oscillator at N=1000000, batch 1 needs about [0-9.]+ GiB.*choose a smaller N" -- \
   "$pnn" bench --suite --sizes oscillator=1000000 --batches 1 --out "$tmp/b2"
