@@ -166,6 +166,26 @@ START_TEST(dfa_matches_its_reference) {
 }
 END_TEST
 
+/* One PhyLL block on the vowels: pad 8 | skip h, normalize abs, physical osc (20 oscillators,
+ * `physical` its URI's tail and any further keys), concat_skip h, linear z of `out`; then `rest`
+ * (batch, optimizer, method...). The trainer's status; *tr is set on success. */
+static pnn_status phyll_block(pnn_trainer **tr, const char *physical, int out, const char *rest) {
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml,
+             "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\n"
+             "network:\n"
+             "  - {kind: pad, before: 8}\n"
+             "  - {kind: skip, name: h}\n"
+             "  - {kind: normalize, abs: true}\n"
+             "  - {kind: physical, name: osc, device: 'sim:oscillator?n=20&nt=4&seed=3%s}\n"
+             "  - {kind: concat_skip, from: h}\n"
+             "  - {kind: linear, name: z, out: %d}\n"
+             "epochs: 1\nseed: 4\n%s",
+             PNN_SOURCE_DIR, physical, out, rest);
+    *tr = NULL;
+    return pnn_trainer_create(pnn_test_parse(yaml), ".", tr);
+}
+
 /* phyll's local loss on host, as the paper defines it: block 1 of a one-block network, its
  * positive and negative rows embedded as phyll embeds them (the label in the pad's first C
  * columns, value max|x|; the wrong label from the method's stream), z through the network's twins,
@@ -214,23 +234,15 @@ static double phyll_reference_loss(pnn_trainer *tr, int64_t b, const int *neg) {
  * the reference loss above. The step also costs what phyll promises: 2 device passes (positive,
  * negative), 2 taped twin passes. */
 START_TEST(phyll_step_follows_the_local_loss_gradient) {
-    char yaml[2048];
+    char rest[256];
     int64_t b = 24;
     float lr = 1.0f;
-    snprintf(yaml, sizeof yaml,
-             "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\n"
-             "network:\n"
-             "  - {kind: pad, before: 8}\n"
-             "  - {kind: skip, name: h}\n"
-             "  - {kind: normalize, abs: true}\n"
-             "  - {kind: physical, name: osc, device: 'sim:oscillator?n=20&nt=4&seed=3&noise=0&mismatch=0'}\n"
-             "  - {kind: concat_skip, from: h}\n"
-             "  - {kind: linear, name: z, out: 6}\n"
-             "batch: %lld\nepochs: 1\nseed: 4\noptimizer: {kind: sgd, lr: %g, momentum: 0}\n"
+    snprintf(rest, sizeof rest,
+             "batch: %lld\noptimizer: {kind: sgd, lr: %g, momentum: 0}\n"
              "method: {kind: phyll, physical: twin, inner_steps: 1}\n",
-             PNN_SOURCE_DIR, (long long)b, (double)lr);
+             (long long)b, (double)lr);
     pnn_trainer *tr;
-    ck_assert_msg(pnn_trainer_create(pnn_test_parse(yaml), ".", &tr) == PNN_OK, "%s", pnn_last_error());
+    ck_assert_msg(phyll_block(&tr, "&noise=0&mismatch=0'", 6, rest) == PNN_OK, "%s", pnn_last_error());
     int64_t idx[64];
     for (int64_t i = 0; i < b; i++) idx[i] = i;
     int C = tr->train.n_classes, neg[64];
@@ -354,21 +366,12 @@ END_TEST
  * device, its step of the controls (plain SGD) points along the twin variant's, with the same size,
  * and costs 4 device passes per perturbation beyond the 2 of the block. */
 static float *phyll_controls_step(const char *physical, int64_t b, uint64_t *calls) {
-    char yaml[2048];
-    snprintf(yaml, sizeof yaml,
-             "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\n"
-             "network:\n"
-             "  - {kind: pad, before: 8}\n"
-             "  - {kind: skip, name: h}\n"
-             "  - {kind: normalize, abs: true}\n"
-             "  - {kind: physical, name: osc, device: 'sim:oscillator?n=20&nt=4&seed=3&noise=0&mismatch=0'}\n"
-             "  - {kind: concat_skip, from: h}\n"
-             "  - {kind: linear, name: z, out: 6}\n"
-             "batch: %lld\nepochs: 1\nseed: 4\noptimizer: {kind: sgd, lr: 1, momentum: 0}\n"
-             "method: {kind: phyll, inner_steps: 1, %s}\n",
-             PNN_SOURCE_DIR, (long long)b, physical);
+    char rest[256];
+    snprintf(rest, sizeof rest,
+             "batch: %lld\noptimizer: {kind: sgd, lr: 1, momentum: 0}\nmethod: {kind: phyll, inner_steps: 1, %s}\n",
+             (long long)b, physical);
     pnn_trainer *tr;
-    ck_assert_msg(pnn_trainer_create(pnn_test_parse(yaml), ".", &tr) == PNN_OK, "%s", pnn_last_error());
+    ck_assert_msg(phyll_block(&tr, "&noise=0&mismatch=0'", 6, rest) == PNN_OK, "%s", pnn_last_error());
     int64_t idx[64], n = pnn_network_param(tr->net, "osc.C")->value.numel + pnn_network_param(tr->net, "osc.e")->value.numel;
     for (int64_t i = 0; i < b; i++) idx[i] = i;
     int64_t np = pnn_dp_param_floats(tr->net);
@@ -408,22 +411,12 @@ END_TEST
 START_TEST(twin_none_runs_methods_without_a_twin) {
     const char *ok[] = {"{kind: spsa, perturbations: 2}", "phyll", "{kind: phyll, physical: spsa}"};
     const char *refused[] = {"pat", "insilico", "dfa", "{kind: phyll, physical: twin}"};
-    char yaml[2048];
+    char yaml[2048], rest[256];
     for (int i = 0; i < 7; i++) {
         const char *m = i < 3 ? ok[i] : refused[i - 3];
-        snprintf(yaml, sizeof yaml,
-                 "data: {set: vowels, path: %s/data/vowels_hillenbrand_women.csv}\n"
-                 "network:\n"
-                 "  - {kind: pad, before: 8}\n"
-                 "  - {kind: skip, name: h}\n"
-                 "  - {kind: normalize, abs: true}\n"
-                 "  - {kind: physical, name: osc, device: 'sim:oscillator?n=20&nt=4&seed=3', twin: none}\n"
-                 "  - {kind: concat_skip, from: h}\n"
-                 "  - {kind: linear, name: z, out: 7}\n"
-                 "batch: 32\nepochs: 1\nseed: 4\nmethod: %s\n",
-                 PNN_SOURCE_DIR, m);
+        snprintf(rest, sizeof rest, "batch: 32\nmethod: %s\n", m);
         pnn_trainer *tr = NULL;
-        pnn_status st = pnn_trainer_create(pnn_test_parse(yaml), ".", &tr);
+        pnn_status st = phyll_block(&tr, "', twin: none", 7, rest);
         if (i >= 3) {
             ck_assert_msg(st == PNN_ERR_CONFIG && strstr(pnn_last_error(), "needs a twin on layer 'osc'") &&
                               strstr(pnn_last_error(), "spsa, phyll"),
