@@ -57,7 +57,6 @@ typedef struct phyll_state {
     double spsa_c;
     int embed_replace;          /* embed: replace */
     /* found by prepare */
-    int prepared;
     int n_blocks, start;        /* blocks begin at layer start (1 after a pad that takes the label) */
     int first[PHYLL_MAX_BLOCKS], last[PHYLL_MAX_BLOCKS], has_physical[PHYLL_MAX_BLOCKS];
     int64_t d[PHYLL_MAX_BLOCKS];
@@ -71,6 +70,9 @@ typedef struct phyll_state {
     int classes;
     pnn_tensor h[2], dz[2];     /* backend: block inputs (positive, negative), z gradients */
     float *buf, *zbuf[2];       /* host scratch */
+    float *src;                 /* host: the rows to embed labels into (embed_source), src_rows x src_cols */
+    int64_t src_rows, src_cols;
+    double src_max;             /* max|.| over them: the label's value */
     double *gsum[2], *gv[2], *wv[2]; /* per row: summed goodness, goodness, loss weight (pos, neg) */
     double *gl;                 /* per row x label: summed goodness at evaluation */
     int *neg;
@@ -94,6 +96,7 @@ static void phyll_destroy(void *state) {
         free(s->wv[i]);
     }
     free(s->buf);
+    free(s->src);
     free(s->t0), free(s->tp), free(s->delta), free(s->tg);
     free(s->gl);
     free(s->neg);
@@ -241,7 +244,6 @@ static pnn_status phyll_prepare(pnn_trainer *tr) {
         PNN_TRY(pnn_tensor_init2(&s->h[i], tr->be, 1, 1));
         PNN_TRY(pnn_tensor_init2(&s->dz[i], tr->be, 1, 1));
     }
-    s->prepared = 1;
     return PNN_OK;
 }
 
@@ -249,12 +251,14 @@ static pnn_status reserve(phyll_state *s, int64_t rows, int64_t width) {
     int64_t need = rows * width;
     if (need > s->cap_buf) {
         free(s->buf);
+        free(s->src);
         free(s->zbuf[0]);
         free(s->zbuf[1]);
         s->buf = malloc((size_t)need * sizeof(float));
+        s->src = malloc((size_t)need * sizeof(float));
         s->zbuf[0] = malloc((size_t)need * sizeof(float));
         s->zbuf[1] = malloc((size_t)need * sizeof(float));
-        s->cap_buf = s->buf && s->zbuf[0] && s->zbuf[1] ? need : 0;
+        s->cap_buf = s->buf && s->src && s->zbuf[0] && s->zbuf[1] ? need : 0;
         if (!s->cap_buf) return PNN_ERROR(PNN_ERR_NOMEM, "method phyll: out of memory for %lld floats", (long long)need);
     }
     if (rows > s->cap_rows) {
@@ -288,23 +292,30 @@ static int64_t widest(const pnn_network *net) {
     return w;
 }
 
-/* out = x (rows of the network's input) with the labels embedded: through the pad layer first
- * (embed: pad; slot 2), then the first C columns zeroed and column label[r] of row r set to
- * max|.| over all the rows. */
-static pnn_status embed(pnn_trainer *tr, phyll_state *s, const pnn_tensor *x, const int *label, pnn_tensor *out) {
+/* The rows labels go into, once per batch (or evaluation chunk): x itself (embed: replace) or x
+ * through the pad layer (slot 2), kept on the host with its max|.|, the label's value. */
+static pnn_status embed_source(pnn_trainer *tr, phyll_state *s, const pnn_tensor *x) {
     const pnn_tensor *u = x;
     if (!s->embed_replace) PNN_TRY(pnn_network_forward_block(tr->net, 2, 0, 0, x, PNN_PASS_EVAL_TWIN, &u));
-    int64_t rows = pnn_tensor_rows(u), cols = pnn_tensor_cols(u);
-    PNN_TRY(pnn_tensor_to_host(u, s->buf, u->numel));
-    double m = 0;
-    for (int64_t i = 0; i < u->numel; i++) m = fabs((double)s->buf[i]) > m ? fabs((double)s->buf[i]) : m;
+    s->src_rows = pnn_tensor_rows(u), s->src_cols = pnn_tensor_cols(u);
+    PNN_TRY(pnn_tensor_to_host(u, s->src, u->numel));
+    s->src_max = 0;
+    for (int64_t i = 0; i < u->numel; i++) s->src_max = fabs((double)s->src[i]) > s->src_max ? fabs((double)s->src[i]) : s->src_max;
+    return PNN_OK;
+}
+
+/* out = the source rows with their first C columns zeroed and column label[r] of row r set to
+ * the source's max|.|. */
+static pnn_status embed_label(phyll_state *s, const int *label, pnn_tensor *out) {
+    int64_t rows = s->src_rows, cols = s->src_cols;
+    memcpy(s->buf, s->src, (size_t)(rows * cols) * sizeof(float));
     for (int64_t r = 0; r < rows; r++) {
         float *row = s->buf + r * cols;
         for (int c = 0; c < s->classes; c++) row[c] = 0.0f;
-        row[label[r]] = (float)m;
+        row[label[r]] = (float)s->src_max;
     }
     PNN_TRY(pnn_tensor_reshape2(out, rows, cols));
-    return pnn_tensor_from_host(out, s->buf, u->numel);
+    return pnn_tensor_from_host(out, s->buf, rows * cols);
 }
 
 /* g = cos(|z|, p) of each row of z [rows, d] (host); with dz, also dg/dz times w[r]. */
@@ -428,8 +439,9 @@ static pnn_status phyll_gradient(pnn_trainer *tr, int64_t row0, int64_t rows, in
     pnn_tensor x;
     int64_t xshape[2] = {rows, tr->train.dim};
     pnn_status st = pnn_tensor_view(&x, be, tr->xb.data + row0 * tr->train.dim, 2, xshape);
-    if (st == PNN_OK) st = embed(tr, s, &x, pos, &s->h[0]);
-    if (st == PNN_OK) st = embed(tr, s, &x, s->neg, &s->h[1]);
+    if (st == PNN_OK) st = embed_source(tr, s, &x);
+    if (st == PNN_OK) st = embed_label(s, pos, &s->h[0]);
+    if (st == PNN_OK) st = embed_label(s, s->neg, &s->h[1]);
     free(pos);
     PNN_TRY(st);
     for (int64_t r = 0; r < rows; r++) s->gsum[0][r] = s->gsum[1][r] = 0;
@@ -507,9 +519,10 @@ static pnn_status phyll_evaluate(pnn_trainer *tr, pnn_pass pass, int64_t first, 
     PNN_TRY(reserve(s, b, widest(net)));
     double *gl = s->gl, *g = s->gsum[0];
     for (int64_t i = 0; i < b * C; i++) gl[i] = 0;
+    PNN_TRY(embed_source(tr, s, &tr->xb));
     for (int c = 0; c < C; c++) {
         for (int64_t r = 0; r < b; r++) s->neg[r] = c;
-        PNN_TRY(embed(tr, s, &tr->xb, s->neg, &s->h[0]));
+        PNN_TRY(embed_label(s, s->neg, &s->h[0]));
         for (int k = 0; k < s->n_blocks; k++) {
             const pnn_tensor *z;
             PNN_TRY(pnn_network_forward_block(net, 0, s->first[k], s->last[k], &s->h[0], pass, &z));
