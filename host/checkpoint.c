@@ -147,13 +147,12 @@ static pnn_status load_run_state(pnn_trainer *tr, const pnn_safetensors *st, con
 
 /* The twins' training state (online refinement), then the training method's own (its
  * optimizers), into t and names when given; how many. */
-static int twin_states(const pnn_trainer *tr, pnn_tensor **t, char (*names)[PNN_TWIN_STATE_NAME_MAX]) {
+static int twin_states(pnn_trainer *tr, pnn_tensor **t, char (*names)[PNN_TWIN_STATE_NAME_MAX]) {
     const pnn_method_i *m = tr->opt.method;
-    pnn_trainer *mtr = (pnn_trainer *)tr; /* the method's states are tensors it owns, read or written by the caller */
-    int n = pnn_network_twin_states(tr->net, NULL, NULL, 0), nm = m && m->states ? m->states(mtr, NULL, NULL, 0) : 0;
+    int n = pnn_network_twin_states(tr->net, NULL, NULL, 0), nm = m && m->states ? m->states(tr, NULL, NULL, 0) : 0;
     if (t) {
         pnn_network_twin_states(tr->net, t, names, n);
-        if (nm) m->states(mtr, t + n, names + n, nm);
+        if (nm) m->states(tr, t + n, names + n, nm);
     }
     return n + nm;
 }
