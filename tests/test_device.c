@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "pnn/pnn.h"
+#include "pnn/system.h"
 #include "tests/testutil.h"
 
 static const pnn_backend *be;
@@ -311,6 +312,43 @@ END_TEST
 
 /* PAT: the physical layer's output is the device's, its gradient the twin's VJP at the same
  * inputs; in-silico: both from the twin. */
+/* Every system counts its FLOPs for the benchmark suite; the counts follow the form the kernels
+ * pick (scatter's transfer matrix makes a large batch cheaper per row) and refuse bad keys. */
+START_TEST(systems_count_their_flops) {
+    for (int i = 0; i < pnn_system_count(); i++) {
+        const pnn_system *sys = pnn_system_at(i);
+        ck_assert_msg(sys->flops != NULL, "system %s counts no FLOPs", sys->name);
+        char uri[64];
+        snprintf(uri, sizeof uri, "sim:%s", sys->name);
+        pnn_uri u;
+        double one[3], many[3];
+        ck_assert_int_eq(pnn_uri_parse(uri, &u), PNN_OK);
+        ck_assert_int_eq(sys->flops(&u, 1, one), PNN_OK);
+        ck_assert_int_eq(sys->flops(&u, 1024, many), PNN_OK);
+        for (int k = 0; k < 3; k++) {
+            ck_assert_msg(one[k] > 0 && many[k] > one[k], "%s count %d: %g for 1 row, %g for 1024", sys->name, k,
+                          one[k], many[k]);
+            ck_assert_msg(many[k] <= 1024 * one[k] * (1 + 1e-12), "%s count %d grows faster than the rows",
+                          sys->name, k);
+        }
+    }
+    pnn_uri u;
+    double c[3];
+    ck_assert_int_eq(pnn_uri_parse("sim:oscillator?n=50&nt=3", &u), PNN_OK);
+    ck_assert_int_eq(pnn_system_find("oscillator")->flops(&u, 4, c), PNN_OK);
+    ck_assert_double_eq(c[0], 2.0 * 4 * 50 * 50 * 4 * 3); /* 2 B N^2 per stage, 4 nt stages */
+    ck_assert_double_eq(c[1], 2 * c[0]);
+    ck_assert_double_eq(c[2], c[0]);
+    ck_assert_int_eq(pnn_uri_parse("sim:scatter", &u), PNN_OK);
+    double few[3], lots[3];
+    pnn_system_find("scatter")->flops(&u, 2, few);
+    pnn_system_find("scatter")->flops(&u, 4096, lots);
+    ck_assert_msg(lots[0] / 4096 < few[0] / 2, "scatter's transfer form is not counted at a large batch");
+    ck_assert_int_eq(pnn_uri_parse("sim:circuit?segments=1", &u), PNN_OK);
+    ck_assert_int_eq(pnn_system_find("circuit")->flops(&u, 1, c), PNN_ERR_INVALID);
+}
+END_TEST
+
 START_TEST(physical_layer_pat_semantics) {
     int64_t rows = 6, in = 5;
     pnn_layer *l;
@@ -379,6 +417,7 @@ Suite *device_suite(void) {
     tcase_add_test(tc, oracle_twin_replays_device_noise);
     tcase_add_test(tc, device_rejects_wrong_shapes_and_nan);
     tcase_add_test(tc, physical_layer_pat_semantics);
+    tcase_add_test(tc, systems_count_their_flops);
     tcase_add_test(tc, controls_stay_in_the_device_range);
     tcase_add_test(tc, noise_estimate_recovers_the_draw);
     suite_add_tcase(s, tc);

@@ -1,10 +1,10 @@
 /* `pnn bench --suite`: the standard throughput grid, one report (docs/architecture.md, "Performance").
  *
  * Sections: floor (the backend's GEMM rate and streaming bandwidth, measured in the same run),
- * twins (each system's twin at several sizes and batches: forward, VJP, PAT step; samples/s, and
- * for the oscillator, whose FLOPs are known, GFLOP/s and the fraction of the GEMM floor; scaling
- * exponents), torch (the PyTorch implementation of the oscillator layer at the same points, in
- * rounds alternating with pnn's), bridge (duty cycle and step time against device latency, one
+ * twins (each system's twin at several sizes and batches: forward, VJP, PAT step; samples/s,
+ * GFLOP/s by the nominal count of the algorithm run and the fraction of the GEMM floor; the
+ * oscillator's scaling exponents), torch (PyTorch's implementation of each system at the same
+ * points, benchmarks/reference/systems_torch.py, in rounds alternating with pnn's), bridge (duty cycle and step time against device latency, one
  * device and a chain of two), dp (steps/s against ranks under mpirun). Writes report.json,
  * report.md and, with matplotlib, PNGs (tools/plot_bench.py). */
 #define _GNU_SOURCE
@@ -24,6 +24,8 @@
 #include "pnn/floor.h"
 #include "pnn/rng.h"
 
+#include "pnn/system.h"
+
 #include "cli.h"
 
 static const char help[] =
@@ -36,9 +38,10 @@ static const char help[] =
     "  floor   the backend's GEMM rate (GFLOP/s) and streaming bandwidth (GB/s), the floor\n"
     "  twins   every system's twin at several sizes (oscillator N = 100, 400, 1610, 4096, 8192) and\n"
     "          batches (1, 32, 256): forward, VJP and a PAT step (device forward, twin forward and\n"
-    "          backward, Adam), median ms over rounds with min and max, samples/s; for the\n"
-    "          oscillator also GFLOP/s, the fraction of the GEMM floor and the scaling exponents\n"
-    "  torch   the PyTorch oscillator layer at the same points, rounds alternating with pnn's\n"
+    "          backward, Adam), median ms over rounds with min and max, samples/s, GFLOP/s and the\n"
+    "          fraction of the GEMM floor; the oscillator's scaling exponents\n"
+    "  torch   PyTorch's implementation of each system at the same points, rounds alternating\n"
+    "          with pnn's (benchmarks/reference/systems_torch.py)\n"
     "          (where python3 has torch; otherwise a note)\n"
     "  bridge  a training step's duty cycle against device latency, one device and a chain of two\n"
     "  dp      training steps/s against ranks under mpirun (where mpirun is on PATH)\n"
@@ -150,6 +153,18 @@ static double point_bytes(const point *p) {
     return 4.0 * (10.0 * n * n + 8.0 * b * n * (st + 4.0));
 }
 
+/* The nominal FLOPs of the three passes (forward; taped forward + VJP; PAT step = device forward
+ * + the VJP pass) from the system's own count (pnn_system.flops: the form its kernels pick for
+ * this batch); 0 where the system counts none or its reader refuses the URI (the twins section
+ * then reports the error). */
+static void point_flops(point *p) {
+    pnn_uri u;
+    const pnn_system *sys = pnn_system_find(p->system);
+    double c[3];
+    if (!sys || !sys->flops || pnn_uri_parse(p->uri, &u) != PNN_OK || sys->flops(&u, p->batch, c) != PNN_OK) return;
+    p->flops[0] = c[0], p->flops[1] = c[0] + c[1], p->flops[2] = c[2] + c[0] + c[1];
+}
+
 static void add_point(suite *s, const char *system, int64_t size, int64_t batch, const char *fmt) {
     if (s->n_pts == MAX_POINTS) return;
     point *p = &s->pts[s->n_pts++];
@@ -157,11 +172,7 @@ static void add_point(suite *s, const char *system, int64_t size, int64_t batch,
     snprintf(p->system, sizeof p->system, "%s", system);
     snprintf(p->uri, sizeof p->uri, fmt, (long long)size);
     p->size = size, p->batch = batch;
-    if (!strcmp(system, "oscillator")) {
-        /* per RK4 stage one B x N x N product; the VJP does two (dx and dQ), PAT adds the device */
-        double fwd = 2.0 * (double)batch * (double)size * (double)size * 4.0 * (double)uri_int(p->uri, "nt", 5);
-        p->flops[0] = fwd, p->flops[1] = 3.0 * fwd, p->flops[2] = 4.0 * fwd;
-    }
+    point_flops(p);
 }
 
 static void build_grid(suite *s) {
@@ -293,21 +304,21 @@ static int python_has(const char *module) {
 }
 
 static pnn_status torch_round(suite *s, int round) {
-    char points[4096] = "", script[PNN_PATH_MAX + 1], json_path[PNN_PATH_MAX + 1], cmd[3 * PNN_PATH_MAX + 4096 + 128];
+    char points[8192] = "", script[PNN_PATH_MAX + 1], json_path[PNN_PATH_MAX + 1], cmd[3 * PNN_PATH_MAX + 8192 + 128];
     int any = 0;
     for (int i = 0; i < s->n_pts; i++) {
         const point *p = &s->pts[i];
-        if (strcmp(p->system, "oscillator") || p->skipped[0]) continue;
+        if (p->skipped[0]) continue;
         size_t len = strlen(points);
-        snprintf(points + len, sizeof points - len, "%s%lld:%lld", any ? "," : "", (long long)p->size,
+        snprintf(points + len, sizeof points - len, "%s%s:%lld:%lld", any ? "," : "", p->system, (long long)p->size,
                  (long long)p->batch);
         any = 1;
     }
     if (!any) return PNN_OK;
-    PNN_TRY(pnn_path_format(script, sizeof script, "%s/benchmarks/reference/oscillator_torch.py", s->source));
+    PNN_TRY(pnn_path_format(script, sizeof script, "%s/benchmarks/reference/systems_torch.py", s->source));
     PNN_TRY(pnn_path_format(json_path, sizeof json_path, "%s/.torch-round.json", s->out));
-    snprintf(cmd, sizeof cmd, "python3 '%s' --mode twin --points %s --min-s %g --json '%s' > /dev/null", script, points,
-             s->min_s, json_path);
+    snprintf(cmd, sizeof cmd, "python3 '%s' --points %s --min-s %g --json '%s' > /dev/null", script, points, s->min_s,
+             json_path);
     if (system(cmd) != 0) return PNN_ERROR(PNN_ERR_IO, "torch: %s failed", script);
     json_error_t err;
     json_t *j = json_load_file(json_path, 0, &err), *arr = j ? json_object_get(j, "points") : NULL;
@@ -319,10 +330,11 @@ static pnn_status torch_round(suite *s, int round) {
     size_t k;
     json_t *e;
     json_array_foreach(arr, k, e) {
-        int64_t n = json_integer_value(json_object_get(e, "n")), b = json_integer_value(json_object_get(e, "batch"));
-        for (int i = 0; i < s->n_pts; i++) {
+        const char *sys = json_string_value(json_object_get(e, "system"));
+        int64_t n = json_integer_value(json_object_get(e, "size")), b = json_integer_value(json_object_get(e, "batch"));
+        for (int i = 0; sys && i < s->n_pts; i++) {
             point *p = &s->pts[i];
-            if (strcmp(p->system, "oscillator") || p->size != n || p->batch != b || p->skipped[0]) continue;
+            if (strcmp(p->system, sys) || p->size != n || p->batch != b || p->skipped[0]) continue;
             for (int q = 0; q < N_PASSES; q++) {
                 char key[32];
                 snprintf(key, sizeof key, "%s_ms", pass_names[q]);
@@ -604,8 +616,10 @@ static pnn_status write_report(suite *s, json_t *mach, double wall_s) {
         fprintf(f, "Floor: the backend's sgemm at %.1f GFLOP/s (square, measured in this run), streaming at %.1f GB/s.\n\n",
                 s->gemm_gflops, s->stream_gbs);
     if (s->sections[1]) {
-        fprintf(f, "## Twins\n\nMedian ms over rounds (min–max); samples/s; for the oscillator GFLOP/s and the "
-                   "fraction of the sgemm floor, and PyTorch's median ms at the same point (%s).\n\n",
+        fprintf(f, "## Twins\n\nMedian ms over rounds (min–max); samples/s; GFLOP/s and the "
+                   "fraction of the sgemm floor by the nominal FLOPs of the algorithm pnn runs there (circuit: elementwise "
+                   "RK4, no GEMM; scatter: the fields or the transfer-matrix form, by batch; shg: direct or FFT), "
+                   "and PyTorch's median ms at the same point (%s; benchmarks/reference/systems_torch.py).\n\n",
                 s->torch_note[0] ? s->torch_note : "rounds alternating with pnn's");
         fprintf(f, "| system | size | batch | pass | ms | samples/s | GFLOP/s | of floor | PyTorch ms | pnn speed-up |\n"
                    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");

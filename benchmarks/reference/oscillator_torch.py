@@ -14,8 +14,6 @@ Modes:
                  one run (the top-level figures are the first mode's).
   --mode train   trains on Fashion-MNIST (/usr/share/datasets/fashion-mnist/*.gz) and prints
                  the test accuracy measured on the simulated device after each epoch.
-  --mode twin    times one oscillator layer (forward, VJP, PAT step) at --points N:B,...
-                 and prints JSON (the PyTorch column of pnn bench --suite).
   --dump PATH    writes a small golden case (batch 2, twin only, no noise or mismatch) as
                  safetensors for a C test, then exits.
 
@@ -234,56 +232,6 @@ def bench(args):
             json.dump(res, fh, indent=1)
 
 
-def twin_bench(args):
-    """--mode twin: one oscillator layer (the twin, N oscillators, batch B) at each point of
-    --points N:B,N:B,...: ms of its forward (no grad), of a forward and backward (the VJP: input
-    and controls), and of a PAT step (the simulated device's forward, the twin's forward and
-    backward, an Adam step); the computation pnn bench --suite times, for its side-by-side column.
-    Each figure is the median over repetitions lasting --min-s seconds (at least 3)."""
-    out = []
-    for spec in args.points.split(","):
-        n, b = (int(v) for v in spec.split(":"))
-        gen = torch.Generator().manual_seed(args.seed)
-        layer = OscillatorLayer(n, gen)
-        device = Device(layer, args.seed)
-        opt = torch.optim.Adam(layer.parameters(), lr=1e-3)
-        x = torch.rand(b, n, generator=gen)
-        dy = torch.rand(b, n, generator=gen)
-
-        def forward():
-            with torch.no_grad():
-                layer(x)
-
-        def vjp():
-            xr = x.clone().requires_grad_(True)
-            layer.zero_grad()
-            layer(xr).backward(dy)
-
-        def pat():
-            y_dev = device(x)
-            opt.zero_grad()
-            y = layer(x)
-            (y + (y_dev - y).detach()).backward(dy)
-            opt.step()
-
-        res = {"n": n, "batch": b}
-        for name, fn in (("forward", forward), ("vjp", vjp), ("pat", pat)):
-            fn()
-            ms, end = [], time.perf_counter() + args.min_s
-            while len(ms) < 3 or time.perf_counter() < end:
-                t0 = time.perf_counter()
-                fn()
-                ms.append(1e3 * (time.perf_counter() - t0))
-            res[name + "_ms"] = statistics.median(ms)
-        out.append(res)
-    text = json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "points": out})
-    if args.json and args.json != "-":
-        with open(args.json, "w") as fh:
-            fh.write(text)
-    else:
-        print(text)
-
-
 def read_idx(path):
     """An IDX file (gzip) as a numpy array."""
     with gzip.open(path, "rb") as fh:
@@ -372,7 +320,7 @@ def dump(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", choices=("bench", "train", "twin"), default="bench")
+    ap.add_argument("--mode", choices=("bench", "train"), default="bench")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (bench and train)")
     ap.add_argument("--compile", choices=("off", "on", "both"), default="off",
@@ -389,16 +337,12 @@ def main():
     ap.add_argument("--limit-test", type=int, default=0, help="train: first K test images (0: all)")
     ap.add_argument("--log-every", type=int, default=100, help="train: print the loss every K steps")
     ap.add_argument("--dump", help="write the golden case to this .safetensors file and exit")
-    ap.add_argument("--points", default="100:32", help="twin: N:B points, comma-separated")
-    ap.add_argument("--min-s", type=float, default=0.2, help="twin: seconds of repetitions per figure")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.dump:
         dump(args)
     elif args.mode == "bench":
         bench(args)
-    elif args.mode == "twin":
-        twin_bench(args)
     else:
         train(args)
 

@@ -183,10 +183,22 @@ nomem:
     return PNN_ERROR(PNN_ERR_NOMEM, "out of memory opening %s (n = %lld)", uri, (long long)n);
 }
 
+/* Per RK4 stage one B x N x N product (2 B N^2), 4 nt stages; the VJP does two products per
+ * stage (dx and dQ), the device one. */
+static pnn_status osc_flops(pnn_uri *u, int64_t rows, double out[3]) {
+    int64_t n, nt;
+    PNN_TRY(pnn_uri_int(u, "n", 100, 1, PNN_OSC_MAX_N, &n));
+    PNN_TRY(pnn_uri_int(u, "nt", 5, 1, 100000, &nt));
+    double fwd = 2.0 * (double)rows * (double)n * (double)n * 4.0 * (double)nt;
+    out[0] = fwd, out[1] = 2.0 * fwd, out[2] = fwd;
+    return PNN_OK;
+}
+
 const pnn_system pnn_system_oscillator = {
     .name = "oscillator",
     .summary = "coupled nonlinear oscillators (mechanics): theta = [C (n x n), e (n)], y = q(T)",
     .keys = OSC_KEYS,
     .open_sim = osc_open,
     .analytic_twin = pnn_osc_twin_create,
+    .flops = osc_flops,
 };

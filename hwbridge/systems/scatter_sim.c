@@ -216,10 +216,31 @@ static pnn_status sim_open(pnn_uri *u, const char *uri, const pnn_backend *be, p
     return PNN_OK;
 }
 
+/* Counted from the two forms (scatter.h; a complex multiply-add is 8): W = diag(phi) B2 is
+ * rebuilt for new controls (6 M K); the fields form computes u = x B1 (real x complex, 4 B D M),
+ * z = u W (8 B M K), and back gu = gz W^H (8 B M K), dx = Re(gu B1^H) (4 B D M), dtheta (3 B M);
+ * the transfer form T = B1 W (8 D M K), z = x T (4 B D K), and back dx = Re(gz T^H) and
+ * G = x^T gz (4 B D K each), S = B1^H G (8 D M K), dtheta (6 M K). |z|^2: 3 B K. */
+static pnn_status scatter_flops(pnn_uri *u, int64_t rows, double out[3]) {
+    pnn_scatter_settings s;
+    PNN_TRY(pnn_scatter_read_settings(u, &s));
+    double b = (double)rows, d = (double)s.x_dim, m = (double)s.modes, k = (double)s.y_dim;
+    if (pnn_scatter_use_transfer(&s, rows)) {
+        out[0] = 6 * m * k + 8 * d * m * k + 4 * b * d * k + 3 * b * k;
+        out[1] = 8 * b * d * k + 8 * d * m * k + 6 * m * k;
+    } else {
+        out[0] = 6 * m * k + 4 * b * d * m + 8 * b * m * k + 3 * b * k;
+        out[1] = 8 * b * m * k + 4 * b * d * m + 3 * b * m;
+    }
+    out[2] = out[0];
+    return PNN_OK;
+}
+
 const pnn_system pnn_system_scatter = {
     .name = "scatter",
     .summary = "linear scattering, intensity detection (waves): theta = phase (modes), y = |W2 diag(e^i theta) W1 x|^2",
     .keys = PNN_SCATTER_KEYS,
     .open_sim = sim_open,
     .analytic_twin = pnn_scatter_twin_create,
+    .flops = scatter_flops,
 };

@@ -264,6 +264,24 @@ static pnn_status shg_open(pnn_uri *u, const char *uri, const pnn_backend *be, p
     return PNN_OK;
 }
 
+/* Counted from shg_cpu.c (a complex FFT of length L is 5 L log2 L): the twin's real
+ * autoconvolution takes each pair once (K^2 per row), or, two rows packed in one complex
+ * sequence, one transform and one inverse per pair (5 L log2 L + 3 L per row); its VJP's
+ * correlations cost the same again. The device's field is complex (its spectral phase): 4 K^2
+ * per row directly, or a transform and an inverse per row. Squares and bins: about 3 M per row
+ * (M = 2 K - 1 points). */
+static pnn_status shg_flops(pnn_uri *u, int64_t rows, double out[3]) {
+    pnn_shg_settings s;
+    PNN_TRY(pnn_shg_read_settings(u, &s));
+    pnn_shg_params p = pnn_shg_params_of(&s, rows);
+    double b = (double)rows, k = (double)p.k, m = 2 * k - 1, l = (double)p.fft_len, fft = 5 * l * log2(l);
+    int direct = p.form == PNN_SHG_DIRECT;
+    out[0] = b * ((direct ? k * k : fft + 3 * l) + 3 * m);
+    out[1] = out[0];
+    out[2] = b * ((direct ? 4 * k * k : 2 * fft + 6 * l) + 4 * m);
+    return PNN_OK;
+}
+
 const pnn_system pnn_system_shg = {
     .name = "shg",
     .summary = "shaped broadband pulse, frequency doubled (optics): u = [x, mask] on K spectral bins, "
@@ -271,4 +289,5 @@ const pnn_system pnn_system_shg = {
     .keys = SHG_KEYS,
     .open_sim = shg_open,
     .analytic_twin = pnn_shg_twin_create,
+    .flops = shg_flops,
 };

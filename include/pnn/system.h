@@ -24,6 +24,12 @@ typedef struct pnn_system {
      * the device's system_uri; refuses dims that are not this system's (a crafted header).
      * noise as pnn_twin_create. */
     pnn_status (*analytic_twin)(pnn_device *dev, double noise, pnn_twin **out);
+    /* Optional (NULL: not counted). The nominal FLOPs of `rows` rows through the analytic twin's
+     * forward (out[0]), its VJP alone (out[1]) and the simulated device's forward (out[2]), as
+     * this system's kernels compute them (in the form they pick for that many rows), read from
+     * the parsed URI (marks its keys used; the generic keys are not read). For the benchmark
+     * suite's GFLOP/s and fraction of the floor. */
+    pnn_status (*flops)(pnn_uri *u, int64_t rows, double out[3]);
 } pnn_system;
 
 /* The keys every simulated device takes besides its system's own (hwbridge/device.c). */

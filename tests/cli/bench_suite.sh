@@ -19,7 +19,7 @@ osc = [p for p in twins if p["system"] == "oscillator"]
 assert len(osc) == 2 * 2 * 3, len(osc)   # N 100, 400 x batch 1, 32 x forward, vjp, pat
 for p in twins:
     assert p["ms_median"] > 0 and p["ms_min"] <= p["ms_median"] <= p["ms_max"] and p["samples_per_s"] > 0, p
-for p in osc:
+for p in twins:  # every system counts its FLOPs (pnn_system.flops)
     assert 0 < p["gflops"] and 0 < p["floor_fraction"] < 2, p
 assert len(r["bridge"]) == 4 and all(0 < b["duty"] <= 1.0 + 1e-9 for b in r["bridge"]), r["bridge"]
 figs = (r["remote"] or {}).get("figures", [])
