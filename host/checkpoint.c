@@ -434,3 +434,12 @@ int pnn_checkpoint_untrusted(const pnn_cfg *cfg, const char *const *given, int n
     walk_untrusted(&w, cfg, "", "");
     return w.count;
 }
+
+pnn_status pnn_trainer_save_state(pnn_trainer *tr) {
+    char path[PNN_PATH_MAX + 1];
+    if (!tr->run_dir[0]) return PNN_ERROR(PNN_ERR_INVALID, "the run keeps no files: no state to save");
+    PNN_TRY(pnn_train_checkpoint_path(tr->run_dir, path, sizeof path));
+    if (tr->state_lost)
+        return PNN_ERROR(PNN_ERR_CUDA, "an update failed part way, so the parameters in memory are no state of the run");
+    return pnn_trainer_save_checkpoint(tr, path);
+}

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "config_internal.h"
+#include "pnn/fileio.h"
 
 /* ---- typed reads ---- */
 
@@ -396,4 +397,27 @@ char *pnn_cfg_to_yaml(const pnn_cfg *root) {
         return NULL;
     }
     return b.p;
+}
+
+pnn_status pnn_cfg_set_device(pnn_cfg *cfg, const char *name, const char *uri, char *key, size_t key_cap) {
+    const pnn_cfg *net = pnn_cfg_get(cfg, "network");
+    int found = -1, count = 0;
+    for (int i = 0; net && i < pnn_cfg_len(net); i++) {
+        const pnn_cfg *l = pnn_cfg_at(net, i);
+        const char *kind = pnn_cfg_scalar(pnn_cfg_get(l, "kind"));
+        const char *lname = pnn_cfg_scalar(pnn_cfg_get(l, "name"));
+        if (!kind || strcmp(kind, "physical")) continue;
+        count++;
+        if (!name || (lname && !strcmp(lname, name))) found = i;
+    }
+    if (name && found < 0)
+        return PNN_ERROR(PNN_ERR_INVALID, "--device %s=...: the network has no physical layer called '%s'",
+                         name, name);
+    if (!name && count != 1)
+        return PNN_ERROR(PNN_ERR_INVALID,
+                         "--device: the network has %d physical layers; name one as --device LAYER=URI", count);
+    char assignment[2048];
+    PNN_TRY(pnn_path_format(assignment, sizeof assignment, "network.%d.device=%s", found, uri));
+    snprintf(key, key_cap, "network.%d.device", found);
+    return pnn_cfg_set(cfg, assignment);
 }

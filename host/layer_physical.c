@@ -414,23 +414,20 @@ static pnn_status add_theta_param(pnn_layer *l, const pnn_theta_part *part, int6
     return PNN_OK;
 }
 
-/* twin: none: the controls start where the system's analytic twin would start them, when pnn has
- * one (the same values as with the twin); otherwise uniform in the device's theta_range cut to
- * [-1, 1], from (seed, name). */
-static pnn_status init_theta_without_twin(pnn_device *dev, const pnn_backend *be, uint64_t seed, const char *name,
-                                          float *theta) {
+pnn_status pnn_theta_default_init(pnn_device *dev, const pnn_backend *be, uint64_t seed, uint64_t stream,
+                                  float *theta) {
     pnn_twin *tw = NULL;
     if (pnn_twin_create("analytic", dev, -1.0, &tw) == PNN_OK) {
-        pnn_status st = tw->iface->init_theta(tw, seed, pnn_rng_stream(name, 0), theta);
+        pnn_status st = tw->iface->init_theta(tw, seed, stream, theta);
         pnn_twin_free(tw);
         return st;
     }
     int64_t n = dev->info.theta_dim;
     float *h = malloc((size_t)(n ? n : 1) * sizeof(float));
-    if (!h) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory for the controls of '%s'", name);
+    if (!h) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory for the controls of device %s", dev->info.uri);
     float lo = dev->info.theta_range[0] > -1.0f ? dev->info.theta_range[0] : -1.0f;
     float hi = dev->info.theta_range[1] < 1.0f ? dev->info.theta_range[1] : 1.0f;
-    pnn_rng_uniform(seed, pnn_rng_stream(name, 0), 0, n, h);
+    pnn_rng_uniform(seed, stream, 0, n, h);
     for (int64_t i = 0; i < n; i++) h[i] = lo + (hi - lo) * h[i];
     be->iface->from_host(be->ctx, theta, h, (size_t)n * sizeof(float));
     free(h);
@@ -530,7 +527,7 @@ static pnn_status physical(pnn_layer **out, const pnn_backend *be, const char *n
         }
     }
     if (p->twin) PNN_GOTO(p->twin->iface->init_theta(p->twin, seed, pnn_rng_stream(name, 0), p->theta));
-    else PNN_GOTO(init_theta_without_twin(p->dev, be, seed, name, p->theta));
+    else PNN_GOTO(pnn_theta_default_init(p->dev, be, seed, pnn_rng_stream(name, 0), p->theta));
     int64_t offset = 0;
     for (int i = 0; i < info->n_theta_parts; i++) {
         const pnn_theta_part *part = &info->theta_parts[i];

@@ -524,3 +524,9 @@ const char *pnn_safetensors_meta(const pnn_safetensors *st, const char *key) {
         if (!strcmp(st->meta[i].key, key)) return st->meta[i].value;
     return NULL;
 }
+
+int pnn_safetensors_meta_count(const pnn_safetensors *st) { return st ? st->n_meta : 0; }
+
+const pnn_st_meta *pnn_safetensors_meta_at(const pnn_safetensors *st, int i) {
+    return st && i >= 0 && i < st->n_meta ? &st->meta[i] : NULL;
+}

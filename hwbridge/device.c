@@ -1,5 +1,6 @@
 /* Opening devices by URI, and the checks every device call goes through, with the timing and
  * faults a simulated device adds. */
+#include "pnn/callback.h"
 #include "pnn/device.h"
 #include "pnn/remote.h"
 
@@ -230,6 +231,7 @@ static pnn_status open_kind(const char *uri, const pnn_backend *be, pnn_device *
     if (!strncmp(uri, "record:", 7)) return pnn_record_open(uri, be, out);
     if (!strncmp(uri, "replay:", 7)) return pnn_replay_open(uri, be, out);
     if (!strncmp(uri, "remote:", 7)) return pnn_remote_open(uri, be, out);
+    if (!strncmp(uri, "callback:", 9)) return pnn_callback_device_open(uri, be, out);
     pnn_uri u;
     PNN_TRY(pnn_uri_parse(uri, &u));
     if (!strcmp(u.scheme, "sim")) {
@@ -251,7 +253,7 @@ static pnn_status open_kind(const char *uri, const pnn_backend *be, pnn_device *
     }
     return PNN_ERROR(PNN_ERR_UNSUPPORTED,
                      "device scheme '%s:' in '%s' is not supported by this build; known: sim:, remote:, "
-                     "record:, replay:",
+                     "record:, replay:, callback:",
                      u.scheme, uri);
 }
 

@@ -24,7 +24,6 @@ void cli_print_final(const pnn_eval_result *dev, const pnn_eval_result *twin, do
 
 /* Points the physical layer called name (or the only one, when name is NULL) of cfg's network at
  * uri; key gets the config key set ("network.K.device"). */
-pnn_status cli_set_device(pnn_cfg *cfg, const char *name, const char *uri, char *key, size_t key_cap);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

@@ -26,13 +26,10 @@ static const char help[] =
 
 int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL;
-    char **sets = calloc((size_t)argc, sizeof *sets), **devices = calloc((size_t)argc, sizeof *devices);
-    /* the config keys given here: a checkpoint's own values of them are never used */
-    char (*given)[64] = calloc((size_t)argc, sizeof *given);
-    const char **given_keys = calloc((size_t)argc, sizeof *given_keys);
-    int n_sets = 0, n_devices = 0, n_given = 0, rc = 0, trust = 0;
-    if (!sets || !devices || !given || !given_keys) {
-        free(sets), free(devices), free(given), free(given_keys);
+    const char **sets = calloc((size_t)argc, sizeof *sets), **devices = calloc((size_t)argc, sizeof *devices);
+    int n_sets = 0, n_devices = 0, rc = 0, trust = 0;
+    if (!sets || !devices) {
+        free(sets), free(devices);
         return EX_SOFTWARE_;
     }
     for (int i = 1; i < argc; i++) {
@@ -57,53 +54,12 @@ int cmd_eval(int argc, char **argv) {
         rc = cli_usage_error("eval", "give the CHECKPOINT to evaluate");
         goto done;
     }
-    pnn_cfg *cfg = NULL;
-    pnn_status st = pnn_checkpoint_config(ckpt, &cfg);
-    for (int i = 0; st == PNN_OK && i < n_sets; i++) {
-        st = pnn_cfg_set(cfg, sets[i]);
-        snprintf(given[n_given], sizeof given[0], "%.*s", (int)strcspn(sets[i], "="), sets[i]);
-        given_keys[n_given] = given[n_given];
-        n_given++;
-    }
-    for (int i = 0; st == PNN_OK && i < n_devices; i++) {
-        char name[64];
-        const char *d = devices[i], *eq = strchr(d, '='), *colon = strchr(d, ':');
-        /* LAYER=URI when '=' comes before the scheme's ':' */
-        if (eq && (!colon || eq < colon) && (size_t)(eq - d) < sizeof name) {
-            snprintf(name, sizeof name, "%.*s", (int)(eq - d), d);
-            st = cli_set_device(cfg, name, eq + 1, given[n_given], sizeof given[0]);
-        } else {
-            st = cli_set_device(cfg, NULL, d, given[n_given], sizeof given[0]);
-        }
-        given_keys[n_given] = given[n_given];
-        n_given++;
-    }
-    char untrusted[1024];
-    if (st == PNN_OK && !trust && pnn_checkpoint_untrusted(cfg, given_keys, n_given, untrusted, sizeof untrusted))
-        st = PNN_ERROR(PNN_ERR_INVALID,
-                       "the config inside %s names %s. eval does not open servers, recordings or files that a "
-                       "checkpoint names (anyone may have made it): give them yourself with --device LAYER=URI or "
-                       "--set KEY=VALUE, or pass --trust-checkpoint if you made this checkpoint",
-                       ckpt, untrusted);
-    if (st != PNN_OK) {
-        if (cfg) pnn_cfg_free(cfg);
-        rc = cli_fail("eval", st);
-        goto done;
-    }
-    pnn_trainer *tr;
-    st = pnn_trainer_create(cfg, ".", &tr);
-    if (st == PNN_OK) {
-        st = pnn_trainer_load_checkpoint(tr, ckpt, 0);
-        if (st == PNN_OK) st = pnn_trainer_evaluate(tr, PNN_PASS_EVAL_DEVICE, &tr->last_device);
-        if (st == PNN_OK) st = pnn_trainer_evaluate(tr, PNN_PASS_EVAL_TWIN, &tr->last_twin);
-        if (st == PNN_OK) cli_print_final(&tr->last_device, &tr->last_twin, 0.0);
-        pnn_trainer_free(tr);
-    }
-    if (st != PNN_OK) rc = cli_fail("eval", st);
+    pnn_eval_result dev, twin;
+    pnn_status st = pnn_evaluate_checkpoint(ckpt, sets, n_sets, devices, n_devices, trust, &dev, &twin);
+    if (st == PNN_OK) cli_print_final(&dev, &twin, 0.0);
+    else rc = cli_fail("eval", st);
 done:
     free(sets);
     free(devices);
-    free(given);
-    free(given_keys);
     return rc;
 }

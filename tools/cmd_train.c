@@ -232,9 +232,7 @@ int cmd_train(int argc, char **argv) {
     if (rank0) print_bridge_summary(tr);
     if (st == PNN_ERR_INTERRUPTED) {
         /* a wait gave up on the stop request: the failed step was undone; keep the one before */
-        char path[PNN_PATH_MAX + 1];
-        st = pnn_path_format(path, sizeof path, "%s/checkpoint.safetensors", run_dir);
-        if (st == PNN_OK) st = pnn_trainer_save_checkpoint(tr, path);
+        st = pnn_trainer_save_state(tr);
         if (st != PNN_OK) return fail_agreed(tr, comm, st);
         tr->interrupted = 1;
     }
@@ -249,18 +247,14 @@ int cmd_train(int argc, char **argv) {
         /* keep what was learned up to the last completed step: every rank learned of the failure
          * in the same step, so all take part in the checkpoint, and rank 0 writes it */
         pnn_status first = st;
-        char msg[2048], path[PNN_PATH_MAX + 1];
+        char msg[2048];
         snprintf(msg, sizeof msg, "%s", pnn_last_error());
-        pnn_status saved = pnn_path_format(path, sizeof path, "%s/checkpoint.safetensors", run_dir);
-        if (saved == PNN_OK && tr->state_lost)
-            saved = PNN_ERROR(PNN_ERR_CUDA, "an update failed part way, so the parameters in memory are no state of "
-                                            "the run");
-        if (saved == PNN_OK) saved = pnn_trainer_save_checkpoint(tr, path);
+        pnn_status saved = pnn_trainer_save_state(tr);
         if (rank0) {
             if (saved == PNN_OK)
-                fprintf(stderr, "pnn train: saved the state after step %lld in %s; continue with --resume %s "
-                                "(with --set to point a layer at another device)\n",
-                        (long long)tr->global_step, path, run_dir);
+                fprintf(stderr, "pnn train: saved the state after step %lld in %s/checkpoint.safetensors; continue "
+                                "with --resume %s (with --set to point a layer at another device)\n",
+                        (long long)tr->global_step, run_dir, run_dir);
             else
                 fprintf(stderr, "pnn train: could not save the state after step %lld: %s; %s\n",
                         (long long)tr->global_step, pnn_last_error(),

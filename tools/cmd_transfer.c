@@ -96,7 +96,7 @@ static pnn_status run_copy(const transfer_args *a, const char *uri, const copy_r
         n_given++;
     }
     if (st == PNN_OK && uri) {
-        st = cli_set_device(cfg, a->layer, uri, keys[n_given], sizeof keys[0]);
+        st = pnn_cfg_set_device(cfg, a->layer, uri, keys[n_given], sizeof keys[0]);
         given[n_given] = keys[n_given];
         n_given++;
     }

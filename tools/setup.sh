@@ -16,7 +16,8 @@ for arg in "$@"; do
 done
 
 apt_packages=(build-essential cmake pkg-config check libopenblas-openmp-dev libjansson-dev libyaml-dev
-              zlib1g-dev libfftw3-dev libzmq3-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist python3 python3-numpy python3-matplotlib python3-pip)
+              zlib1g-dev libfftw3-dev libzmq3-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist python3 python3-numpy python3-matplotlib python3-pip
+              python3-venv)
 [ "$fuzz" = 1 ] && apt_packages+=(clang libclang-rt-dev)
 missing=()
 for p in "${apt_packages[@]}"; do

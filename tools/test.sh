@@ -21,8 +21,19 @@ else
   bash tools/setup.sh --fuzz
 fi
 ctest --test-dir build --output-on-failure -j "$(nproc)" "${ctest_args[@]}"
-[ "$quick" = 1 ] && exit 0
 echo "test.sh: set-up and suite took ${SECONDS} s"
+
+# The Python package as a user gets it: pip install . into a virtual environment (build-venv/;
+# its build tree build-wheel/ is kept between runs), then its tests (docs/python.md). The test of
+# bit-identical training compares against build/pnn.
+SECONDS=0
+echo "test.sh: the Python package (pip install . into build-venv/, pytest python/tests)"
+[ -x build-venv/bin/python ] || python3 -m venv --system-site-packages build-venv
+build-venv/bin/python -m pip install -q . pytest > build-venv/install.log 2>&1 ||
+  { tail -40 build-venv/install.log; echo "test.sh: pip install . failed"; exit 1; }
+PNN_CLI="$PWD/build/pnn" build-venv/bin/python -m pytest -q -p no:cacheprovider python/tests
+echo "test.sh: the Python package took ${SECONDS} s"
+[ "$quick" = 1 ] && exit 0
 
 SECONDS=0
 echo "test.sh: the suite with ASan + UBSan (build-asan/)"

@@ -11,6 +11,7 @@ typedef struct pnn_twin_kind {
     const char *name;    /* "analytic" */
     const char *summary; /* one line for --help */
     int needs_arg;       /* 1: "NAME:ARG" is required (the learned kinds' file) */
+    int takes_name;      /* 1: ARG, optional here, is a name the kind checks itself (callback:NAME) */
     /* noise as pnn_twin_create; arg is "" when none was given; opts the config map the twin was
      * given in (NULL for a plain spec): the kind checks its keys */
     pnn_status (*create)(const char *arg, const pnn_cfg *opts, pnn_device *dev, double noise, pnn_twin **out);

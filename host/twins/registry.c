@@ -9,7 +9,8 @@
 #define PNN_TWIN_KINDS(X) \
     X(analytic) \
     X(learned) \
-    X(residual)
+    X(residual) \
+    X(callback)
 
 #define DECLARE(name) extern const pnn_twin_kind pnn_twin_kind_##name;
 PNN_TWIN_KINDS(DECLARE)
@@ -38,7 +39,7 @@ static pnn_status create(const char *spec, const pnn_cfg *opts, pnn_device *dev,
         if (k->needs_arg && !*arg)
             return PNN_ERROR(PNN_ERR_CONFIG, "twin kind '%s' needs a file: twin: {kind: %s, path: FILE} (make one with "
                              "pnn twin fit)", k->name, k->name);
-        if (!k->needs_arg && *arg)
+        if (!k->needs_arg && !k->takes_name && *arg)
             return PNN_ERROR(PNN_ERR_CONFIG, "twin kind '%s' takes no file (got '%s')", k->name, arg);
         return k->create(arg, opts, dev, noise, out);
     }

@@ -26,6 +26,9 @@ void pnn_cfg_free(pnn_cfg *root);
  * A missing map key is created; a list index must exist. The value is parsed as YAML flow
  * (so "[1, 2]" gives a list) and recorded as coming from "--set". */
 pnn_status pnn_cfg_set(pnn_cfg *root, const char *assignment);
+/* Points the physical layer called `name` of the config's network (or its only one, when name is
+ * NULL) at uri; the key it set ("network.3.device") goes to key (key_cap bytes). */
+pnn_status pnn_cfg_set_device(pnn_cfg *cfg, const char *name, const char *uri, char *key, size_t key_cap);
 
 pnn_cfg_type pnn_cfg_type_of(const pnn_cfg *node);
 int pnn_cfg_line(const pnn_cfg *node);        /* 1-based; 0 for --set values */

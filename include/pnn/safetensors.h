@@ -41,6 +41,8 @@ int pnn_safetensors_count(const pnn_safetensors *st);
 const pnn_st_entry *pnn_safetensors_entry(const pnn_safetensors *st, int i);
 const pnn_st_entry *pnn_safetensors_find(const pnn_safetensors *st, const char *name);
 const char *pnn_safetensors_meta(const pnn_safetensors *st, const char *key);  /* NULL if absent */
+int pnn_safetensors_meta_count(const pnn_safetensors *st);
+const pnn_st_meta *pnn_safetensors_meta_at(const pnn_safetensors *st, int i); /* NULL past the last */
 
 #ifdef __cplusplus
 }

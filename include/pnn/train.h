@@ -166,10 +166,20 @@ pnn_status pnn_trainer_step(pnn_trainer *tr, const int64_t *idx, int64_t b, doub
 pnn_status pnn_trainer_evaluate(pnn_trainer *tr, pnn_pass pass, pnn_eval_result *res);
 /* Writes the checkpoint (parameters, optimizer state, counters, config) atomically. */
 pnn_status pnn_trainer_save_checkpoint(pnn_trainer *tr, const char *path);
+/* Writes the checkpoint in the run directory (run_dir/checkpoint.safetensors): after a stop or a
+ * failure, the state after the last completed step, for resume. Refused when an update failed
+ * part way (state_lost: the parameters in memory are no state of the run). */
+pnn_status pnn_trainer_save_state(pnn_trainer *tr);
 /* Loads parameters (and, when full, optimizer state, counters, position and run state) from a
  * checkpoint. */
 pnn_status pnn_trainer_load_checkpoint(pnn_trainer *tr, const char *path, int full);
 
+/* Tests the network of a checkpoint on its test set, on the device and on the twin (what `pnn
+ * eval` prints; twin->n = 0 where a layer has no twin). sets: "key=value" overrides; devices:
+ * "URI" (for the only physical layer) or "LAYER=URI". Unless trust, a checkpoint whose config
+ * names servers, recordings or files that the caller did not give is refused (docs/security.md). */
+pnn_status pnn_evaluate_checkpoint(const char *ckpt, const char *const *sets, int n_sets, const char *const *devices,
+                                   int n_devices, int trust, pnn_eval_result *device, pnn_eval_result *twin);
 /* Loads a checkpoint's config from its metadata (for `pnn eval`). */
 pnn_status pnn_checkpoint_config(const char *path, pnn_cfg **cfg);
 /* A checkpoint is data that anyone may have made: what in its config would make pnn open a file,

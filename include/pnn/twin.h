@@ -86,6 +86,11 @@ pnn_status pnn_twin_create_cfg(const pnn_cfg *spec, pnn_device *dev, double nois
 /* The known kinds, "analytic, learned, ..." (a static string). */
 const char *pnn_twin_kind_names(void);
 void pnn_twin_free(pnn_twin *tw);
+/* The controls' start for a device without a twin of its own (twin: none, a callback twin): where
+ * its system's analytic twin would start them when pnn has one (the same values as with that
+ * twin), else uniform in the device's theta_range cut to [-1, 1]; drawn from (seed, stream). */
+pnn_status pnn_theta_default_init(pnn_device *dev, const pnn_backend *be, uint64_t seed, uint64_t stream,
+                                  float *theta);
 
 #ifdef __cplusplus
 }

@@ -16,7 +16,7 @@ layer_of_path() {  # a source or header path -> 0 kernels, 1 base, 2 hwbridge, 3
     host/*) echo 3 ;;
     pnn/status.h | pnn/backend.h) echo 0 ;;
     pnn/tensor.h | pnn/rng.h | pnn/clock.h | pnn/fileio.h) echo 1 ;;
-    pnn/device.h | pnn/twin.h | pnn/system.h | pnn/remote.h) echo 2 ;;
+    pnn/device.h | pnn/twin.h | pnn/system.h | pnn/remote.h | pnn/callback.h) echo 2 ;;
     pnn/*) echo 3 ;;
     *) echo 9 ;;
   esac
