@@ -33,7 +33,7 @@ static const char help[] =
     "                 [--rounds R] [--out DIR]\n"
     "\n"
     "Runs the standard throughput grid on this machine and writes one report: DIR/report.md,\n"
-    "DIR/report.json and, where python3 has matplotlib, DIR/twins.png and DIR/bridge.png\n"
+    "DIR/report.json and, where python3 has matplotlib, DIR/twins.png, DIR/systems.png and DIR/bridge.png\n"
     "(default DIR runs/bench-<date-time>). Sections (default all):\n"
     "  floor   the backend's GEMM rate (GFLOP/s) and streaming bandwidth (GB/s), the floor\n"
     "  twins   every system's twin at several sizes (oscillator N = 100, 400, 1610, 4096, 8192) and\n"

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Draws the plots of a `pnn bench --suite` report: DIR/twins.png (the oscillator twin's GFLOP/s
 against N per pass and batch, with the sgemm floor measured in the same run, and its time per
-pass against N on log axes beside PyTorch's) and DIR/bridge.png (a training step's duty cycle
+pass against N on log axes beside PyTorch's), DIR/systems.png (the other systems' PAT step:
+samples/s against batch, pnn beside PyTorch, per size) and DIR/bridge.png (a training step's duty cycle
 against device latency, one device and a chain of two, with the M/(M+1) bound).
 
 Usage: python3 tools/plot_bench.py DIR
@@ -56,6 +57,29 @@ def main():
             ax.grid(alpha=0.3)
         fig.tight_layout()
         fig.savefig(os.path.join(d, "twins.png"), dpi=110)
+    others = [p for p in rep["twins"] if p["system"] != "oscillator" and p["pass"] == "pat"]
+    systems = sorted({p["system"] for p in others})
+    if systems:
+        fig, axes = plt.subplots(1, len(systems), figsize=(4.2 * len(systems), 3.8), squeeze=False)
+        for ax, name in zip(axes[0], systems):
+            pts = [p for p in others if p["system"] == name]
+            for size in sorted({p["size"] for p in pts}):
+                row = sorted((p["batch"], p) for p in pts if p["size"] == size)
+                bs = [b for b, _ in row]
+                line, = ax.plot(bs, [p["samples_per_s"] for _, p in row], "-", marker="o", label=f"pnn, size {size}")
+                tm = [(b, 1e3 * b / p["torch_ms_median"]) for b, p in row if "torch_ms_median" in p]
+                if tm:
+                    ax.plot([b for b, _ in tm], [v for _, v in tm], "--", marker="x", color=line.get_color(),
+                            label=f"PyTorch, size {size}")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("batch")
+            ax.set_ylabel("samples/s, PAT step")
+            ax.set_title(name)
+            ax.legend(fontsize=7)
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(os.path.join(d, "systems.png"), dpi=110)
     br = rep.get("bridge") or []
     if br:
         fig, ax = plt.subplots(figsize=(6, 4))

@@ -55,6 +55,20 @@ def test_device_forward_is_the_simulator_and_deterministic():
         assert d.counters["calls"] == 2 and d.counters["faults"] == 0
 
 
+def test_record_and_replay_from_python(tmp_path):
+    rec = tmp_path / "osc.pnnrec"
+    x = np.random.default_rng(2).uniform(-1, 1, (4, 8)).astype(np.float32)
+    with pnn.Device(f"record:{rec}@sim:oscillator?n=8&seed=5") as d:
+        theta = pnn.Twin(d).init_theta(seed=1)
+        ys = [d.forward(x, theta) for _ in range(3)]
+    with pnn.Device(f"replay:{rec}") as r:
+        assert (r.x_dim, r.theta_dim, r.system) == (8, 72, "oscillator")
+        for y in ys:
+            np.testing.assert_array_equal(r.forward(x, theta), y)
+        with pytest.raises(pnn.Error, match="recording"):
+            r.forward(x, theta)  # the recording has no fourth call
+
+
 def test_twin_vjp_matches_finite_differences():
     with pnn.Device("sim:oscillator?n=6&nt=5&seed=1") as d:
         tw = pnn.Twin(d, noise=0.0)
