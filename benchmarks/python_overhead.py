@@ -36,27 +36,9 @@ import pnn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-N, NT, DT = 40, 10, 0.1
+N, NT = 40, 10
 sys.path.insert(0, os.path.join(ROOT, "examples"))
-from python_vowels import Instrument  # noqa: E402  (the example's NumPy oscillators)
-
-
-def torch_model(torch):
-    class Oscillators(torch.nn.Module):
-        def forward(self, x, theta):
-            c, e = theta[:N * N].reshape(N, N), theta[N * N:]
-            s = 0.5 * (c + c.T)
-            m = s - torch.diag(torch.diagonal(s) + s.sum(0)) - torch.eye(N)
-            q, p = x, torch.zeros_like(x)
-            for _ in range(NT):
-                a1 = torch.sin(q) @ m + e
-                a2 = torch.sin(q + 0.5 * DT * p) @ m + e
-                a3 = torch.sin(q + 0.5 * DT * (p + 0.5 * DT * a1)) @ m + e
-                a4 = torch.sin(q + DT * (p + 0.5 * DT * a2)) @ m + e
-                q, p = q + DT * p + DT * DT / 6 * (a1 + a2 + a3), p + DT / 6 * (a1 + 2 * a2 + 2 * a3 + a4)
-            return q
-
-    return Oscillators()
+from python_vowels import Instrument, torch_oscillators  # noqa: E402  (the example's NumPy and PyTorch oscillators)
 
 
 def median_us(fn, min_s):
@@ -95,7 +77,7 @@ def calls(batch, torch):
     out["twin c_analytic"] = c_twin
     keep = [sim, twin, reg, ident, py, pid]
     if torch is not None:
-        model = torch_model(torch)
+        model = torch_oscillators()
         tt = pnn.TorchTwin(model, x_dim=N, y_dim=N, theta_dim=N * N + N)
         tid = pnn.TorchTwin(lambda x, th: x * th[0], x_dim=N, y_dim=N, theta_dim=N * N + N)
         ttw, tidw = pnn.Twin(sim, "callback:" + tt.name), pnn.Twin(sim, "callback:" + tid.name)
@@ -129,7 +111,7 @@ def train_step_ms(variant, torch, out_dir):
         over["network.1.device"] = reg.uri
         regs.append(reg)
     elif variant == "torch":
-        tt = pnn.TorchTwin(torch_model(torch), x_dim=N, y_dim=N, theta_dim=N * N + N)
+        tt = pnn.TorchTwin(torch_oscillators(), x_dim=N, y_dim=N, theta_dim=N * N + N)
         over["network.1.twin"] = tt.spec
         regs.append(tt)
     steps = []
@@ -199,7 +181,7 @@ def main():
 
 def report(res):
     get = {(c["kind"], c["variant"], c["batch"]): c for c in res["calls"]}
-    lines = [f"# Python-function devices and PyTorch twins against pnn's C ones\n",
+    lines = ["# Python-function devices and PyTorch twins against pnn's C ones\n",
              f"Machine: {res['machine']}, {res['cores']} cores; NumPy {res['numpy']}, PyTorch {res['torch']}; "
              f"commit {res['commit']}. {N} oscillators, {NT} RK4 steps (the vowels network's layer). Median us per "
              f"call over rounds (min-max), benchmarks/python_overhead.py.\n",

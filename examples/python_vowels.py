@@ -5,10 +5,11 @@ oscillators that differs from pnn's model of them the way hardware does (a hidde
 stiffer nonlinearity, input noise; ../shared/PHYSICS.md, "oscillator"). pnn calls it for every
 forward pass, behind the same queue as any device (retries, timing, the NaN check), and runs
 the backward pass through its own analytic oscillator twin, which the registration's system_uri
-names. The result is read back into NumPy.
+names. The result is read back into NumPy. With --torch-twin, the backward pass runs through a
+PyTorch model of the same physics instead (pnn.TorchTwin), as a lab's existing digital model would.
 
     pip install .                      # from the repository root (docs/python.md)
-    python3 examples/python_vowels.py  # about ten seconds
+    python3 examples/python_vowels.py [--torch-twin] [RUN_DIR]   # a few seconds
 """
 import os
 import sys
@@ -57,16 +58,43 @@ class Instrument:
         return q
 
 
+def torch_oscillators():
+    """The ideal physics (no hidden coupling, sin(q), no noise) as a PyTorch module: model(x, theta)."""
+    import torch
+
+    class Oscillators(torch.nn.Module):
+        def forward(self, x, theta):
+            c, e = theta[:N * N].reshape(N, N), theta[N * N:]
+            s = 0.5 * (c + c.T)
+            m = s - torch.diag(torch.diagonal(s) + s.sum(0)) - torch.eye(N)
+            q, p = x, torch.zeros_like(x)
+            for _ in range(NT):
+                a1 = torch.sin(q) @ m + e
+                a2 = torch.sin(q + 0.5 * DT * p) @ m + e
+                a3 = torch.sin(q + 0.5 * DT * (p + 0.5 * DT * a1)) @ m + e
+                a4 = torch.sin(q + DT * (p + 0.5 * DT * a2)) @ m + e
+                q, p = q + DT * p + DT * DT / 6 * (a1 + a2 + a3), p + DT / 6 * (a1 + 2 * a2 + 2 * a3 + a4)
+            return q
+
+    return Oscillators()
+
+
 def main():
+    args = [a for a in sys.argv[1:] if a != "--torch-twin"]
     instrument = Instrument()
     reg = pnn.register_device(instrument, x_dim=N, y_dim=N, theta_dim=N * N + N, name="lab-oscillators",
                               system_uri=f"sim:oscillator?n={N}&nt={NT}&seed=1")
-    out = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="pnn-python-vowels-")
-    res = pnn.train(os.path.join(HERE, "vowels-oscillator.yaml"), out=out,
-                    overrides={"network.1.device": reg.uri, "epochs": 30, "data.path": os.path.join(
-                        HERE, "..", "data", "vowels_hillenbrand_women.csv")}, progress=False)
+    out = args[0] if args else tempfile.mkdtemp(prefix="pnn-python-vowels-")
+    overrides = {"network.1.device": reg.uri, "epochs": 30,
+                 "data.path": os.path.join(HERE, "..", "data", "vowels_hillenbrand_women.csv")}
+    twin = None
+    if "--torch-twin" in sys.argv:
+        twin = pnn.TorchTwin(torch_oscillators(), x_dim=N, y_dim=N, theta_dim=N * N + N)
+        overrides["network.1.twin"] = twin.spec
+    res = pnn.train(os.path.join(HERE, "vowels-oscillator.yaml"), out=out, overrides=overrides, progress=False)
     print(f"trained in {res['train_s']:.1f} s with {instrument.calls} calls of the Python instrument: test accuracy "
-          f"on it {100 * res['test_acc_device']:.1f} %, on pnn's twin {100 * res['test_acc_twin']:.1f} %")
+          f"on it {100 * res['test_acc_device']:.1f} %, on the twin ({'PyTorch' if twin else 'pnn'}) "
+          f"{100 * res['test_acc_twin']:.1f} %")
 
     params = pnn.load_checkpoint(os.path.join(res["run_dir"], "checkpoint.safetensors"))
     c = params["osc.C"]
@@ -80,6 +108,8 @@ def main():
     print(f"one more call by hand: y {y.shape}, counters {dev.counters['calls']} call(s)")
     dev.close()
     reg.unregister()
+    if twin:
+        twin.unregister()
     return res
 
 

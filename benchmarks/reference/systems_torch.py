@@ -1,19 +1,19 @@
 #!/usr/bin/env python3
-"""PyTorch references of pnn's physical systems, one layer each, for the side-by-side column of
-`pnn bench --suite` (section torch). Written from ../shared/PHYSICS.md and the parameters pnn's
-simulators use by default; independent of the C engine.
+"""PyTorch's side of `pnn bench --suite` (section torch): each system's PyTorch reference twin
+(oscillator_torch.py, circuit_torch.py, scatter_torch.py, shg_torch.py in this folder, written
+from ../shared/PHYSICS.md, independent of the C engine) as one trainable layer, timed at the
+suite's points with pnn's default sizes.
 
   oscillator  N all-to-all coupled oscillators (oscillator_torch.py's layer and device)
-  circuit     driven damped oscillator with a tanh element, RK4 over segments x steps time steps
-              (a sequential recurrence: one small batch op per stage, as a PyTorch user writes it)
-  scatter     y = |x B1 diag(exp(i theta)) B2|^2 with complex64 GEMMs (the fields form)
-  shg         the autoconvolution of the shaped spectrum by FFT (rfft/irfft), binned |E|^2
+  circuit     RK4 over segments x steps time steps, the whole batch one step per iteration
+              (a sequential recurrence: small batch ops, as a PyTorch user writes it)
+  scatter     y = |x W1^T diag(exp(i theta)) W2^T|^2 with complex64 GEMMs (the folded form)
+  shg         the autoconvolution of the shaped spectrum by rfft/irfft, binned |E|^2
 
 Each point times three passes as pnn's suite does: forward (twin, no grad), vjp (a taped twin
 forward and its backward for input and controls) and pat (the simulated device's forward, the
-twin's forward and backward, one Adam step). The devices hold hidden differences of the sizes
-PHYSICS.md gives (component tolerances, perturbed media, chirp and phase matching, noise), so a
-device call costs about what pnn's simulator spends. Figures: the median of repetitions lasting
+twin's forward and backward, one Adam step); the oscillator's device is oscillator_torch's, the
+others' the twin's computation with noise (NoisyDevice). Figures: the median of repetitions lasting
 --min-s seconds (at least 3), after one untimed call.
 
 Usage:
@@ -30,158 +30,61 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import oscillator_torch  # noqa: E402  (the oscillator's layer and device)
+import circuit_torch  # noqa: E402  (each system's PyTorch twin, written from PHYSICS.md)
+import oscillator_torch  # noqa: E402
+import scatter_torch  # noqa: E402
+import shg_torch  # noqa: E402
 
 
-# ---- circuit: v'' + (w0/Qf) v' + w0^2 v + alpha tanh(kappa v) = w0^2 u ----
+class Layer(torch.nn.Module):
+    """One system's twin, y = f(x, theta), with theta its trainable controls."""
 
-def circuit_sources(segments, x_dim):
-    """(index into [x, theta], for each segment): the interleaved layout of pnn's circuit"""
-    out = []
-    for i in range(segments):
-        j = (i * x_dim + segments - 1) // segments
-        out.append(j if j < x_dim and j * segments // x_dim == i else x_dim + i - j)
-    return out
-
-
-class Circuit(torch.nn.Module):
-    """The ideal circuit (the twin): drive u from x and theta (clipped to the rails), RK4 with
-    u constant over each step, v sampled at y_dim equally spaced steps."""
-
-    def __init__(self, segments, gen, steps=20, T=4.0, w0=2 * math.pi, qf=4.0, alpha=20.0, kappa=2.0):
+    def __init__(self, f, theta):
         super().__init__()
-        self.s, self.steps, self.dt = segments, steps, T / (segments * steps)
-        self.x_dim = self.y_dim = segments // 2
-        self.consts = (w0, qf, alpha, kappa)
-        self.theta = torch.nn.Parameter(2 * torch.rand(segments - self.x_dim, generator=gen) - 1)
-        self.register_buffer("src", torch.tensor(circuit_sources(segments, self.x_dim)))
-        n = segments * steps
-        self.sample = {(j + 1) * n // self.y_dim: j for j in range(self.y_dim)}
+        self.f = f
+        self.theta = torch.nn.Parameter(theta)
 
-    def forward(self, x, consts=None):
-        w0, qf, alpha, kappa = consts or self.consts
-        a, c, h = w0 * w0, w0 / qf, self.dt
-        u = torch.cat([x, self.theta.expand(x.shape[0], -1)], 1)[:, self.src].clamp(-1, 1)
-        v = torch.zeros(x.shape[0])
-        w = torch.zeros_like(v)
-        out = [None] * self.y_dim
-
-        def force(v, w, ub):
-            return a * (ub - v) - c * w - alpha * torch.tanh(kappa * v)
-
-        for n in range(self.s * self.steps):
-            ub = u[:, n // self.steps]
-            f1 = force(v, w, ub)
-            w2 = w + 0.5 * h * f1
-            f2 = force(v + 0.5 * h * w, w2, ub)
-            w3 = w + 0.5 * h * f2
-            f3 = force(v + 0.5 * h * w2, w3, ub)
-            w4 = w + h * f3
-            f4 = force(v + h * w3, w4, ub)
-            v, w = v + h / 6 * (w + 2 * (w2 + w3) + w4), w + h / 6 * (f1 + 2 * (f2 + f3) + f4)
-            if n + 1 in self.sample:
-                out[self.sample[n + 1]] = v
-        return torch.stack(out, 1)
+    def forward(self, x):
+        return self.f(x, self.theta)
 
 
-class CircuitDevice:
-    """Component tolerances of 5% on w0, Qf, alpha, kappa (one draw per device) and measurement
-    noise 0.01 on every output sample."""
+class NoisyDevice:
+    """The simulated device: the twin's computation plus measurement noise, with no graph. Hidden
+    differences (pnn's devices have them) change the numbers, not the work, so the cost is the
+    device's; shg's device field is complex, so for it this is a lower bound."""
 
-    def __init__(self, twin, seed):
-        self.twin, self.gen = twin, torch.Generator().manual_seed(seed)
-        g = torch.randn(4, generator=self.gen)
-        self.consts = tuple(v * math.exp(0.05 * float(e)) for v, e in zip(twin.consts, g))
+    def __init__(self, layer, seed, noise=0.01, clamp=None):
+        self.layer, self.noise, self.clamp = layer, noise, clamp
+        self.gen = torch.Generator().manual_seed(seed)
 
     @torch.no_grad()
     def __call__(self, x):
-        y = self.twin(x, self.consts)
-        return y + 0.01 * torch.randn(y.shape, generator=self.gen)
+        y = self.layer(x)
+        y = y + self.noise * torch.randn(y.shape, generator=self.gen)
+        return y if self.clamp is None else y.clamp(max=self.clamp)
 
 
-# ---- scatter: y = |x B1 diag(exp(i theta)) B2|^2 ----
-
-class Scatter(torch.nn.Module):
-    def __init__(self, modes, gen, x_dim=64, y_dim=16):
-        super().__init__()
-        self.x_dim, self.y_dim = x_dim, y_dim
-
-        def medium(rows, cols):  # complex Gaussian, E|c|^2 = 1/rows
-            re, im = torch.randn(2, rows, cols, generator=gen) * math.sqrt(0.5 / rows)
-            return torch.complex(re, im)
-
-        self.register_buffer("b1", medium(x_dim, modes))
-        self.register_buffer("b2", medium(modes, y_dim))
-        self.theta = torch.nn.Parameter(math.pi * (2 * torch.rand(modes, generator=gen) - 1))
-
-    def forward(self, x, b1=None, b2=None, gamma=0.0):
-        t = self.theta + gamma * torch.sin(self.theta) if gamma else self.theta
-        w = torch.polar(torch.ones_like(t), t)[:, None] * (self.b2 if b2 is None else b2)  # diag(phi) B2
-        z = (x.to(torch.complex64) @ (self.b1 if b1 is None else b1)) @ w
-        return z.real ** 2 + z.imag ** 2
+def circuit(segments, gen, steps=20, t_total=4.0):
+    """circuit_torch's forward: RK4 over segments x steps, x and theta interleaved."""
+    x_dim = y_dim = segments // 2
+    order = circuit_torch.layout(segments, x_dim)
+    f = lambda x, th: circuit_torch.forward(x, th, segments, steps, y_dim, t_total, order)  # noqa: E731
+    return Layer(f, 2 * torch.rand(segments - x_dim, generator=gen) - 1), x_dim, y_dim
 
 
-class ScatterDevice:
-    """Media perturbed by 5% (relative), the modulator's nonlinearity theta + 0.1 sin theta,
-    camera noise 0.01 and a full well at 4."""
-
-    def __init__(self, twin, seed):
-        self.twin, self.gen = twin, torch.Generator().manual_seed(seed)
-
-        def perturb(m):
-            re, im = torch.randn(2, *m.shape, generator=self.gen) * 0.05 * math.sqrt(0.5)
-            return m + m.abs().mean() * torch.complex(re, im)
-
-        self.b1, self.b2 = perturb(twin.b1), perturb(twin.b2)
-
-    @torch.no_grad()
-    def __call__(self, x):
-        y = self.twin(x, self.b1, self.b2, 0.1)
-        return (y + 0.01 * torch.randn(y.shape, generator=self.gen)).clamp(max=4.0)
+def scatter(modes, gen, x_dim=64, y_dim=16):
+    """scatter_torch's twin in the folded form (phases folded into W2^T), complex64 GEMMs."""
+    tw = scatter_torch.ScatterTwin(x_dim, modes, y_dim, seed=int(torch.randint(1 << 30, (1,), generator=gen)))
+    f = lambda x, th: tw.forward(x, th, "folded")  # noqa: E731
+    return Layer(f, math.pi * (2 * torch.rand(modes, generator=gen) - 1)), x_dim, y_dim
 
 
-# ---- shg: E(m) = sum_{k+l=m} a_k a_l, y_j = c sum_{m in bin j} |E(m)|^2 ----
-
-class Shg(torch.nn.Module):
-    def __init__(self, k, gen):
-        super().__init__()
-        self.k, self.x_dim, self.y_dim = k, k // 2, min(2 * k - 1, 16)
-        m = 2 * k - 1
-        self.m, self.fft_len = m, 1 << (m - 1).bit_length()
-        bins = torch.zeros(m, self.y_dim)
-        for j in range(self.y_dim):
-            bins[j * m // self.y_dim:(j + 1) * m // self.y_dim, j] = 1.0
-        self.register_buffer("bins", bins * (self.y_dim / (k * (2 * k * k + 1) / 3)))  # open pulse's mean bin = 1
-        self.theta = torch.nn.Parameter(0.25 + 0.5 * torch.rand(k - self.x_dim, generator=gen))
-
-    def forward(self, x, phase=None, pm=None):
-        a = torch.cat([x, self.theta.expand(x.shape[0], -1)], 1).clamp(0, 1).sqrt()
-        if phase is None:  # flat phase: a real autoconvolution
-            e = torch.fft.irfft(torch.fft.rfft(a, self.fft_len) ** 2, self.fft_len)[:, :self.m]
-            p = e * e
-        else:
-            ac = a.to(torch.complex64) * phase
-            e = torch.fft.ifft(torch.fft.fft(ac, self.fft_len) ** 2)[:, :self.m] * pm
-            p = e.real ** 2 + e.imag ** 2
-        return p @ self.bins
-
-
-class ShgDevice:
-    """A residual quadratic spectral phase, finite phase matching (sinc), detector noise 1% and
-    a dark offset 0.02."""
-
-    def __init__(self, twin, seed):
-        self.twin, self.gen = twin, torch.Generator().manual_seed(seed)
-        half, k = twin.k / 2, torch.arange(twin.k, dtype=torch.float32)
-        beta = 0.75 / (half * half)
-        self.phase = torch.polar(torch.ones(twin.k), beta * (k - half) ** 2)
-        xm = (torch.arange(twin.m, dtype=torch.float32) - (twin.k - 1)) / (twin.k - 1)
-        self.pm = torch.sinc(xm / math.pi).to(torch.complex64)  # sin(x)/x
-
-    @torch.no_grad()
-    def __call__(self, x):
-        y = self.twin(x, self.phase, self.pm)
-        return y * (1 + 0.01 * torch.randn(y.shape, generator=self.gen)) + 0.02
+def shg(k, gen):
+    """shg_torch's twin by rfft/irfft."""
+    x_dim, y_dim = k // 2, min(2 * k - 1, 16)
+    tw = shg_torch.ShgTwin(k, y_dim, form="fft")
+    f = lambda x, th: tw(x, th, train=False)  # noqa: E731
+    return Layer(f, 0.25 + 0.5 * torch.rand(k - x_dim, generator=gen)), x_dim, y_dim
 
 
 # ---- timing ----
@@ -192,21 +95,13 @@ def make(system, size, batch, seed):
     if system == "oscillator":
         twin = oscillator_torch.OscillatorLayer(size, gen)
         device, x_dim, y_dim = oscillator_torch.Device(twin, seed), size, size
-        x = torch.rand(batch, x_dim, generator=gen)
-    elif system == "circuit":
-        twin = Circuit(size, gen)
-        device, x_dim, y_dim = CircuitDevice(twin, seed), twin.x_dim, twin.y_dim
-        x = 2 * torch.rand(batch, x_dim, generator=gen) - 1
-    elif system == "scatter":
-        twin = Scatter(size, gen)
-        device, x_dim, y_dim = ScatterDevice(twin, seed), twin.x_dim, twin.y_dim
-        x = torch.rand(batch, x_dim, generator=gen)
-    elif system == "shg":
-        twin = Shg(size, gen)
-        device, x_dim, y_dim = ShgDevice(twin, seed), twin.x_dim, twin.y_dim
-        x = torch.rand(batch, x_dim, generator=gen)
+    elif system in ("circuit", "scatter", "shg"):
+        twin, x_dim, y_dim = {"circuit": circuit, "scatter": scatter, "shg": shg}[system](size, gen)
+        device = NoisyDevice(twin, seed, clamp=4.0 if system == "scatter" else None)
     else:
         raise SystemExit(f"systems_torch.py: unknown system '{system}' (oscillator, circuit, scatter, shg)")
+    lo = -1.0 if system == "circuit" else 0.0
+    x = lo + (1.0 - lo) * torch.rand(batch, x_dim, generator=gen)
     return twin, device, x, torch.rand(batch, y_dim, generator=gen)
 
 

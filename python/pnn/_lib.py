@@ -162,13 +162,8 @@ def ptr(a):
 def as_f32(name, a, shape=None, allow_1d_row=False):
     """Checks an array argument: float32 (no silent casts), the shape asked for (None entries free);
     returns it C-contiguous. Raises TypeError or ValueError naming the argument."""
-    if not isinstance(a, np.ndarray):
-        try:
-            import torch  # noqa: F401 (tensors are accepted where NumPy arrays are)
-            if hasattr(a, "detach") and hasattr(a, "numpy"):
-                a = a.detach().cpu().numpy()
-        except ImportError:
-            pass
+    if not isinstance(a, np.ndarray) and hasattr(a, "detach") and hasattr(a, "numpy"):
+        a = a.detach().cpu().numpy()  # a PyTorch tensor is accepted where an array is
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name}: expected a NumPy float32 array, got {type(a).__name__}")
     if a.dtype != np.float32:
@@ -191,3 +186,28 @@ def write_message(err, cap, text):
         data = b"..." + data[-(cap - 4):]
     ctypes.memmove(err, data, len(data))
     err[len(data)] = b"\0"
+
+
+class Handle:
+    """An object holding a C handle (self._h) that _free releases: closed by close(), by leaving a
+    `with` block, or when collected."""
+
+    _free = None
+
+    def close(self):
+        h = getattr(self, "_h", None)
+        if h:
+            type(self)._free(h)
+            self._h = ctypes.c_void_p()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -15,7 +15,7 @@ class DeviceFault(Exception):
     call (bridge.retries). Any other exception is a fault too, reported with its traceback."""
 
 
-class Device:
+class Device(_lib.Handle):
     """A running device: `pnn.Device("sim:oscillator?n=100&seed=7")`, a remote instrument
     ("remote:tcp://host:5555"), a recording ("replay:FILE", "record:FILE@URI"), or a Python function
     registered with `pnn.register_device` (its `.uri`, "callback:NAME").
@@ -23,6 +23,8 @@ class Device:
     `forward(x, theta)` runs one request through the device's queue (retries, timing, the NaN
     check) and returns y; `submit` returns a Request to wait for. Arrays are float32, C order.
     """
+
+    _free = lib.pnn_device_close
 
     def __init__(self, uri):
         self._h = ctypes.c_void_p()
@@ -84,23 +86,6 @@ class Device:
     def calls(self, n):
         """A simulator draws its noise from (seed, call index): setting it replays a run's calls."""
         lib.pnn_capi_device_set_calls(self._handle(), int(n))
-
-    def close(self):
-        if self._h:
-            lib.pnn_device_close(self._h)
-            self._h = ctypes.c_void_p()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self):
         return (f"pnn.Device({self.uri!r}: system {self.system}, x_dim {self.x_dim}, y_dim {self.y_dim}, "

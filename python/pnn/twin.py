@@ -10,13 +10,15 @@ from ._lib import check, lib
 from .device import Registered, _check_name
 
 
-class Twin:
+class Twin(_lib.Handle):
     """A differentiable model of a device: `pnn.Twin(device)` (the analytic twin of its system),
     `pnn.Twin(device, "learned:FILE")`, or "callback:NAME" (a registered Python twin).
 
     forward(x, theta) evaluates it; forward(x, theta, slot=k) tapes the call under slot k, and
     vjp(dy, theta, slot=k) gives (dx, dtheta) at that tape. noise: the modelled noise of taped
     forwards (None: the device's nominal level)."""
+
+    _free = lib.pnn_twin_free
 
     def __init__(self, device, kind="analytic", noise=None):
         self.device = device  # the twin reads the device's info: keep it alive
@@ -57,23 +59,6 @@ class Twin:
         theta = np.empty(max(self.theta_dim, 1), np.float32)
         check(lib.pnn_capi_twin_init_theta(self._handle(), int(seed), name.encode(), _lib.ptr(theta)))
         return theta[:self.theta_dim]
-
-    def close(self):
-        if self._h:
-            lib.pnn_twin_free(self._h)
-            self._h = ctypes.c_void_p()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def register_twin(forward, vjp, x_dim, y_dim, theta_dim, name=None):

@@ -1,6 +1,7 @@
 """Tests of the Python package (run by tools/test.sh through pytest, after `pip install .`)."""
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +11,8 @@ import pnn
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 VOWELS = os.path.join(ROOT, "examples", "vowels-oscillator.yaml")
 N = 40  # the vowels network's oscillators
+sys.path.insert(0, os.path.join(ROOT, "examples"))
+import python_vowels  # noqa: E402  (the example: its NumPy instrument and PyTorch model)
 
 
 def cli():
@@ -249,24 +252,18 @@ def test_numpy_twin_drives_pat():
     dev.unregister()
 
 
+def test_the_example_runs(tmp_path):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "python_vowels.py"), str(tmp_path / "ex")],
+                         check=True, capture_output=True, text=True).stdout
+    assert "calls of the Python instrument: test accuracy on it" in out, out
+    assert float(out.split("accuracy on it ")[1].split(" %")[0]) > 80, out
+    assert os.path.exists(tmp_path / "ex" / "checkpoint.safetensors")
+
+
 def test_torch_twin_trains_the_vowels_network(tmp_path):
-    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch) for pnn.TorchTwin")
+    pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch) for pnn.TorchTwin")
 
-    class Oscillators(torch.nn.Module):
-        def forward(self, x, theta):
-            c, e = theta[:N * N].reshape(N, N), theta[N * N:]
-            s = 0.5 * (c + c.T)
-            m = s - torch.diag(torch.diagonal(s) + s.sum(0)) - torch.eye(N)
-            q, p, dt = x, torch.zeros_like(x), 0.1
-            for _ in range(10):
-                a1 = torch.sin(q) @ m + e
-                a2 = torch.sin(q + 0.5 * dt * p) @ m + e
-                a3 = torch.sin(q + 0.5 * dt * (p + 0.5 * dt * a1)) @ m + e
-                a4 = torch.sin(q + dt * (p + 0.5 * dt * a2)) @ m + e
-                q, p = q + dt * p + dt * dt / 6 * (a1 + a2 + a3), p + dt / 6 * (a1 + 2 * a2 + 2 * a3 + a4)
-            return q
-
-    twin = pnn.TorchTwin(Oscillators(), x_dim=N, y_dim=N, theta_dim=N * N + N)
+    twin = pnn.TorchTwin(python_vowels.torch_oscillators(), x_dim=N, y_dim=N, theta_dim=N * N + N)
     res = pnn.train(VOWELS, overrides={"network.1.twin": twin.spec, "epochs": 10}, out=tmp_path / "torch",
                     progress=False)
     ref = pnn.train(VOWELS, overrides={"epochs": 10}, out=tmp_path / "analytic", progress=False)
