@@ -38,15 +38,21 @@ typedef struct capi_req {
     pnn_ticket ticket;
 } capi_req;
 
-static pnn_status rows_ok(int64_t rows, const char *who) {
-    if (rows < 1) return PNN_ERROR(PNN_ERR_INVALID, "%s: %lld rows; give at least one", who, (long long)rows);
+/* rows in [1, what the widest side allows], and the arrays given */
+static pnn_status args_ok(const char *who, int64_t rows, int64_t x_dim, int64_t y_dim, const void *a, const void *b,
+                          const void *c) {
+    int64_t wide = x_dim > y_dim ? x_dim : y_dim;
+    if (rows < 1 || rows > ((int64_t)1 << 40) / (wide > 0 ? wide : 1))
+        return PNN_ERROR(PNN_ERR_INVALID, "%s: %lld rows; give at least one and at most 2^40 floats per array", who,
+                         (long long)rows);
+    if (!a || !b || !c) return PNN_ERROR(PNN_ERR_INVALID, "%s: an array is missing (NULL)", who);
     return PNN_OK;
 }
 
 pnn_status pnn_capi_device_submit(pnn_device *dev, int64_t rows, const float *x, const float *theta, float *y,
                                   void **req) {
     *req = NULL;
-    PNN_TRY(rows_ok(rows, dev->info.uri));
+    PNN_TRY(args_ok(dev->info.uri, rows, dev->info.x_dim, dev->info.y_dim, x, theta, y));
     capi_req *q = calloc(1, sizeof *q);
     if (!q) return PNN_ERROR(PNN_ERR_NOMEM, "out of memory for a request to %s", dev->info.uri);
     int64_t xs[2] = {rows, dev->info.x_dim}, ys[2] = {rows, dev->info.y_dim};
@@ -62,11 +68,15 @@ pnn_status pnn_capi_device_submit(pnn_device *dev, int64_t rows, const float *x,
     return PNN_OK;
 }
 
-pnn_status pnn_capi_device_wait(pnn_device *dev, void *req, int timeout_ms) {
+pnn_status pnn_capi_device_wait(pnn_device *dev, void *req, int timeout_ms, int *pending) {
     capi_req *q = req;
+    if (!pending) return PNN_ERROR(PNN_ERR_INVALID, "wait: no place for the pending flag");
+    *pending = 0;
     if (!q) return PNN_ERROR(PNN_ERR_INVALID, "no request to wait for");
     pnn_status st = pnn_device_wait(dev, q->ticket, timeout_ms, NULL);
-    if (st != PNN_ERR_TIMEOUT || pnn_device_ready(dev, q->ticket)) free(q);
+    /* only this waiter completes the ticket: still in flight means the wait gave up, not the request */
+    if (st != PNN_OK && pnn_device_in_flight(dev, q->ticket)) *pending = 1;
+    else free(q);
     return st;
 }
 
@@ -77,8 +87,19 @@ int pnn_capi_device_ready(pnn_device *dev, void *req) {
 
 pnn_status pnn_capi_device_forward(pnn_device *dev, int64_t rows, const float *x, const float *theta, float *y) {
     void *req;
+    int pending, stopped = 0;
     PNN_TRY(pnn_capi_device_submit(dev, rows, x, theta, y, &req));
-    return pnn_capi_device_wait(dev, req, -1);
+    pnn_status st = pnn_capi_device_wait(dev, req, -1, &pending);
+    while (pending && st == PNN_ERR_INTERRUPTED) { /* the caller's arrays must outlive the request */
+        stopped = 1;
+        pnn_interrupt_clear();
+        st = pnn_capi_device_wait(dev, req, -1, &pending);
+    }
+    if (stopped) { /* the stop request stays for whoever else looks at it */
+        pnn_interrupt_request();
+        if (st == PNN_OK) st = PNN_ERROR(PNN_ERR_INTERRUPTED, "device %s: stopped on request", dev->info.uri);
+    }
+    return st;
 }
 
 pnn_status pnn_capi_device_set_retry(pnn_device *dev, int retries, double backoff_ms) {
@@ -100,7 +121,7 @@ pnn_status pnn_capi_twin_create(pnn_device *dev, const char *kind, double noise,
 }
 
 pnn_status pnn_capi_twin_forward(pnn_twin *tw, int64_t rows, const float *x, const float *theta, float *y, int slot) {
-    PNN_TRY(rows_ok(rows, "twin forward"));
+    PNN_TRY(args_ok("twin forward", rows, tw->info.x_dim, tw->info.y_dim, x, theta, y));
     pnn_tensor xt, yt;
     int64_t xs[2] = {rows, tw->info.x_dim}, ys[2] = {rows, tw->info.y_dim};
     PNN_TRY(pnn_tensor_view(&xt, tw->be, (float *)x, 2, xs));
@@ -112,7 +133,7 @@ pnn_status pnn_capi_twin_forward(pnn_twin *tw, int64_t rows, const float *x, con
 
 pnn_status pnn_capi_twin_vjp(pnn_twin *tw, int64_t rows, const float *theta, const float *dy, float *dx,
                              float *dtheta, int slot) {
-    PNN_TRY(rows_ok(rows, "twin vjp"));
+    PNN_TRY(args_ok("twin vjp", rows, tw->info.x_dim, tw->info.y_dim, theta, dy, dtheta));
     pnn_tensor dyt, dxt;
     int64_t xs[2] = {rows, tw->info.x_dim}, ys[2] = {rows, tw->info.y_dim};
     PNN_TRY(pnn_tensor_view(&dyt, tw->be, (float *)dy, 2, ys));
@@ -128,9 +149,13 @@ pnn_status pnn_capi_twin_init_theta(pnn_twin *tw, uint64_t seed, const char *nam
 
 /* ---- training and evaluation ---- */
 
+/* the trainer's stop flag, and whether a run is going on: a stop asked for outside a run must not
+ * linger and cut short the next device wait */
 static volatile int stop_flag;
+static _Atomic int training;
 
 void pnn_capi_request_stop(void) {
+    if (!training) return;
     stop_flag = 1;
     pnn_interrupt_request();
 }
@@ -158,9 +183,13 @@ pnn_status pnn_capi_train(const char *config_path, const char *config_text, cons
                           const char *run_dir, int resume, pnn_capi_progress_fn progress, void *user,
                           int *interrupted, double final[6]) {
     *interrupted = 0;
+    for (int i = 0; i < 6; i++) final[i] = NAN;
     if (!run_dir || !run_dir[0]) return PNN_ERROR(PNN_ERR_INVALID, "train: give the run directory");
     if (!config_path == !config_text)
         return PNN_ERROR(PNN_ERR_INVALID, "train: give either a config file or the config's text");
+    if (n_sets < 0 || (n_sets && !sets)) return PNN_ERROR(PNN_ERR_INVALID, "train: bad overrides (count %d)", n_sets);
+    for (int i = 0; i < n_sets; i++)
+        if (!sets[i]) return PNN_ERROR(PNN_ERR_INVALID, "train: override %d is missing (NULL)", i);
     pnn_cfg *cfg = NULL;
     char dir[PNN_PATH_MAX + 1] = ".";
     if (config_path) {
@@ -182,16 +211,22 @@ pnn_status pnn_capi_train(const char *config_path, const char *config_text, cons
         }
     }
     pnn_trainer *tr;
-    PNN_TRY(pnn_trainer_create(cfg, dir, &tr));
-    pnn_status st = resume ? pnn_trainer_resume(tr, run_dir) : pnn_trainer_open_run(tr, run_dir);
+    stop_flag = 0;
+    pnn_interrupt_clear();
+    training = 1; /* from here a stop request counts, also while the data load */
+    pnn_status st = pnn_trainer_create(cfg, dir, &tr);
     if (st != PNN_OK) {
+        training = 0;
+        return st;
+    }
+    st = resume ? pnn_trainer_resume(tr, run_dir) : pnn_trainer_open_run(tr, run_dir);
+    if (st != PNN_OK) {
+        training = 0;
         pnn_trainer_free(tr);
         return st;
     }
     progress_ctx ctx = {tr, progress, user};
     if (progress) tr->progress = on_progress, tr->progress_user = &ctx;
-    stop_flag = 0;
-    pnn_interrupt_clear();
     tr->stop = &stop_flag;
     st = pnn_trainer_run(tr);
     if (st == PNN_ERR_INTERRUPTED) { /* a wait gave up on the stop: the failed step was undone */
@@ -212,6 +247,8 @@ pnn_status pnn_capi_train(const char *config_path, const char *config_text, cons
         if (st == PNN_OK && !tr->evaluated) st = pnn_trainer_evaluate(tr, PNN_PASS_EVAL_TWIN, &tr->last_twin);
         if (st == PNN_OK) final_of(&tr->last_device, &tr->last_twin, tr->train_s, final);
     }
+    training = 0;
+    stop_flag = 0;
     pnn_interrupt_clear();
     pnn_trainer_free(tr);
     return st;
@@ -220,6 +257,14 @@ pnn_status pnn_capi_train(const char *config_path, const char *config_text, cons
 pnn_status pnn_capi_evaluate(const char *checkpoint, const char *const *sets, int n_sets, const char *const *devices,
                              int n_devices, int trust, double final[6]) {
     pnn_eval_result dev, twin;
+    for (int i = 0; i < 6; i++) final[i] = NAN;
+    if (!checkpoint) return PNN_ERROR(PNN_ERR_INVALID, "evaluate: give the checkpoint");
+    if (n_sets < 0 || n_devices < 0 || (n_sets && !sets) || (n_devices && !devices))
+        return PNN_ERROR(PNN_ERR_INVALID, "evaluate: bad overrides or devices (counts %d, %d)", n_sets, n_devices);
+    for (int i = 0; i < n_sets; i++)
+        if (!sets[i]) return PNN_ERROR(PNN_ERR_INVALID, "evaluate: override %d is missing (NULL)", i);
+    for (int i = 0; i < n_devices; i++)
+        if (!devices[i]) return PNN_ERROR(PNN_ERR_INVALID, "evaluate: device %d is missing (NULL)", i);
     PNN_TRY(pnn_evaluate_checkpoint(checkpoint, sets, n_sets, devices, n_devices, trust, &dev, &twin));
     final_of(&dev, &twin, 0.0, final);
     return PNN_OK;

@@ -1,12 +1,14 @@
 /* Devices whose forward is a function of the host program ("callback:NAME"), and the registry of
  * such functions, devices' and twins' (include/pnn/callback.h). The twin kind that uses the
  * registry is host/twins/callback.c. */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pnn/callback.h"
+#include "pnn/system.h"
 #include "pnn/twin.h"
 
 #define MAX_CALLBACKS 64
@@ -82,12 +84,16 @@ pnn_status pnn_callback_device_register(const char *name, const pnn_callback_dev
                          (long long)spec->max_batch);
     const float *r[2] = {spec->x_range, spec->theta_range};
     for (int i = 0; i < 2; i++)
-        if (!(r[i][0] <= r[i][1]) || r[i][0] != r[i][0] || r[i][1] - r[i][0] > 3e38f)
+        if (!isfinite(r[i][0]) || !isfinite(r[i][1]) || r[i][0] > r[i][1])
             return PNN_ERROR(PNN_ERR_INVALID, "callback device '%s': %s range [%g, %g]; give finite lo <= hi", name,
                              i ? "theta" : "x", r[i][0], r[i][1]);
     if (memchr(spec->system, 0, sizeof spec->system) == NULL ||
         memchr(spec->system_uri, 0, sizeof spec->system_uri) == NULL)
         return PNN_ERROR(PNN_ERR_INVALID, "callback device '%s': system or system_uri is not terminated", name);
+    if (pnn_system_find(spec->system) && strncmp(spec->system_uri, "sim:", 4))
+        return PNN_ERROR(PNN_ERR_INVALID, "callback device '%s' says it is a %s: give its system_uri too (e.g. "
+                         "sim:%s?KEY=VALUE with the instrument's own settings), which the twin reads", name,
+                         spec->system, spec->system);
     entry e = {0};
     e.dev = *spec;
     return add(name, &e);
@@ -123,6 +129,7 @@ pnn_status pnn_callback_unregister(const char *name) {
 /* Takes an entry of the kind asked for (counted open), copying what the caller needs. */
 static pnn_status acquire(const char *name, int is_twin, entry *out) {
     pnn_status st = PNN_OK;
+    PNN_TRY(check_name(name));
     pthread_mutex_lock(&lock);
     entry *e = find(name);
     if (!e) {
@@ -150,6 +157,7 @@ static pnn_status acquire(const char *name, int is_twin, entry *out) {
 }
 
 void pnn_callback_release(const char *name) {
+    if (!name) return;
     pthread_mutex_lock(&lock);
     entry *e = find(name);
     if (e && e->open > 0) e->open--;
@@ -221,7 +229,9 @@ static const pnn_device_i cb_iface = {.forward = cb_forward, .close = cb_close};
 
 pnn_status pnn_callback_device_open(const char *uri, const pnn_backend *be, pnn_device **out) {
     *out = NULL;
-    const char *name = strchr(uri, ':') + 1;
+    const char *colon = uri ? strchr(uri, ':') : NULL;
+    if (!colon) return PNN_ERROR(PNN_ERR_INVALID, "device URI '%s': write callback:NAME", uri ? uri : "(null)");
+    const char *name = colon + 1;
     if (strchr(name, '?'))
         return PNN_ERROR(PNN_ERR_INVALID, "device URI '%s': a callback device takes no keys; write callback:NAME", uri);
     entry e;

@@ -249,6 +249,15 @@ int pnn_device_ready(pnn_device *dev, pnn_ticket ticket) {
     return ready;
 }
 
+int pnn_device_in_flight(pnn_device *dev, pnn_ticket ticket) {
+    pnn_device_queue *q = dev->queue;
+    if (!q) return 0;
+    pthread_mutex_lock(&q->mu);
+    int in = find_entry(q, ticket) != NULL;
+    pthread_mutex_unlock(&q->mu);
+    return in;
+}
+
 pnn_status pnn_device_wait(pnn_device *dev, pnn_ticket ticket, int timeout_ms, uint64_t *first_call) {
     pnn_device_queue *q = dev->queue;
     queue_entry *e = NULL;

@@ -86,7 +86,13 @@ END_TEST
 START_TEST(callback_device_standing_for_a_system) {
     scale_state s = {0};
     pnn_callback_device_spec spec = scale_spec(&s);
+    snprintf(spec.system, sizeof spec.system, "oscillator"); /* says so, but not which one */
+    ck_assert_int_eq(pnn_callback_device_register("osc3", &spec), PNN_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(pnn_last_error(), "give its system_uri too"));
+    spec.x_range[0] = -INFINITY, spec.x_range[1] = -INFINITY;
     snprintf(spec.system_uri, sizeof spec.system_uri, "sim:oscillator?n=3");
+    ck_assert_int_eq(pnn_callback_device_register("osc3", &spec), PNN_ERR_INVALID); /* no finite range */
+    spec.x_range[0] = spec.x_range[1] = 0;
     ck_assert_int_eq(pnn_callback_device_register("osc3", &spec), PNN_OK);
     pnn_device *dev;
     ck_assert_int_eq(pnn_capi_device_open("callback:osc3", &dev), PNN_ERR_INVALID);
@@ -197,6 +203,10 @@ START_TEST(capi_train_stops_and_resumes_exactly) {
     const char *bad[] = {"epochs=-1"};
     ck_assert_int_eq(pnn_capi_train(NULL, yaml, bad, 1, part, 0, NULL, NULL, &interrupted, b), PNN_ERR_CONFIG);
     ck_assert_int_eq(pnn_capi_train(NULL, NULL, NULL, 0, part, 0, NULL, NULL, &interrupted, b), PNN_ERR_INVALID);
+    ck_assert(isnan(b[0])); /* no figures from a failed run */
+    ck_assert_int_eq(pnn_capi_evaluate("x.safetensors", sets, -1, sets, 2, 0, b), PNN_ERR_INVALID);
+    pnn_capi_request_stop(); /* outside a run: ignored, so the next device wait is not cut short */
+    ck_assert_int_eq(pnn_interrupt_requested(), 0);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s %s", whole, part);
     ck_assert_int_eq(system(cmd), 0);

@@ -7,7 +7,9 @@
  * runs behind the same queue as every device (submit/wait, retries, timing, the NaN check), on
  * host memory: with another backend the bridge copies. A function returns 0 on success; 1 for a
  * device fault (the queue retries it: a glitch of the instrument) and 2 for an error (the call
- * fails at once), with a message in err (cap bytes). It may be called from a worker thread.
+ * fails at once), with a message in err (cap bytes). It may be called from a worker thread, and,
+ * when one name is opened as several devices (copies: callback:NAME twice), from several at once
+ * with the same user pointer.
  *
  * The registry is process-wide; a name stays registered until unregistered, which is refused
  * while a device or twin opened from it is open. */

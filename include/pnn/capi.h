@@ -19,7 +19,7 @@ extern "C" {
 #endif
 
 /* Bumped when a signature below changes. */
-#define PNN_CAPI_VERSION 1
+#define PNN_CAPI_VERSION 2
 int pnn_capi_version(void);
 
 /* ---- devices ---- */
@@ -32,11 +32,12 @@ pnn_status pnn_capi_device_info(const pnn_device *dev, int64_t dims[4], float ra
  * by its retry policy; NaN or Inf in y is a device fault). */
 pnn_status pnn_capi_device_forward(pnn_device *dev, int64_t rows, const float *x, const float *theta, float *y);
 /* The same, asynchronously: *req is the request in flight; x, theta and y must stay valid and
- * unchanged until pnn_capi_device_wait returns anything but PNN_ERR_TIMEOUT (which leaves it in
- * flight: wait again). Every request is waited for, once it completes. */
+ * unchanged until it completes. pnn_capi_device_wait returns its result and frees it, or, when
+ * timeout_ms (>= 0) passed first or a stop was requested, sets *pending and leaves it in flight
+ * (wait again). Every request is waited for until it completes. */
 pnn_status pnn_capi_device_submit(pnn_device *dev, int64_t rows, const float *x, const float *theta, float *y,
                                   void **req);
-pnn_status pnn_capi_device_wait(pnn_device *dev, void *req, int timeout_ms);
+pnn_status pnn_capi_device_wait(pnn_device *dev, void *req, int timeout_ms, int *pending);
 int pnn_capi_device_ready(pnn_device *dev, void *req);
 pnn_status pnn_capi_device_set_retry(pnn_device *dev, int retries, double backoff_ms);
 /* counts: calls (successful), attempts, faults, retries; busy_s: time inside its calls. */

@@ -155,6 +155,9 @@ pnn_status pnn_device_submit(pnn_device *dev, const pnn_request *req, pnn_ticket
 pnn_status pnn_device_wait(pnn_device *dev, pnn_ticket ticket, int timeout_ms, uint64_t *first_call);
 /* 1 when the request is done (its wait would not block). */
 int pnn_device_ready(pnn_device *dev, pnn_ticket ticket);
+/* 1 while the ticket is submitted and not yet waited for to completion (after a wait that returned
+ * PNN_ERR_TIMEOUT, it tells the wait's own deadline, 1, from a request that failed by timing out, 0). */
+int pnn_device_in_flight(pnn_device *dev, pnn_ticket ticket);
 /* Seconds the caller spent blocked in pnn_device_wait. */
 double pnn_device_wait_s(const pnn_device *dev);
 

@@ -100,7 +100,7 @@ _sig("pnn_device_close", None, c_void_p)
 _sig("pnn_capi_device_info", c_int, c_void_p, _i64p, _f32p, c_char_p, c_char_p, c_size_t)
 _sig("pnn_capi_device_forward", c_int, c_void_p, c_int64, _f32p, _f32p, _f32p)
 _sig("pnn_capi_device_submit", c_int, c_void_p, c_int64, _f32p, _f32p, _f32p, POINTER(c_void_p))
-_sig("pnn_capi_device_wait", c_int, c_void_p, c_void_p, c_int)
+_sig("pnn_capi_device_wait", c_int, c_void_p, c_void_p, c_int, POINTER(c_int))
 _sig("pnn_capi_device_ready", c_int, c_void_p, c_void_p)
 _sig("pnn_capi_device_set_retry", c_int, c_void_p, c_int, c_double)
 _sig("pnn_capi_device_counters", None, c_void_p, POINTER(c_uint64), POINTER(c_double))
@@ -127,8 +127,8 @@ _sig("pnn_callback_device_register", c_int, c_char_p, POINTER(DeviceSpec))
 _sig("pnn_callback_twin_register", c_int, c_char_p, POINTER(TwinSpec))
 _sig("pnn_callback_unregister", c_int, c_char_p)
 
-if lib.pnn_capi_version() != 1:
-    raise ImportError(f"libpnn's C API is version {lib.pnn_capi_version()}, this package speaks version 1: "
+if lib.pnn_capi_version() != 2:
+    raise ImportError(f"libpnn's C API is version {lib.pnn_capi_version()}, this package speaks version 2: "
                       "reinstall the package from the same checkout as the library")
 
 
@@ -174,9 +174,25 @@ def as_f32(name, a, shape=None, allow_1d_row=False):
         want = "x".join("?" if s is None else str(s) for s in shape)
         if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
             raise ValueError(f"{name}: shape {tuple(a.shape)}, expected [{want}]")
-    if a.ndim >= 1 and a.shape[0] == 0:
+    if shape is not None and a.ndim >= 1 and a.shape[0] == 0:
         raise ValueError(f"{name}: no rows; give at least one")
-    return np.ascontiguousarray(a)
+    return np.require(a, requirements="C")  # keeps 0-d arrays 0-d
+
+
+_interrupts = []
+
+
+def interrupted(exc):
+    """A callback caught Ctrl-C (or SystemExit): pnn stops after the current step; pnn.train
+    raises it when the run returns."""
+    _interrupts.append(exc)
+    lib.pnn_capi_request_stop()
+
+
+def take_interrupt():
+    exc = _interrupts[0] if _interrupts else None
+    _interrupts.clear()
+    return exc
 
 
 def write_message(err, cap, text):

@@ -3,6 +3,7 @@ import ctypes
 import itertools
 import threading
 import traceback
+import weakref
 
 import numpy as np
 
@@ -22,12 +23,17 @@ class Device(_lib.Handle):
 
     `forward(x, theta)` runs one request through the device's queue (retries, timing, the NaN
     check) and returns y; `submit` returns a Request to wait for. Arrays are float32, C order.
+    Calls from several threads are serialised (one lock per device). close() waits for the
+    requests in flight and closes the twins made over it first.
     """
 
     _free = lib.pnn_device_close
 
     def __init__(self, uri):
         self._h = ctypes.c_void_p()
+        self._lock = threading.RLock()
+        self._inflight = set()  # Requests not yet waited for: they hold the arrays C writes into
+        self._twins = weakref.WeakSet()
         check(lib.pnn_capi_device_open(_lib.enc(uri), ctypes.byref(self._h)))
         dims = (ctypes.c_int64 * 4)()
         ranges = (ctypes.c_float * 4)()
@@ -53,22 +59,42 @@ class Device(_lib.Handle):
     def forward(self, x, theta):
         """y [rows, y_dim] at x [rows, x_dim] (or one row [x_dim]) and theta [theta_dim]."""
         x, theta, y = self._args(x, theta)
-        check(lib.pnn_capi_device_forward(self._handle(), x.shape[0], _lib.ptr(x), _lib.ptr(theta), _lib.ptr(y)))
+        with self._lock:
+            check(lib.pnn_capi_device_forward(self._handle(), x.shape[0], _lib.ptr(x), _lib.ptr(theta),
+                                              _lib.ptr(y)))
         return y
 
     __call__ = forward
 
     def submit(self, x, theta):
-        """Starts a request; returns a Request whose wait() gives y. Requests run in order."""
+        """Starts a request; returns a Request whose wait() gives y. Requests run in order, at
+        most 256 in flight. x and theta are copied when they are not float32 C-order already;
+        otherwise they must not change until the request is waited for."""
         x, theta, y = self._args(x, theta)
         req = ctypes.c_void_p()
-        check(lib.pnn_capi_device_submit(self._handle(), x.shape[0], _lib.ptr(x), _lib.ptr(theta), _lib.ptr(y),
-                                         ctypes.byref(req)))
-        return Request(self, req, (x, theta, y))
+        with self._lock:
+            check(lib.pnn_capi_device_submit(self._handle(), x.shape[0], _lib.ptr(x), _lib.ptr(theta), _lib.ptr(y),
+                                             ctypes.byref(req)))
+            r = Request(self, req, (x, theta, y))
+            self._inflight.add(r)
+        return r
+
+    def close(self):
+        """Waits for the requests in flight, closes the twins made over this device, closes it."""
+        with self._lock:
+            for r in list(self._inflight):
+                try:
+                    r.wait()
+                except Exception:
+                    pass
+            for t in list(self._twins):
+                t.close()
+            super().close()
 
     def set_retry(self, retries=3, backoff_ms=10.0):
         """How failed calls are retried: further attempts, and the first wait (doubling)."""
-        check(lib.pnn_capi_device_set_retry(self._handle(), int(retries), float(backoff_ms)))
+        with self._lock:
+            check(lib.pnn_capi_device_set_retry(self._handle(), int(retries), float(backoff_ms)))
 
     @property
     def counters(self):
@@ -96,23 +122,32 @@ class Request:
     """A request in flight (Device.submit): wait() returns y; done() says whether it would block."""
 
     def __init__(self, device, req, arrays):
-        self._device, self._req, self._arrays = device, req, arrays
+        self._device, self._req, self._arrays, self._status = device, req, arrays, 0
 
     def done(self):
-        return self._req is None or bool(lib.pnn_capi_device_ready(self._device._handle(), self._req))
+        with self._device._lock:
+            return self._req is None or bool(lib.pnn_capi_device_ready(self._device._handle(), self._req))
 
     def wait(self, timeout=None):
-        """y, once the request completed (raises its failure); TimeoutError when timeout (seconds)
-        passes first, leaving it in flight."""
-        if self._req is None:
+        """y, once the request completed (raises its failure, e.g. pnn.DeviceError after the
+        retries); TimeoutError when timeout (seconds) passes first, leaving it in flight."""
+        d = self._device
+        with d._lock:
+            if self._req is None:
+                if self._status:
+                    check(self._status)
+                return self._arrays[2]
+            ms = -1 if timeout is None else max(0, int(timeout * 1000))
+            pending = ctypes.c_int()
+            st = lib.pnn_capi_device_wait(d._handle(), self._req, ms, ctypes.byref(pending))
+            if pending.value:
+                if st == 11:  # a stop request (Ctrl-C) cut the wait short
+                    raise KeyboardInterrupt(f"stopped while waiting for {d.uri}; the request is still in flight")
+                raise TimeoutError(f"the request to {d.uri} is still running after {timeout} s")
+            self._req, self._status = None, st
+            d._inflight.discard(self)
+            check(st)
             return self._arrays[2]
-        ms = -1 if timeout is None else max(0, int(timeout * 1000))
-        st = lib.pnn_capi_device_wait(self._device._handle(), self._req, ms)
-        if st == 5 and ms >= 0 and not lib.pnn_capi_device_ready(self._device._handle(), self._req):
-            raise TimeoutError(f"the request to {self._device.uri} is still running after {timeout} s")
-        self._req = None
-        check(st)
-        return self._arrays[2]
 
 
 _names = itertools.count(1)
@@ -136,10 +171,11 @@ class Registered:
         return f"callback:{self.name}"
 
     def unregister(self):
-        if self.name in _registered:
+        with _lock:
+            if _registered.get(self.name) is not self:
+                return  # already unregistered (the name may belong to a newer registration now)
             check(lib.pnn_callback_unregister(self.name.encode()))
-            with _lock:
-                _registered.pop(self.name, None)
+            del _registered[self.name]
 
     def __enter__(self):
         return self
@@ -166,11 +202,14 @@ def register_device(fn, x_dim, y_dim, theta_dim, name=None, x_range=None, theta_
     controls (default the system's, or (-1, 1)); max_batch: rows per call (0: no limit)."""
     name = _check_name(name)
     x_dim, y_dim, theta_dim = int(x_dim), int(y_dim), int(theta_dim)
+    if len(system.encode()) > 31 or len(_lib.enc(system_uri)) > 1023:
+        raise ValueError(f"system ({len(system.encode())} bytes) or system_uri ({len(_lib.enc(system_uri))} bytes) is "
+                         "too long: at most 31 and 1023 bytes")
 
     def forward(user, rows, x, theta, y, err, cap):
         try:
             xv = np.ctypeslib.as_array(x, shape=(rows, x_dim))
-            tv = np.ctypeslib.as_array(theta, shape=(theta_dim,)) if theta_dim else np.empty(0, np.float32)
+            tv = np.ctypeslib.as_array(theta, shape=(theta_dim,))
             xv.flags.writeable = False
             tv.flags.writeable = False
             out = np.asarray(fn(xv, tv))
@@ -183,12 +222,16 @@ def register_device(fn, x_dim, y_dim, theta_dim, name=None, x_range=None, theta_
         except DeviceFault as e:
             _lib.write_message(err, cap, f"DeviceFault: {e}")
             return 1
+        except (KeyboardInterrupt, SystemExit) as e:
+            _lib.interrupted(e)
+            _lib.write_message(err, cap, f"stopped: {type(e).__name__}")
+            return 2
         except BaseException:
             _lib.write_message(err, cap, "the Python function raised:\n" + traceback.format_exc())
             return 1
 
     cb = _lib.DEVICE_FORWARD(forward)
-    spec = _lib.DeviceSpec(system=system.encode()[:31], system_uri=_lib.enc(system_uri)[:1023], x_dim=x_dim,
+    spec = _lib.DeviceSpec(system=system.encode(), system_uri=_lib.enc(system_uri), x_dim=x_dim,
                            y_dim=y_dim, theta_dim=theta_dim, max_batch=int(max_batch), forward=cb, user=None)
     spec.x_range[0], spec.x_range[1] = x_range or (0.0, 0.0)  # (0, 0): the default
     spec.theta_range[0], spec.theta_range[1] = theta_range or (0.0, 0.0)

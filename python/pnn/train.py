@@ -4,11 +4,13 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 
 from . import _lib
 from ._lib import check, lib
 
+_one_run = threading.Lock()
 FINAL_KEYS = ("test_acc_device", "test_acc_twin", "test_loss_device", "test_acc_device_batchmean", "test_loss_twin",
               "train_s")
 
@@ -106,8 +108,20 @@ def train(config, overrides=None, out=None, progress=True, resume=False):
     arr, keep = _lib.strings(sets)
     interrupted = ctypes.c_int()
     final = (ctypes.c_double * 6)()
-    st = lib.pnn_capi_train(_lib.enc(path) if path else None, text.encode() if text else None, arr, len(sets),
-                            _lib.enc(out), int(bool(resume)), cb, None, ctypes.byref(interrupted), final)
+    if not _one_run.acquire(blocking=False):
+        raise RuntimeError("pnn.train is already running in this process (its stop request is process-wide): "
+                           "run one at a time, or in separate processes")
+    try:
+        _lib.take_interrupt()
+        st = lib.pnn_capi_train(_lib.enc(path) if path else None, text.encode() if text else None, arr, len(sets),
+                                _lib.enc(out), int(bool(resume)), cb, None, ctypes.byref(interrupted), final)
+    finally:
+        _one_run.release()
+    stopped = _lib.take_interrupt()  # Ctrl-C caught inside a Python device or twin
+    if stopped is not None and not raised:
+        raised.append(stopped)
+        if st != 0:  # the step failed on it; the state before it is saved
+            interrupted.value, st = 1, 0
     if st != 0:
         err = _lib.error(st)
         if raised:

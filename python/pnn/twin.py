@@ -21,24 +21,28 @@ class Twin(_lib.Handle):
     _free = lib.pnn_twin_free
 
     def __init__(self, device, kind="analytic", noise=None):
-        self.device = device  # the twin reads the device's info: keep it alive
+        self.device = device  # the twin reads the device's info: keep it alive (Device.close closes it first)
         self._h = ctypes.c_void_p()
-        check(lib.pnn_capi_twin_create(device._handle(), _lib.enc(kind), -1.0 if noise is None else float(noise),
-                                       ctypes.byref(self._h)))
+        self._lock = device._lock
+        with self._lock:
+            check(lib.pnn_capi_twin_create(device._handle(), _lib.enc(kind), -1.0 if noise is None else float(noise),
+                                           ctypes.byref(self._h)))
+            device._twins.add(self)
         self.kind = kind
         self.x_dim, self.y_dim, self.theta_dim = device.x_dim, device.y_dim, device.theta_dim
 
     def _handle(self):
         if not self._h:
-            raise ValueError("the twin is closed")
+            raise ValueError("the twin is closed (closing its device closes it)")
         return self._h
 
     def forward(self, x, theta, slot=None):
         x = _lib.as_f32("x", x, (None, self.x_dim), allow_1d_row=True)
         theta = _lib.as_f32("theta", theta, (self.theta_dim,))
         y = np.empty((x.shape[0], self.y_dim), np.float32)
-        check(lib.pnn_capi_twin_forward(self._handle(), x.shape[0], _lib.ptr(x), _lib.ptr(theta), _lib.ptr(y),
-                                        -1 if slot is None else int(slot)))
+        with self._lock:
+            check(lib.pnn_capi_twin_forward(self._handle(), x.shape[0], _lib.ptr(x), _lib.ptr(theta), _lib.ptr(y),
+                                            -1 if slot is None else int(slot)))
         return y
 
     __call__ = forward
@@ -50,15 +54,17 @@ class Twin(_lib.Handle):
         theta = _lib.as_f32("theta", theta, (self.theta_dim,))
         dx = np.empty((dy.shape[0], self.x_dim), np.float32) if want_dx else None
         dtheta = np.empty(self.theta_dim, np.float32)
-        check(lib.pnn_capi_twin_vjp(self._handle(), dy.shape[0], _lib.ptr(theta), _lib.ptr(dy), _lib.ptr(dx),
-                                    _lib.ptr(dtheta), int(slot)))
+        with self._lock:
+            check(lib.pnn_capi_twin_vjp(self._handle(), dy.shape[0], _lib.ptr(theta), _lib.ptr(dy), _lib.ptr(dx),
+                                        _lib.ptr(dtheta), int(slot)))
         return dx, dtheta
 
     def init_theta(self, seed=1, name="layer"):
         """The controls' start that a network's layer called `name` gets with this seed."""
-        theta = np.empty(max(self.theta_dim, 1), np.float32)
-        check(lib.pnn_capi_twin_init_theta(self._handle(), int(seed), name.encode(), _lib.ptr(theta)))
-        return theta[:self.theta_dim]
+        theta = np.empty(self.theta_dim, np.float32)
+        with self._lock:
+            check(lib.pnn_capi_twin_init_theta(self._handle(), int(seed), str(name).encode(), _lib.ptr(theta)))
+        return theta
 
 
 def register_twin(forward, vjp, x_dim, y_dim, theta_dim, name=None):
@@ -73,7 +79,7 @@ def register_twin(forward, vjp, x_dim, y_dim, theta_dim, name=None):
     def c_forward(user, rows, x, theta, y, slot, err, cap):
         try:
             xv = np.ctypeslib.as_array(x, shape=(rows, x_dim))
-            tv = np.ctypeslib.as_array(theta, shape=(theta_dim,)) if theta_dim else np.empty(0, np.float32)
+            tv = np.ctypeslib.as_array(theta, shape=(theta_dim,))
             xv.flags.writeable = tv.flags.writeable = False
             out = np.asarray(forward(xv, tv, None if slot < 0 else slot), dtype=np.float32)
             if out.shape != (rows, y_dim):
@@ -81,13 +87,17 @@ def register_twin(forward, vjp, x_dim, y_dim, theta_dim, name=None):
                 return 2
             np.ctypeslib.as_array(y, shape=(rows, y_dim))[...] = out
             return 0
+        except (KeyboardInterrupt, SystemExit) as e:
+            _lib.interrupted(e)
+            _lib.write_message(err, cap, f"stopped: {type(e).__name__}")
+            return 2
         except BaseException:
             _lib.write_message(err, cap, "the Python twin raised:\n" + traceback.format_exc())
             return 2
 
     def c_vjp(user, rows, theta, dy, dx, dtheta, slot, err, cap):
         try:
-            tv = np.ctypeslib.as_array(theta, shape=(theta_dim,)) if theta_dim else np.empty(0, np.float32)
+            tv = np.ctypeslib.as_array(theta, shape=(theta_dim,))
             dyv = np.ctypeslib.as_array(dy, shape=(rows, y_dim))
             tv.flags.writeable = dyv.flags.writeable = False
             want_dx = bool(dx)
@@ -98,13 +108,16 @@ def register_twin(forward, vjp, x_dim, y_dim, theta_dim, name=None):
                     _lib.write_message(err, cap, f"vjp returned dx of shape {gx.shape}, expected ({rows}, {x_dim})")
                     return 2
                 np.ctypeslib.as_array(dx, shape=(rows, x_dim))[...] = gx
-            if theta_dim:
-                gt = np.asarray(gt, dtype=np.float32)
-                if gt.shape != (theta_dim,):
-                    _lib.write_message(err, cap, f"vjp returned dtheta of shape {gt.shape}, expected ({theta_dim},)")
-                    return 2
-                np.ctypeslib.as_array(dtheta, shape=(theta_dim,))[...] += gt
+            gt = np.asarray(gt, dtype=np.float32)
+            if gt.shape != (theta_dim,):
+                _lib.write_message(err, cap, f"vjp returned dtheta of shape {gt.shape}, expected ({theta_dim},)")
+                return 2
+            np.ctypeslib.as_array(dtheta, shape=(theta_dim,))[...] += gt
             return 0
+        except (KeyboardInterrupt, SystemExit) as e:
+            _lib.interrupted(e)
+            _lib.write_message(err, cap, f"stopped: {type(e).__name__}")
+            return 2
         except BaseException:
             _lib.write_message(err, cap, "the Python twin raised:\n" + traceback.format_exc())
             return 2

@@ -72,6 +72,32 @@ def test_record_and_replay_from_python(tmp_path):
             r.forward(x, theta)  # the recording has no fourth call
 
 
+def test_requests_live_until_waited_and_timeouts_are_told_apart():
+    import gc
+    slow = pnn.register_device(lambda x, t: (__import__("time").sleep(0.05), x)[1], x_dim=2, y_dim=2, theta_dim=1)
+    with pnn.Device(slow.uri) as d:
+        theta = np.zeros(1, np.float32)
+        d.submit(np.ones((3, 2), np.float32), theta)  # dropped at once: the device keeps it until done
+        gc.collect()
+        r = d.submit(np.full((1, 2), 2, np.float32), theta)
+        with pytest.raises(TimeoutError, match="still running"):
+            r.wait(timeout=0.001)
+        np.testing.assert_array_equal(r.wait(), [[2, 2]])
+    slow.unregister()
+    # a request that itself times out (a dropped reply) is a device error, not "still running"
+    with pnn.Device("sim:oscillator?n=4&drop_rate=1&timeout_ms=50") as d:
+        d.set_retry(0, 1)
+        r = d.submit(np.zeros((1, 4), np.float32), np.zeros(20, np.float32))
+        with pytest.raises(pnn.DeviceError, match="timed out|timeout|no reply|dropped"):
+            r.wait(timeout=5)
+    # closing a device closes the twins made over it
+    d = pnn.Device("sim:oscillator?n=4")
+    tw = pnn.Twin(d)
+    d.close()
+    with pytest.raises(ValueError, match="closed"):
+        tw.init_theta()
+
+
 def test_twin_vjp_matches_finite_differences():
     with pnn.Device("sim:oscillator?n=6&nt=5&seed=1") as d:
         tw = pnn.Twin(d, noise=0.0)
@@ -140,6 +166,13 @@ def test_python_device_runs_behind_the_queue():
                 reg.unregister()
     with pytest.raises(pnn.NotFoundError, match="no callback device called 'nobody'"):
         pnn.Device("callback:nobody")
+    # a stale registration's unregister leaves a newer one under the same name alone
+    a = pnn.register_device(driver, x_dim=4, y_dim=3, theta_dim=1, name="same")
+    a.unregister()
+    b = pnn.register_device(driver, x_dim=4, y_dim=3, theta_dim=1, name="same")
+    a.unregister()
+    pnn.Device(b.uri).close()
+    b.unregister()
 
 
 def test_python_device_that_raises_or_returns_nan_is_a_fault():
@@ -258,6 +291,33 @@ def test_the_example_runs(tmp_path):
     assert "calls of the Python instrument: test accuracy on it" in out, out
     assert float(out.split("accuracy on it ")[1].split(" %")[0]) > 80, out
     assert os.path.exists(tmp_path / "ex" / "checkpoint.safetensors")
+
+
+def test_ctrl_c_inside_a_python_twin_stops_the_run(tmp_path):
+    d_in, d_out = 3, 2
+    calls = {"n": 0}
+
+    def forward(x, theta, slot):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return x @ theta.reshape(d_in, d_out)
+
+    def vjp(dy, theta, slot, want_dx):
+        return (dy @ theta.reshape(d_in, d_out).T if want_dx else None), np.zeros(d_in * d_out, np.float32)
+
+    dev = pnn.register_device(lambda x, t: x @ t.reshape(d_in, d_out), x_dim=d_in, y_dim=d_out, theta_dim=6)
+    twin = pnn.register_twin(forward, vjp, x_dim=d_in, y_dim=d_out, theta_dim=6)
+    cfg = {"data": {"set": "vowels"},
+           "network": [{"kind": "linear", "name": "enc", "out": d_in},
+                       {"kind": "physical", "name": "p", "device": dev.uri, "twin": "callback:" + twin.name},
+                       {"kind": "linear", "name": "out", "out": 7}],
+           "epochs": 2, "batch": 16}
+    with pytest.raises(KeyboardInterrupt, match="resume=True"):
+        pnn.train(cfg, out=tmp_path / "run", progress=False)
+    assert os.path.exists(tmp_path / "run" / "checkpoint.safetensors")
+    twin.unregister()
+    dev.unregister()
 
 
 def test_torch_twin_trains_the_vowels_network(tmp_path):
