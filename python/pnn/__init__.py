@@ -7,9 +7,9 @@
     reg = pnn.register_device(my_driver, x_dim=16, y_dim=16, theta_dim=272)   # "callback:NAME"
     tw = pnn.TorchTwin(my_module, x_dim=16, y_dim=16, theta_dim=272)          # twin: callback:NAME
 """
-from ._lib import ConfigError, DeviceError, Error, FormatError, InvalidError, NotFoundError
+from ._lib import ConfigError, DeviceError, DeviceFault, Error, FormatError, InvalidError, NotFoundError
 from .checkpoint import checkpoint_metadata, load_checkpoint, save_checkpoint
-from .device import Device, DeviceFault, Registered, Request, register_device
+from .device import Device, Registered, Request, register_device
 from .train import evaluate, train
 from .twin import TorchTwin, Twin, register_twin
 

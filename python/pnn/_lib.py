@@ -49,6 +49,9 @@ _CLASSES = {"config": ConfigError, "invalid": InvalidError, "device": DeviceErro
             "format": FormatError, "not_found": NotFoundError}
 
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
 def _find_library():
     env = os.environ.get("PNN_LIBRARY")
     if env:
@@ -177,6 +180,62 @@ def as_f32(name, a, shape=None, allow_1d_row=False):
     if shape is not None and a.ndim >= 1 and a.shape[0] == 0:
         raise ValueError(f"{name}: no rows; give at least one")
     return np.require(a, requirements="C")  # keeps 0-d arrays 0-d
+
+
+class DeviceFault(Exception):
+    """Raise it from a registered device function for a glitch of the instrument: pnn retries the
+    call (bridge.retries). Any other exception is a fault too, reported with its traceback."""
+
+
+class ShapeError(Exception):
+    """A callback returned an array of the wrong shape (an error, not retried)."""
+
+
+def guarded(err, cap, what, fault, body):
+    """Runs a callback's body and returns its code for C: 0; for an exception, `fault` with the
+    traceback in err (DeviceFault: its message), 2 for a wrong shape, and for Ctrl-C a stop."""
+    import traceback
+    try:
+        body()
+        return 0
+    except (KeyboardInterrupt, SystemExit) as e:
+        interrupted(e)
+        write_message(err, cap, f"stopped: {type(e).__name__}")
+        return 2
+    except ShapeError as e:
+        write_message(err, cap, str(e))
+        return 2
+    except DeviceFault as e:
+        write_message(err, cap, f"DeviceFault: {e}")
+        return 1
+    except BaseException as e:
+        # what was raised first (pnn's messages have a bounded length), then the traceback from
+        # the user's own code on (pnn's wrapper frames left out)
+        tb = e.__traceback__
+        while tb is not None and os.path.dirname(tb.tb_frame.f_code.co_filename) == _HERE:
+            tb = tb.tb_next
+        write_message(err, cap, f"the Python {what} raised " + "".join(traceback.format_exception_only(type(e), e)) +
+                      "Traceback (most recent call last):\n" + "".join(traceback.format_tb(tb)))
+        return fault
+
+
+def put(ptr_, value, shape, what, add=False):
+    """Writes value (an array-like of `shape`) into C memory at ptr_, or adds it."""
+    a = np.asarray(value, dtype=np.float32)
+    if a.shape != shape:
+        raise ShapeError(f"{what} of shape {a.shape}, expected {shape}")
+    out = np.ctypeslib.as_array(ptr_, shape=shape)
+    if add:
+        out += a
+    else:
+        out[...] = a
+
+
+def view(ptr_, shape):
+    """A read-only NumPy view of C memory (valid during the callback)."""
+    a = np.ctypeslib.as_array(ptr_, shape=shape)
+    a.flags.writeable = False
+    return a
 
 
 _interrupts = []

@@ -2,18 +2,12 @@
 import ctypes
 import itertools
 import threading
-import traceback
 import weakref
 
 import numpy as np
 
 from . import _lib
 from ._lib import check, lib
-
-
-class DeviceFault(Exception):
-    """Raise it from a registered device function for a glitch of the instrument: pnn retries the
-    call (bridge.retries). Any other exception is a fault too, reported with its traceback."""
 
 
 class Device(_lib.Handle):
@@ -207,28 +201,9 @@ def register_device(fn, x_dim, y_dim, theta_dim, name=None, x_range=None, theta_
                          "too long: at most 31 and 1023 bytes")
 
     def forward(user, rows, x, theta, y, err, cap):
-        try:
-            xv = np.ctypeslib.as_array(x, shape=(rows, x_dim))
-            tv = np.ctypeslib.as_array(theta, shape=(theta_dim,))
-            xv.flags.writeable = False
-            tv.flags.writeable = False
-            out = np.asarray(fn(xv, tv))
-            if out.shape != (rows, y_dim):
-                _lib.write_message(err, cap, f"{getattr(fn, '__name__', 'fn')} returned shape {out.shape}, expected "
-                                             f"({rows}, {y_dim})")
-                return 2
-            np.ctypeslib.as_array(y, shape=(rows, y_dim))[...] = out
-            return 0
-        except DeviceFault as e:
-            _lib.write_message(err, cap, f"DeviceFault: {e}")
-            return 1
-        except (KeyboardInterrupt, SystemExit) as e:
-            _lib.interrupted(e)
-            _lib.write_message(err, cap, f"stopped: {type(e).__name__}")
-            return 2
-        except BaseException:
-            _lib.write_message(err, cap, "the Python function raised:\n" + traceback.format_exc())
-            return 1
+        return _lib.guarded(err, cap, "function", 1, lambda: _lib.put(
+            y, fn(_lib.view(x, (rows, x_dim)), _lib.view(theta, (theta_dim,))), (rows, y_dim),
+            f"{getattr(fn, '__name__', 'the function')} returned y"))
 
     cb = _lib.DEVICE_FORWARD(forward)
     spec = _lib.DeviceSpec(system=system.encode(), system_uri=_lib.enc(system_uri), x_dim=x_dim,

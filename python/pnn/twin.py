@@ -1,7 +1,6 @@
 """Twins: pnn's own (analytic, learned, residual) over a Device, and Python models (a PyTorch
 module) registered as twins."""
 import ctypes
-import traceback
 
 import numpy as np
 
@@ -77,50 +76,17 @@ def register_twin(forward, vjp, x_dim, y_dim, theta_dim, name=None):
     x_dim, y_dim, theta_dim = int(x_dim), int(y_dim), int(theta_dim)
 
     def c_forward(user, rows, x, theta, y, slot, err, cap):
-        try:
-            xv = np.ctypeslib.as_array(x, shape=(rows, x_dim))
-            tv = np.ctypeslib.as_array(theta, shape=(theta_dim,))
-            xv.flags.writeable = tv.flags.writeable = False
-            out = np.asarray(forward(xv, tv, None if slot < 0 else slot), dtype=np.float32)
-            if out.shape != (rows, y_dim):
-                _lib.write_message(err, cap, f"forward returned shape {out.shape}, expected ({rows}, {y_dim})")
-                return 2
-            np.ctypeslib.as_array(y, shape=(rows, y_dim))[...] = out
-            return 0
-        except (KeyboardInterrupt, SystemExit) as e:
-            _lib.interrupted(e)
-            _lib.write_message(err, cap, f"stopped: {type(e).__name__}")
-            return 2
-        except BaseException:
-            _lib.write_message(err, cap, "the Python twin raised:\n" + traceback.format_exc())
-            return 2
+        return _lib.guarded(err, cap, "twin", 2, lambda: _lib.put(
+            y, forward(_lib.view(x, (rows, x_dim)), _lib.view(theta, (theta_dim,)), None if slot < 0 else slot),
+            (rows, y_dim), "forward returned y"))
 
     def c_vjp(user, rows, theta, dy, dx, dtheta, slot, err, cap):
-        try:
-            tv = np.ctypeslib.as_array(theta, shape=(theta_dim,))
-            dyv = np.ctypeslib.as_array(dy, shape=(rows, y_dim))
-            tv.flags.writeable = dyv.flags.writeable = False
-            want_dx = bool(dx)
-            gx, gt = vjp(dyv, tv, slot, want_dx)
-            if want_dx:
-                gx = np.asarray(gx, dtype=np.float32)
-                if gx.shape != (rows, x_dim):
-                    _lib.write_message(err, cap, f"vjp returned dx of shape {gx.shape}, expected ({rows}, {x_dim})")
-                    return 2
-                np.ctypeslib.as_array(dx, shape=(rows, x_dim))[...] = gx
-            gt = np.asarray(gt, dtype=np.float32)
-            if gt.shape != (theta_dim,):
-                _lib.write_message(err, cap, f"vjp returned dtheta of shape {gt.shape}, expected ({theta_dim},)")
-                return 2
-            np.ctypeslib.as_array(dtheta, shape=(theta_dim,))[...] += gt
-            return 0
-        except (KeyboardInterrupt, SystemExit) as e:
-            _lib.interrupted(e)
-            _lib.write_message(err, cap, f"stopped: {type(e).__name__}")
-            return 2
-        except BaseException:
-            _lib.write_message(err, cap, "the Python twin raised:\n" + traceback.format_exc())
-            return 2
+        def body():
+            gx, gt = vjp(_lib.view(dy, (rows, y_dim)), _lib.view(theta, (theta_dim,)), slot, bool(dx))
+            if dx:
+                _lib.put(dx, gx, (rows, x_dim), "vjp returned dx")
+            _lib.put(dtheta, gt, (theta_dim,), "vjp returned dtheta", add=True)
+        return _lib.guarded(err, cap, "twin", 2, body)
 
     cf, cv = _lib.TWIN_FORWARD(c_forward), _lib.TWIN_VJP(c_vjp)
     spec = _lib.TwinSpec(x_dim=x_dim, y_dim=y_dim, theta_dim=theta_dim, forward=cf, vjp=cv, user=None)
