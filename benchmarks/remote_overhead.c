@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "pnn/floor.h"
 #include "pnn/clock.h"
 #include "pnn/pnn.h"
 #include "pnn/remote.h"
@@ -177,18 +178,10 @@ static pid_t start_python(const char *bind, char *ep, size_t ep_size) {
 }
 
 static void machine(char *cpu, size_t size, char *commit, size_t csize) {
-    snprintf(cpu, size, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
+    pnn_floor_cpu_model(cpu, size);
     char line[512];
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
-            snprintf(cpu, size, "%s", strchr(line, ':') + 2);
-            cpu[strcspn(cpu, "\n")] = '\0';
-            break;
-        }
-    if (f) fclose(f);
     snprintf(commit, csize, "unknown");
-    f = popen("git rev-parse --short HEAD 2>/dev/null && git status --porcelain 2>/dev/null | head -1", "r");
+    FILE *f = popen("git rev-parse --short HEAD 2>/dev/null && git status --porcelain 2>/dev/null | head -1", "r");
     if (f && fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = '\0';
         snprintf(commit, csize, "%.40s", line);

@@ -1,4 +1,7 @@
 /* The machine's ceilings, measured through the backend that the twins use (pnn/floor.h). */
+#include <stdio.h>
+#include <string.h>
+
 #include "pnn/floor.h"
 
 #include "pnn/clock.h"
@@ -52,4 +55,17 @@ double pnn_floor_stream_gbs(const pnn_backend *be, int64_t floats, double min_s)
     if (x) bi->release(be->ctx, x);
     if (y) bi->release(be->ctx, y);
     return best;
+}
+
+void pnn_floor_cpu_model(char *buf, size_t cap) {
+    snprintf(buf, cap, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            snprintf(buf, cap, "%s", strchr(line, ':') + 2);
+            buf[strcspn(buf, "\n")] = 0;
+            break;
+        }
+    if (f) fclose(f);
 }

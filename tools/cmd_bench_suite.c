@@ -87,19 +87,6 @@ typedef struct {
 
 /* ---- the machine ---- */
 
-static void read_cpu_model(char *buf, size_t cap) {
-    snprintf(buf, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
-            snprintf(buf, cap, "%s", strchr(line, ':') + 2);
-            buf[strcspn(buf, "\n")] = 0;
-            break;
-        }
-    if (f) fclose(f);
-}
-
 /* Bytes the kernel says could be allocated without swapping (MemAvailable), or 0. */
 static double mem_available(void) {
     FILE *f = fopen("/proc/meminfo", "r");
@@ -122,7 +109,7 @@ static void run_text(const char *cmd, char *buf, size_t cap) {
 
 static json_t *machine(const suite *s) {
     char cpu[256], commit[128], cmd[PNN_PATH_MAX + 64];
-    read_cpu_model(cpu, sizeof cpu);
+    pnn_floor_cpu_model(cpu, sizeof cpu);
     snprintf(cmd, sizeof cmd, "git -C '%s' describe --always --dirty 2>/dev/null", s->source);
     run_text(cmd, commit, sizeof commit);
     const char *(*blas_config)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "openblas_get_config");

@@ -4,6 +4,8 @@
 #ifndef PNN_FLOOR_H
 #define PNN_FLOOR_H
 
+#include <stddef.h>
+
 #include "pnn/backend.h"
 
 #ifdef __cplusplus
@@ -16,6 +18,8 @@ double pnn_floor_gemm_gflops(const pnn_backend *be, int64_t m, int64_t n, int64_
 /* Best GB/s of y = a x + b y over two arrays of `floats` each (counted as 3 streams: read x and y,
  * write y). 0 when the backend could not allocate. */
 double pnn_floor_stream_gbs(const pnn_backend *be, int64_t floats, double min_s);
+/* The CPU's model name from /proc/cpuinfo ("unknown" where there is none), for reports. */
+void pnn_floor_cpu_model(char *buf, size_t cap);
 
 #ifdef __cplusplus
 }
