@@ -99,3 +99,11 @@ pnn_status pnn_mkdir_p(const char *dir) {
         return PNN_ERROR(PNN_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
     return PNN_OK;
 }
+
+pnn_status pnn_path_dirname(const char *path, char *buf, size_t size) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return pnn_path_format(buf, size, ".");
+    if (slash == path) return pnn_path_format(buf, size, "/");
+    if ((size_t)(slash - path) >= size) return pnn_path_format(buf, size, "%s", path); /* fails, naming it */
+    return pnn_path_format(buf, size, "%.*s", (int)(slash - path), path);
+}

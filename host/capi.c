@@ -193,13 +193,8 @@ pnn_status pnn_capi_train(const char *config_path, const char *config_text, cons
     pnn_cfg *cfg = NULL;
     char dir[PNN_PATH_MAX + 1] = ".";
     if (config_path) {
+        PNN_TRY(pnn_path_dirname(config_path, dir, sizeof dir));
         PNN_TRY(pnn_cfg_load(config_path, &cfg));
-        const char *slash = strrchr(config_path, '/');
-        if (slash && pnn_path_format(dir, sizeof dir, "%.*s", slash == config_path ? 1 : (int)(slash - config_path),
-                                     config_path) != PNN_OK) {
-            pnn_cfg_free(cfg);
-            return pnn_error_prefix(PNN_ERR_INVALID, "train: ");
-        }
     } else {
         PNN_TRY(pnn_cfg_parse(config_text, strlen(config_text), "config", &cfg));
     }

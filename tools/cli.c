@@ -56,14 +56,6 @@ pnn_status cli_load_config(const char *path, char **sets, int n_sets, pnn_cfg **
     return PNN_OK;
 }
 
-pnn_status cli_dirname(const char *path, char *buf, size_t size) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) return pnn_path_format(buf, size, ".");
-    if (slash == path) return pnn_path_format(buf, size, "/");
-    if ((size_t)(slash - path) >= size) return pnn_path_format(buf, size, "%s", path); /* fails, naming it */
-    return pnn_path_format(buf, size, "%.*s", (int)(slash - path), path);
-}
-
 static void format_eta(double s, char *buf, size_t size) {
     if (s < 0 || s > 1e7) snprintf(buf, size, "--");
     else if (s >= 3600) snprintf(buf, size, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);

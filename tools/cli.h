@@ -15,8 +15,6 @@ int cli_fail(const char *cmd, pnn_status st);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Loads a config file and applies the --set assignments in order. */
 pnn_status cli_load_config(const char *path, char **sets, int n_sets, pnn_cfg **cfg);
-/* The directory part of path ("." when none), into buf; PNN_ERR_INVALID when it does not fit. */
-pnn_status cli_dirname(const char *path, char *buf, size_t size);
 /* Progress on stderr: a bar with rate and ETA on a terminal, plain lines otherwise. */
 void cli_progress(void *user, const pnn_progress *p);
 /* Prints the final machine-readable line of a run. */

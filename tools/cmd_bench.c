@@ -58,7 +58,7 @@ int cmd_bench(int argc, char **argv) {
     }
     char config_dir[PNN_PATH_MAX + 1];
     pnn_cfg *cfg = NULL;
-    pnn_status st = cli_dirname(config, config_dir, sizeof config_dir);
+    pnn_status st = pnn_path_dirname(config, config_dir, sizeof config_dir);
     if (st == PNN_OK) st = cli_load_config(config, sets, n_sets, &cfg);
     free(sets);
     if (st != PNN_OK) return cli_fail("bench", st);

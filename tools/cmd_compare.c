@@ -343,7 +343,7 @@ int cmd_compare(int argc, char **argv) {
         }
     }
     char dir[PNN_PATH_MAX + 1], config_dir[PNN_PATH_MAX + 1];
-    pnn_status st = cli_dirname(config, config_dir, sizeof config_dir);
+    pnn_status st = pnn_path_dirname(config, config_dir, sizeof config_dir);
     if (st == PNN_OK && out) st = pnn_path_format(dir, sizeof dir, "%s", out);
     else if (st == PNN_OK) {
         const char *base = strrchr(config, '/') ? strrchr(config, '/') + 1 : config;

@@ -166,7 +166,7 @@ int cmd_train(int argc, char **argv) {
         return cli_fail("train", st);
     }
     pnn_cfg *cfg = NULL;
-    st = cli_dirname(config_path, config_dir, sizeof config_dir);
+    st = pnn_path_dirname(config_path, config_dir, sizeof config_dir);
     if (st == PNN_OK) st = cli_load_config(config_path, sets, n_sets, &cfg);
     free(sets);
     if (st != PNN_OK) return cli_fail("train", st);

@@ -268,7 +268,7 @@ int cmd_twin(int argc, char **argv) {
         pnn_cfg *cfg;
         char dir[PNN_PATH_MAX + 1];
         st = cli_load_config(config, sets, n_sets, &cfg);
-        if (st == PNN_OK && (st = cli_dirname(config, dir, sizeof dir)) != PNN_OK) pnn_cfg_free(cfg);
+        if (st == PNN_OK && (st = pnn_path_dirname(config, dir, sizeof dir)) != PNN_OK) pnn_cfg_free(cfg);
         if (st == PNN_OK) st = pnn_trainer_create(cfg, dir, &tr);
         if (st == PNN_OK && checkpoint) st = pnn_trainer_load_checkpoint(tr, checkpoint, 0);
         int k = -1;

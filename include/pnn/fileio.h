@@ -25,6 +25,8 @@ pnn_status pnn_open_regular(const char *path, int flags, mode_t mode, const char
 /* snprintf into buf[cap] that fails (PNN_ERR_INVALID, naming the start of the path and both
  * lengths) instead of truncating; buf is then "". */
 pnn_status pnn_path_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The directory part of path ("." when none), into buf; PNN_ERR_INVALID when it does not fit. */
+pnn_status pnn_path_dirname(const char *path, char *buf, size_t size);
 
 /* mkdir -p: dir and every missing parent (PNN_ERR_IO naming the one that could not be made). */
 pnn_status pnn_mkdir_p(const char *dir);
